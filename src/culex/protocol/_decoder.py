@@ -1,0 +1,104 @@
+"""Incremental decoder: feed bytes as they arrive, take complete packets out.
+
+It reads the fixed header first and refuses a packet whose announced size is above the limit
+before buffering any of its body, so a peer cannot make the broker hold more than
+``max_packet_size`` bytes for one packet.
+"""
+
+from __future__ import annotations
+
+from ._errors import MQTTError, malformed
+from ._packets import MQTT_5, PACKET_CLASSES, REQUIRED_FLAGS, Connect, Packet, Publish
+from ._properties import PacketType
+from ._reason_codes import ReasonCode
+
+# The protocol's own ceiling: one byte of header, four of Remaining Length, 268,435,455 of body.
+# MQTT 5 counts the whole packet against Maximum Packet Size (3.1.2.11.4); 3.x has no such
+# property, and the same figure bounds it.
+MAX_PACKET_SIZE = 268_435_455 + 5
+_COMPACT_AT = 1 << 16  # drop consumed bytes from the buffer once this many have piled up
+
+
+class Decoder:
+    """Bytes in, packets out. ``version`` is 0 until a CONNECT has been decoded."""
+
+    __slots__ = ("_buf", "_pos", "max_packet_size", "version")
+
+    def __init__(self, max_packet_size: int = MAX_PACKET_SIZE, version: int = 0) -> None:
+        self.max_packet_size = max_packet_size
+        self.version = version
+        self._buf = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf) - self._pos
+
+    def next_packet(self) -> Packet | None:
+        """The next complete packet, or ``None`` if more bytes are needed.
+
+        Raises MQTTError for a malformed packet, a protocol violation in the packet's own
+        format, or a packet above ``max_packet_size``.
+        """
+        buf = self._buf
+        start = self._pos
+        avail = len(buf) - start
+        if avail < 2:
+            return self._need_more()
+        # Remaining Length: one to four bytes of seven bits (MQTT 1.5.5).
+        length = 0
+        shift = 0
+        i = start + 1
+        while True:
+            if i >= len(buf):
+                return self._need_more()
+            byte = buf[i]
+            length |= (byte & 0x7F) << shift
+            i += 1
+            if not byte & 0x80:
+                break
+            shift += 7
+            if shift > 21:
+                raise malformed("remaining length longer than four bytes")
+        total = i - start + length
+        if total > self.max_packet_size:
+            raise MQTTError(ReasonCode.PACKET_TOO_LARGE,
+                            f"packet of {total} bytes exceeds the maximum of "
+                            f"{self.max_packet_size}")
+        end = i + length
+        if end > len(buf):
+            return self._need_more()
+        first = buf[start]
+        self._pos = end
+        body = bytes(buf[i:end])
+        if end == len(buf):
+            buf.clear()
+            self._pos = 0
+        return self._decode(first, body)
+
+    def _need_more(self) -> None:
+        if self._pos >= _COMPACT_AT:
+            del self._buf[: self._pos]
+            self._pos = 0
+        return None
+
+    def _decode(self, first: int, body: bytes) -> Packet:
+        kind = first >> 4
+        flags = first & 0x0F
+        if kind == PacketType.PUBLISH:  # the hot path first
+            return Publish.decode(flags, body, self.version)
+        cls = PACKET_CLASSES.get(kind)
+        if cls is None or (kind == PacketType.AUTH and self.version != MQTT_5):
+            raise malformed(f"reserved packet type {kind}")
+        if flags != REQUIRED_FLAGS[kind]:
+            raise malformed(f"wrong fixed-header flags 0x{flags:X} "
+                            f"for {PacketType(kind).name}")  # MQTT-2.1.3-1
+        if kind == PacketType.CONNECT:
+            packet = Connect.decode(flags, body, self.version)
+            if not self.version:
+                self.version = packet.protocol_version
+            return packet
+        return cls.decode(flags, body, self.version)

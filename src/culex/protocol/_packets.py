@@ -1,0 +1,544 @@
+"""One small typed class per MQTT control packet, for MQTT 3.1 (level 3), 3.1.1 (4) and 5.0 (5).
+
+Each class knows its wire form: ``encode(version)`` gives the whole packet, ``decode(flags, body,
+version)`` reads a complete body (the fixed header was read by the decoder). Fields absent from
+older versions (properties, reason codes) are simply not put on the wire for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ._codec import (
+    decode_binary,
+    decode_byte,
+    decode_uint16,
+    decode_utf8,
+    encode_binary,
+    encode_uint16,
+    encode_utf8,
+    encode_varint,
+)
+from ._errors import MQTTError, malformed, protocol_error
+from ._properties import NO_PROPERTIES, WILL, PacketType, Properties, decode_properties
+from ._reason_codes import ReasonCode
+
+MQTT_3_1 = 3
+MQTT_3_1_1 = 4
+MQTT_5 = 5
+PROTOCOL_NAMES = {MQTT_3_1: "MQIsdp", MQTT_3_1_1: "MQTT", MQTT_5: "MQTT"}
+
+
+class UnsupportedProtocolVersion(MQTTError):
+    """A CONNECT with a known protocol name but a level we do not speak (MQTT-3.1.2-2)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,
+                         f"unsupported protocol level {level}")
+        self.level = level
+
+
+def _frame(first_byte: int, body: bytes | bytearray) -> bytes:
+    out = bytearray((first_byte,))
+    encode_varint(len(body), out)
+    out += body
+    return bytes(out)
+
+
+def _check_end(pos: int, end: int) -> None:
+    if pos != end:
+        raise malformed(f"{end - pos} unexpected bytes at the end of the packet")
+
+
+def _packet_id(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    packet_id, pos = decode_uint16(data, pos, end)
+    if packet_id == 0:
+        raise protocol_error("packet identifier 0")  # MQTT-2.2.1-3
+    return packet_id, pos
+
+
+class Packet:
+    """Base of all packet classes."""
+
+    __slots__ = ()
+    TYPE: ClassVar[PacketType]
+
+    def encode(self, version: int) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> Packet:
+        raise NotImplementedError
+
+
+@dataclass(slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(slots=True)
+class Connect(Packet):
+    TYPE: ClassVar[PacketType] = PacketType.CONNECT
+    client_id: str
+    protocol_version: int = MQTT_3_1_1
+    clean_start: bool = True
+    keep_alive: int = 60
+    will: Will | None = None
+    username: str | None = None
+    password: bytes | None = None
+    properties: Properties = NO_PROPERTIES
+
+    def encode(self, version: int | None = None) -> bytes:
+        version = self.protocol_version if version is None else version
+        body = bytearray()
+        encode_utf8(PROTOCOL_NAMES[version], body)
+        body.append(version)
+        flags = 0
+        if self.clean_start:
+            flags |= 0x02
+        if self.will is not None:
+            flags |= 0x04 | (self.will.qos << 3) | (0x20 if self.will.retain else 0)
+        if self.password is not None:
+            flags |= 0x40
+        if self.username is not None:
+            flags |= 0x80
+        body.append(flags)
+        encode_uint16(self.keep_alive, body)
+        if version == MQTT_5:
+            body += self.properties.encode()
+        encode_utf8(self.client_id, body)
+        if self.will is not None:
+            if version == MQTT_5:
+                body += self.will.properties.encode()
+            encode_utf8(self.will.topic, body)
+            encode_binary(self.will.payload, body)
+        if self.username is not None:
+            encode_utf8(self.username, body)
+        if self.password is not None:
+            encode_binary(self.password, body)
+        return _frame(0x10, body)
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> Connect:
+        end = len(data)
+        name, pos = decode_utf8(data, 0, end)
+        level, pos = decode_byte(data, pos, end)
+        if name not in ("MQTT", "MQIsdp"):
+            # MQTT-3.1.2-1: not an MQTT client, so no CONNACK it could read either.
+            raise protocol_error(f"unknown protocol name {name!r}")
+        if PROTOCOL_NAMES.get(level) != name:
+            raise UnsupportedProtocolVersion(level)
+        flag_byte, pos = decode_byte(data, pos, end)
+        if flag_byte & 0x01:
+            raise malformed("reserved CONNECT flag is set")  # MQTT-3.1.2-3
+        will_flag = bool(flag_byte & 0x04)
+        will_qos = (flag_byte >> 3) & 0x03
+        will_retain = bool(flag_byte & 0x20)
+        has_password = bool(flag_byte & 0x40)
+        has_username = bool(flag_byte & 0x80)
+        if will_qos == 3:
+            raise malformed("will QoS 3")  # MQTT-3.1.2-14 (3.1.1)
+        if not will_flag and (will_qos or will_retain):
+            raise malformed("will QoS or retain set without a will")  # MQTT-3.1.2-11, -13
+        if has_password and not has_username and level != MQTT_5:
+            raise malformed("password without user name")  # MQTT-3.1.2-22 (3.1.1)
+        keep_alive, pos = decode_uint16(data, pos, end)
+        properties = NO_PROPERTIES
+        if level == MQTT_5:
+            properties, pos = decode_properties(data, pos, end, PacketType.CONNECT)
+        client_id, pos = decode_utf8(data, pos, end)  # MQTT-3.1.3-3, -4
+        will = None
+        if will_flag:
+            will_props = NO_PROPERTIES
+            if level == MQTT_5:
+                will_props, pos = decode_properties(data, pos, end, WILL)
+            will_topic, pos = decode_utf8(data, pos, end)
+            will_payload, pos = decode_binary(data, pos, end)
+            will = Will(will_topic, will_payload, will_qos, will_retain, will_props)
+        username = password = None
+        if has_username:
+            username, pos = decode_utf8(data, pos, end)
+        if has_password:
+            password, pos = decode_binary(data, pos, end)
+        _check_end(pos, end)
+        return cls(client_id, level, bool(flag_byte & 0x02), keep_alive, will, username,
+                   password, properties)
+
+
+@dataclass(slots=True)
+class ConnAck(Packet):
+    TYPE: ClassVar[PacketType] = PacketType.CONNACK
+    session_present: bool = False
+    reason_code: int = 0  # a v3 return code (0-5) or a v5 reason code
+    properties: Properties = NO_PROPERTIES
+
+    def encode(self, version: int) -> bytes:
+        body = bytearray((1 if self.session_present else 0, self.reason_code))
+        if version == MQTT_5:
+            body += self.properties.encode()
+        return _frame(0x20, body)
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> ConnAck:
+        end = len(data)
+        ack_flags, pos = decode_byte(data, 0, end)
+        if ack_flags & 0xFE:
+            raise malformed("reserved CONNACK flags set")  # MQTT-3.2.2-1
+        code, pos = decode_byte(data, pos, end)
+        properties = NO_PROPERTIES
+        if version == MQTT_5 and pos < end:
+            properties, pos = decode_properties(data, pos, end, PacketType.CONNACK)
+        _check_end(pos, end)
+        return cls(bool(ack_flags), code, properties)
+
+
+def encode_publish_header(topic: bytes, qos: int, retain: bool, dup: bool, packet_id: int,
+                          properties: bytes | None, payload_size: int) -> bytes:
+    """Everything of a PUBLISH but its payload, so that the payload is never copied.
+
+    ``topic`` is the encoded UTF-8 topic; ``properties`` the encoded property block for v5,
+    ``None`` for v3.
+    """
+    first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    size = 2 + len(topic) + (2 if qos else 0) + payload_size
+    if properties is not None:
+        size += len(properties)
+    out = bytearray((first,))
+    encode_varint(size, out)
+    out += len(topic).to_bytes(2, "big")
+    out += topic
+    if qos:
+        out += packet_id.to_bytes(2, "big")
+    if properties is not None:
+        out += properties
+    return bytes(out)
+
+
+@dataclass(slots=True)
+class Publish(Packet):
+    TYPE: ClassVar[PacketType] = PacketType.PUBLISH
+    topic: str
+    payload: bytes = b""
+    qos: int = 0
+    retain: bool = False
+    dup: bool = False
+    packet_id: int = 0
+    properties: Properties = NO_PROPERTIES
+
+    def encode(self, version: int) -> bytes:
+        props = self.properties.encode() if version == MQTT_5 else None
+        header = encode_publish_header(self.topic.encode(), self.qos, self.retain, self.dup,
+                                       self.packet_id, props, len(self.payload))
+        return header + self.payload
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> Publish:
+        qos = (flags >> 1) & 0x03
+        if qos == 3:
+            raise malformed("PUBLISH with QoS 3")  # MQTT-3.3.1-4
+        dup = bool(flags & 0x08)
+        if dup and qos == 0:
+            raise malformed("DUP set on a QoS 0 PUBLISH")  # MQTT-3.3.1-2
+        end = len(data)
+        topic, pos = decode_utf8(data, 0, end)  # MQTT-3.3.2-1
+        if "+" in topic or "#" in topic:
+            raise MQTTError(ReasonCode.TOPIC_NAME_INVALID,
+                            "wildcard in a topic name")  # MQTT-3.3.2-2
+        packet_id = 0
+        if qos:
+            packet_id, pos = _packet_id(data, pos, end)
+        properties = NO_PROPERTIES
+        if version == MQTT_5:
+            properties, pos = decode_properties(data, pos, end, PacketType.PUBLISH)
+        return cls(topic, data[pos:], qos, bool(flags & 0x01), dup, packet_id, properties)
+
+
+@dataclass(slots=True)
+class _Ack(Packet):
+    """PUBACK, PUBREC, PUBREL and PUBCOMP share one layout (MQTT 5.0 3.4-3.7)."""
+
+    FIRST_BYTE: ClassVar[int]
+    packet_id: int
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
+
+    def encode(self, version: int) -> bytes:
+        pid = self.packet_id.to_bytes(2, "big")
+        if version != MQTT_5 or (self.reason_code == 0 and self.properties is NO_PROPERTIES):
+            return bytes((self.FIRST_BYTE, 2)) + pid
+        props = self.properties.encode()
+        if props == b"\x00":
+            return bytes((self.FIRST_BYTE, 3)) + pid + bytes((self.reason_code,))
+        return _frame(self.FIRST_BYTE, pid + bytes((self.reason_code,)) + props)
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> _Ack:
+        end = len(data)
+        packet_id, pos = _packet_id(data, 0, end)
+        reason = 0
+        properties = NO_PROPERTIES
+        if version == MQTT_5:
+            if pos < end:
+                reason, pos = decode_byte(data, pos, end)
+            if pos < end:
+                properties, pos = decode_properties(data, pos, end, cls.TYPE)
+        _check_end(pos, end)
+        return cls(packet_id, reason, properties)
+
+
+@dataclass(slots=True)
+class PubAck(_Ack):
+    TYPE: ClassVar[PacketType] = PacketType.PUBACK
+    FIRST_BYTE: ClassVar[int] = 0x40
+
+
+@dataclass(slots=True)
+class PubRec(_Ack):
+    TYPE: ClassVar[PacketType] = PacketType.PUBREC
+    FIRST_BYTE: ClassVar[int] = 0x50
+
+
+@dataclass(slots=True)
+class PubRel(_Ack):
+    TYPE: ClassVar[PacketType] = PacketType.PUBREL
+    FIRST_BYTE: ClassVar[int] = 0x62  # MQTT-3.6.1-1: flags 0010
+
+
+@dataclass(slots=True)
+class PubComp(_Ack):
+    TYPE: ClassVar[PacketType] = PacketType.PUBCOMP
+    FIRST_BYTE: ClassVar[int] = 0x70
+
+
+@dataclass(slots=True, frozen=True)
+class SubscriptionRequest:
+    """One topic filter of a SUBSCRIBE with its options (MQTT 5.0 3.8.3.1)."""
+
+    topic_filter: str
+    qos: int = 0
+    no_local: bool = False
+    retain_as_published: bool = False
+    retain_handling: int = 0
+
+    def options_byte(self) -> int:
+        return (self.qos | (0x04 if self.no_local else 0)
+                | (0x08 if self.retain_as_published else 0) | (self.retain_handling << 4))
+
+
+@dataclass(slots=True)
+class Subscribe(Packet):
+    TYPE: ClassVar[PacketType] = PacketType.SUBSCRIBE
+    packet_id: int
+    subscriptions: list[SubscriptionRequest]
+    properties: Properties = NO_PROPERTIES
+
+    def encode(self, version: int) -> bytes:
+        body = bytearray(self.packet_id.to_bytes(2, "big"))
+        if version == MQTT_5:
+            body += self.properties.encode()
+        for sub in self.subscriptions:
+            encode_utf8(sub.topic_filter, body)
+            body.append(sub.options_byte() if version == MQTT_5 else sub.qos)
+        return _frame(0x82, body)
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> Subscribe:
+        end = len(data)
+        packet_id, pos = _packet_id(data, 0, end)
+        properties = NO_PROPERTIES
+        if version == MQTT_5:
+            properties, pos = decode_properties(data, pos, end, PacketType.SUBSCRIBE)
+        subs: list[SubscriptionRequest] = []
+        while pos < end:
+            topic_filter, pos = decode_utf8(data, pos, end)
+            options, pos = decode_byte(data, pos, end)
+            qos = options & 0x03
+            if qos == 3:
+                raise malformed("subscription with QoS 3")
+            if version == MQTT_5:
+                if options & 0xC0:
+                    raise malformed("reserved subscription option bits set")  # MQTT-3.8.3-5
+                retain_handling = (options >> 4) & 0x03
+                if retain_handling == 3:
+                    raise protocol_error("retain handling 3")
+                subs.append(SubscriptionRequest(topic_filter, qos, bool(options & 0x04),
+                                                bool(options & 0x08), retain_handling))
+            else:
+                if options & 0xFC:
+                    raise malformed("reserved subscription option bits set")  # MQTT-3-8.3-4
+                subs.append(SubscriptionRequest(topic_filter, qos))
+        if not subs:
+            raise protocol_error("SUBSCRIBE without a topic filter")  # MQTT-3.8.3-3
+        return cls(packet_id, subs, properties)
+
+
+@dataclass(slots=True)
+class SubAck(Packet):
+    TYPE: ClassVar[PacketType] = PacketType.SUBACK
+    packet_id: int
+    reason_codes: list[int]
+    properties: Properties = NO_PROPERTIES
+
+    def encode(self, version: int) -> bytes:
+        body = bytearray(self.packet_id.to_bytes(2, "big"))
+        if version == MQTT_5:
+            body += self.properties.encode()
+        body += bytes(self.reason_codes)
+        return _frame(0x90, body)
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> SubAck:
+        end = len(data)
+        packet_id, pos = _packet_id(data, 0, end)
+        properties = NO_PROPERTIES
+        if version == MQTT_5:
+            properties, pos = decode_properties(data, pos, end, PacketType.SUBACK)
+        return cls(packet_id, list(data[pos:]), properties)
+
+
+@dataclass(slots=True)
+class Unsubscribe(Packet):
+    TYPE: ClassVar[PacketType] = PacketType.UNSUBSCRIBE
+    packet_id: int
+    topic_filters: list[str]
+    properties: Properties = NO_PROPERTIES
+
+    def encode(self, version: int) -> bytes:
+        body = bytearray(self.packet_id.to_bytes(2, "big"))
+        if version == MQTT_5:
+            body += self.properties.encode()
+        for topic_filter in self.topic_filters:
+            encode_utf8(topic_filter, body)
+        return _frame(0xA2, body)
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> Unsubscribe:
+        end = len(data)
+        packet_id, pos = _packet_id(data, 0, end)
+        properties = NO_PROPERTIES
+        if version == MQTT_5:
+            properties, pos = decode_properties(data, pos, end, PacketType.UNSUBSCRIBE)
+        filters: list[str] = []
+        while pos < end:
+            topic_filter, pos = decode_utf8(data, pos, end)
+            filters.append(topic_filter)
+        if not filters:
+            raise protocol_error("UNSUBSCRIBE without a topic filter")  # MQTT-3.10.3-2
+        return cls(packet_id, filters, properties)
+
+
+@dataclass(slots=True)
+class UnsubAck(Packet):
+    TYPE: ClassVar[PacketType] = PacketType.UNSUBACK
+    packet_id: int
+    reason_codes: list[int] = field(default_factory=list)  # MQTT 5 only
+    properties: Properties = NO_PROPERTIES
+
+    def encode(self, version: int) -> bytes:
+        body = bytearray(self.packet_id.to_bytes(2, "big"))
+        if version == MQTT_5:
+            body += self.properties.encode()
+            body += bytes(self.reason_codes)
+        return _frame(0xB0, body)
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> UnsubAck:
+        end = len(data)
+        packet_id, pos = _packet_id(data, 0, end)
+        if version != MQTT_5:
+            _check_end(pos, end)
+            return cls(packet_id)
+        properties, pos = decode_properties(data, pos, end, PacketType.UNSUBACK)
+        return cls(packet_id, list(data[pos:]), properties)
+
+
+@dataclass(slots=True)
+class PingReq(Packet):
+    TYPE: ClassVar[PacketType] = PacketType.PINGREQ
+
+    def encode(self, version: int) -> bytes:
+        return b"\xc0\x00"
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> PingReq:
+        _check_end(0, len(data))
+        return cls()
+
+
+@dataclass(slots=True)
+class PingResp(Packet):
+    TYPE: ClassVar[PacketType] = PacketType.PINGRESP
+
+    def encode(self, version: int) -> bytes:
+        return b"\xd0\x00"
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> PingResp:
+        _check_end(0, len(data))
+        return cls()
+
+
+@dataclass(slots=True)
+class Disconnect(Packet):
+    TYPE: ClassVar[PacketType] = PacketType.DISCONNECT
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
+
+    def encode(self, version: int) -> bytes:
+        if version != MQTT_5 or (self.reason_code == 0 and self.properties is NO_PROPERTIES):
+            return b"\xe0\x00"
+        return _frame(0xE0, bytes((self.reason_code,)) + self.properties.encode())
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> Disconnect:
+        end = len(data)
+        if version != MQTT_5:
+            _check_end(0, end)
+            return cls()
+        reason, pos = (decode_byte(data, 0, end) if end else (0, 0))
+        properties = NO_PROPERTIES
+        if pos < end:
+            properties, pos = decode_properties(data, pos, end, PacketType.DISCONNECT)
+        _check_end(pos, end)
+        return cls(reason, properties)
+
+
+@dataclass(slots=True)
+class Auth(Packet):
+    TYPE: ClassVar[PacketType] = PacketType.AUTH
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
+
+    def encode(self, version: int) -> bytes:
+        if self.reason_code == 0 and self.properties is NO_PROPERTIES:
+            return b"\xf0\x00"
+        return _frame(0xF0, bytes((self.reason_code,)) + self.properties.encode())
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> Auth:
+        if version != MQTT_5:
+            raise malformed("AUTH is an MQTT 5 packet")
+        end = len(data)
+        reason, pos = (decode_byte(data, 0, end) if end else (0, 0))
+        properties = NO_PROPERTIES
+        if pos < end:
+            properties, pos = decode_properties(data, pos, end, PacketType.AUTH)
+        _check_end(pos, end)
+        return cls(reason, properties)
+
+
+PACKET_CLASSES: dict[int, type[Packet]] = {
+    cls.TYPE: cls
+    for cls in (Connect, ConnAck, Publish, PubAck, PubRec, PubRel, PubComp, Subscribe, SubAck,
+                Unsubscribe, UnsubAck, PingReq, PingResp, Disconnect, Auth)
+}
+
+# MQTT-2.1.3-1 (3.1.1: MQTT-2.2.2-1): the fixed-header flags every packet but PUBLISH must carry.
+REQUIRED_FLAGS: dict[int, int] = {t: 0 for t in PACKET_CLASSES}
+REQUIRED_FLAGS.update({PacketType.PUBREL: 2, PacketType.SUBSCRIBE: 2, PacketType.UNSUBSCRIBE: 2})
+del REQUIRED_FLAGS[PacketType.PUBLISH]
