@@ -47,14 +47,16 @@ class Decoder:
         start = self._pos
         avail = len(buf) - start
         if avail < 2:
-            return self._need_more()
+            self._compact()
+            return None
         # Remaining Length: one to four bytes of seven bits (MQTT 1.5.5).
         length = 0
         shift = 0
         i = start + 1
         while True:
             if i >= len(buf):
-                return self._need_more()
+                self._compact()
+                return None
             byte = buf[i]
             length |= (byte & 0x7F) << shift
             i += 1
@@ -70,7 +72,8 @@ class Decoder:
                             f"{self.max_packet_size}")
         end = i + length
         if end > len(buf):
-            return self._need_more()
+            self._compact()
+            return None
         first = buf[start]
         self._pos = end
         body = bytes(buf[i:end])
@@ -79,11 +82,10 @@ class Decoder:
             self._pos = 0
         return self._decode(first, body)
 
-    def _need_more(self) -> None:
+    def _compact(self) -> None:
         if self._pos >= _COMPACT_AT:
             del self._buf[: self._pos]
             self._pos = 0
-        return None
 
     def _decode(self, first: int, body: bytes) -> Packet:
         kind = first >> 4

@@ -77,7 +77,7 @@ PROPERTY_TABLE: dict[int, tuple[str, int, frozenset[int]]] = {
     0x29: ("subscription_identifier_available", _BYTE, frozenset({_P.CONNACK})),
     0x2A: ("shared_subscription_available", _BYTE, frozenset({_P.CONNACK})),
 }
-assert _ACKS <= PROPERTY_TABLE[0x1F][2]
+assert PROPERTY_TABLE[0x1F][2] >= _ACKS
 
 # Byte properties whose only legal values are 0 and 1: anything else is a Protocol Error.
 _BOOLEAN_PROPERTIES = frozenset({0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A})
@@ -151,7 +151,7 @@ class Properties:
 
 NO_PROPERTIES = Properties()
 _NAMES = frozenset(f.name for f in fields(Properties))
-assert _NAMES == {name for name, _, _ in PROPERTY_TABLE.values()}
+assert {name for name, _, _ in PROPERTY_TABLE.values()} == _NAMES
 
 
 def _encode_value(kind: int, value: object, buf: bytearray) -> None:
@@ -216,7 +216,7 @@ def decode_properties(data: bytes, pos: int, end: int, packet: int) -> tuple[Pro
             val, pos = decode_utf8(data, pos, stop)
             value = (key, val)
         if ident in _BOOLEAN_PROPERTIES and value not in (0, 1):
-            raise protocol_error(f"property {name} must be 0 or 1, got {value}")
+            raise protocol_error(f"property {name} must be 0 or 1, got {value!r}")
         if ident in _NONZERO_PROPERTIES and value == 0:
             raise protocol_error(f"property {name} must not be 0")
         if ident == 0x26:

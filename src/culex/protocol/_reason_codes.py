@@ -63,7 +63,8 @@ class ConnackCode(IntEnum):
 
 
 # How a v5 CONNACK reason maps onto the six v3 return codes, for refusals that both versions
-# share. Anything without a v3 equivalent becomes "server unavailable".
+# share. A refusal without a v3 equivalent gets no CONNACK: the connection is just closed,
+# which is what MQTT-3.1.4-1 asks for a CONNECT that breaks the rules.
 V5_TO_V3_CONNACK: dict[int, int] = {
     ReasonCode.SUCCESS: ConnackCode.ACCEPTED,
     ReasonCode.UNSUPPORTED_PROTOCOL_VERSION: ConnackCode.UNACCEPTABLE_PROTOCOL_VERSION,
@@ -72,4 +73,6 @@ V5_TO_V3_CONNACK: dict[int, int] = {
     ReasonCode.NOT_AUTHORIZED: ConnackCode.NOT_AUTHORIZED,
     ReasonCode.BANNED: ConnackCode.NOT_AUTHORIZED,
     ReasonCode.BAD_AUTHENTICATION_METHOD: ConnackCode.NOT_AUTHORIZED,
+    ReasonCode.SERVER_UNAVAILABLE: ConnackCode.SERVER_UNAVAILABLE,
+    ReasonCode.SERVER_BUSY: ConnackCode.SERVER_UNAVAILABLE,
 }

@@ -1,0 +1,384 @@
+"""Orchestration: connection events -> sessions, router, retained store.
+
+The broker owns no sockets and no event loop. It is given a scheduler (``call_later`` and
+``time``, which an asyncio loop provides) and its connections call into it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import replace
+from typing import Any, Protocol
+
+from ..config import Config
+from ..protocol import (
+    MQTT_5,
+    NO_PROPERTIES,
+    ConnAck,
+    Connect,
+    Properties,
+    Publish,
+    ReasonCode,
+    Subscribe,
+    Unsubscribe,
+    is_valid_topic_filter,
+    is_valid_topic_name,
+    parse_shared,
+    protocol_error,
+)
+from ._connection import VERSION_NAMES, Connection
+from ._message import Message
+from ._retained import RetainedStore
+from ._router import Router, Subscription
+from ._session import NEVER_EXPIRES, Limits, Session
+
+log = logging.getLogger("culex")
+
+_MAX_RECEIVE = 65535
+
+
+class Scheduler(Protocol):
+    def call_later(self, delay: float, callback: Any, *args: Any) -> Any: ...
+
+    def time(self) -> float: ...
+
+
+class Broker:
+    def __init__(self, config: Config, scheduler: Scheduler) -> None:
+        self.config = config
+        self.scheduler = scheduler
+        self.clock = scheduler.time
+        self.sessions: dict[str, Session] = {}
+        self.router = Router()
+        self.retained = RetainedStore()
+        self.limits = Limits(config.max_inflight_messages, config.max_queued_messages,
+                             config.max_queued_bytes, config.queue_qos0_messages)
+        self.connections: set[Connection] = set()
+
+    # -- connections ------------------------------------------------------------------------
+
+    def accepts_connection(self) -> bool:
+        limit = self.config.max_connections
+        return limit < 0 or len(self.connections) < limit
+
+    def check_connect(self, conn: Connection, packet: Connect) -> tuple[int, str] | None:
+        """The reason to refuse this CONNECT, or None to accept it."""
+        config = self.config
+        version = packet.protocol_version
+        if not packet.client_id and (version == 3 or (version == 4 and not packet.clean_start)):
+            # MQTT-3.1.3-8 (3.1.1): an empty id only with a clean session; 3.1 needs one.
+            return ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id"
+        if version == MQTT_5 and packet.properties.authentication_method is not None:
+            return ReasonCode.BAD_AUTHENTICATION_METHOD, "extended authentication not supported"
+        will = packet.will
+        if will is not None:
+            if not is_valid_topic_name(will.topic):
+                return ReasonCode.TOPIC_NAME_INVALID, f"invalid will topic {will.topic!r}"
+            if will.qos > config.max_qos:
+                return ReasonCode.QOS_NOT_SUPPORTED, f"will QoS {will.qos}"  # MQTT-3.2.2-12
+            if will.retain and not config.retain_available:
+                return ReasonCode.RETAIN_NOT_SUPPORTED, "retained will"  # MQTT-3.2.2-13
+        if version != MQTT_5 and packet.keep_alive > config.max_keepalive:
+            return (ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
+                    f"keep-alive {packet.keep_alive}s above max_keepalive")
+        if packet.username is None and not config.allow_anonymous:
+            return ReasonCode.NOT_AUTHORIZED, "anonymous clients are not allowed"
+        return None
+
+    def connect(self, conn: Connection, packet: Connect) -> None:
+        """Accept ``packet`` on ``conn``: take over or create the session, answer CONNACK."""
+        config = self.config
+        now = self.clock()
+        v5 = packet.protocol_version == MQTT_5
+        props = packet.properties
+        client_id = packet.client_id or self._assign_client_id()  # MQTT-3.1.3-6
+        conn.client_id = client_id
+        if v5:
+            expiry = props.session_expiry_interval or 0
+        elif packet.clean_start:
+            expiry = 0
+        elif config.persistent_client_expiration is not None:
+            expiry = config.persistent_client_expiration
+        else:
+            expiry = NEVER_EXPIRES
+        conn.connect_expiry = expiry
+
+        existing = self.sessions.get(client_id)
+        if existing is not None and existing.connection is not None:
+            # MQTT-3.1.4-3: the session is taken over; the old connection is closed first.
+            existing.connection.close(ReasonCode.SESSION_TAKEN_OVER, "session taken over")
+            existing = self.sessions.get(client_id)
+        if existing is not None and packet.clean_start:
+            self._end_session(existing)  # MQTT-3.1.2-4
+            existing = None
+        if existing is None:
+            session = Session(client_id, expiry, self.limits)
+            self.sessions[client_id] = session
+        else:
+            session = existing
+            self._cancel(session, "expiry_handle")
+            # MQTT-3.1.3-9: a delayed will is not sent once the client is back.
+            self._cancel(session, "will_handle")
+            session.will = None
+        session.expiry_interval = expiry
+        session.connection = conn
+        conn.session = session
+        self.connections.add(conn)
+
+        will = packet.will
+        if will is not None:
+            will_props = will.properties
+            session.will_delay = will_props.will_delay_interval or 0
+            if will_props.will_delay_interval is not None:
+                will_props = replace(will_props, will_delay_interval=None)
+            session.will = Message.from_publish(will.topic, will.payload, will.qos, will.retain,
+                                                will_props, now, client_id)
+
+        keep_alive = packet.keep_alive
+        ack_props = NO_PROPERTIES
+        if v5:
+            server_keep_alive = None
+            if keep_alive > config.max_keepalive:
+                keep_alive = server_keep_alive = config.max_keepalive  # MQTT-3.2.2-21
+            conn.max_out_packet = props.maximum_packet_size or 0
+            conn.problem_info = props.request_problem_information != 0
+            receive_maximum = props.receive_maximum or _MAX_RECEIVE
+            ack_props = Properties(
+                assigned_client_identifier=None if packet.client_id else client_id,
+                server_keep_alive=server_keep_alive,
+                topic_alias_maximum=config.max_topic_alias or None,
+                maximum_qos=config.max_qos if config.max_qos < 2 else None,
+                retain_available=None if config.retain_available else 0,
+                maximum_packet_size=config.max_packet_size or None,
+            )
+        else:
+            receive_maximum = _MAX_RECEIVE
+        conn.keep_alive = keep_alive
+        conn.send_window = min(receive_maximum, config.max_inflight_messages or _MAX_RECEIVE)
+        session_present = existing is not None  # MQTT-3.2.2-2, -3
+        conn.send(ConnAck(session_present, 0, ack_props))
+        log.info("connected: client %s from %s, MQTT %s, %s, keep-alive %ds",
+                 client_id, conn.peer, VERSION_NAMES[packet.protocol_version],
+                 "session resumed" if session_present else "new session", keep_alive)
+        session.resume(now)
+
+    def disconnected(self, conn: Connection, publish_will: bool) -> None:
+        self.connections.discard(conn)
+        session = conn.session
+        if session is None or session.connection is not conn:
+            return
+        session.connection = None
+        will = session.will
+        if will is not None:
+            if not publish_will:
+                session.will = None
+            elif session.will_delay == 0 or session.expiry_interval == 0:
+                session.will = None
+                self.publish(will)
+            elif session.will_delay < session.expiry_interval:
+                session.will_handle = self.scheduler.call_later(session.will_delay,
+                                                                self._will_due, session)
+            # else: the session ends first, and _end_session publishes the will then.
+        if session.expiry_interval == 0:
+            self._end_session(session)
+        elif session.expiry_interval != NEVER_EXPIRES:
+            session.expiry_handle = self.scheduler.call_later(session.expiry_interval,
+                                                              self._session_expired, session)
+
+    def _will_due(self, session: Session) -> None:
+        session.will_handle = None
+        will, session.will = session.will, None
+        if will is not None:
+            self.publish(will)
+
+    def _session_expired(self, session: Session) -> None:
+        session.expiry_handle = None
+        if session.connection is None:
+            log.info("expired: session of client %s", session.client_id)
+            self._end_session(session)
+
+    def _end_session(self, session: Session) -> None:
+        self._cancel(session, "expiry_handle")
+        self._cancel(session, "will_handle")
+        will, session.will = session.will, None
+        if will is not None:
+            self.publish(will)  # MQTT-3.1.2-8: the session ends before the will delay
+        for topic_filter, sub in session.subscriptions.items():
+            shared = parse_shared(topic_filter)
+            self.router.remove(session.client_id, shared[1] if shared else topic_filter,
+                               sub.group)
+        session.subscriptions.clear()
+        session.queue.clear()
+        session.inflight.clear()
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+
+    @staticmethod
+    def _cancel(session: Session, attribute: str) -> None:
+        handle = getattr(session, attribute)
+        if handle is not None:
+            handle.cancel()
+            setattr(session, attribute, None)
+
+    def _assign_client_id(self) -> str:
+        while True:
+            client_id = "auto-" + secrets.token_hex(8)
+            if client_id not in self.sessions:
+                return client_id
+
+    # -- publishing -------------------------------------------------------------------------
+
+    def publish_from_client(self, conn: Connection, topic: str, packet: Publish) -> int:
+        """Route a client's PUBLISH; the reason code for its PUBACK or PUBREC."""
+        limit = self.config.message_size_limit
+        if limit and len(packet.payload) > limit:
+            log.warning("dropped: %d-byte message from client %s on %r is above "
+                        "message_size_limit", len(packet.payload), conn.client_id, topic)
+            return ReasonCode.QUOTA_EXCEEDED
+        message = Message.from_publish(topic, packet.payload, packet.qos, packet.retain,
+                                       packet.properties, self.clock(), conn.client_id)
+        if self.publish(message):
+            return ReasonCode.SUCCESS
+        return ReasonCode.NO_MATCHING_SUBSCRIBERS
+
+    def publish(self, message: Message) -> int:
+        """Deliver ``message`` to every matching subscription; the number of sessions."""
+        if message.retain:
+            self.retained.set(message)
+        found, groups = self.router.match(message.topic)
+        sender = message.sender
+        count = 0
+        if len(found) == 1:
+            for client_id, sub in found[0].items():
+                if sub.no_local and client_id == sender:
+                    continue  # MQTT-3.8.3-3 (5.0)
+                self._deliver_one(message, sub)
+                count += 1
+        elif found:
+            # Overlapping subscriptions of one client give one delivery at the highest QoS,
+            # with every subscription identifier (MQTT-3.3.4-2, MQTT-3.3.4-3, MQTT-3.3.4-4).
+            by_client: dict[str, list[Subscription]] = {}
+            for subs in found:
+                for client_id, sub in subs.items():
+                    if sub.no_local and client_id == sender:
+                        continue
+                    same = by_client.get(client_id)
+                    if same is None:
+                        by_client[client_id] = [sub]
+                    else:
+                        same.append(sub)
+            for same in by_client.values():
+                if len(same) == 1:
+                    self._deliver_one(message, same[0])
+                    continue
+                qos = min(message.qos, max(sub.qos for sub in same))
+                retain = message.retain and any(sub.retain_as_published for sub in same)
+                ids = tuple(sub.identifier for sub in same if sub.identifier)
+                same[0].session.deliver(message, qos, retain, ids)
+            count += len(by_client)
+        for group in groups:
+            picked = group.pick()
+            if picked is not None:
+                self._deliver_one(message, picked)
+                count += 1
+        return count
+
+    @staticmethod
+    def _deliver_one(message: Message, sub: Subscription) -> None:
+        # MQTT-3.3.1-12, -13: RETAIN is kept only for Retain As Published subscriptions
+        # (3.1.1: always cleared, MQTT-3.3.1-9).
+        sub.session.deliver(message, min(message.qos, sub.qos),
+                            message.retain and sub.retain_as_published,
+                            (sub.identifier,) if sub.identifier else ())
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def subscribe(self, conn: Connection, packet: Subscribe
+                  ) -> tuple[list[int], list[tuple[Message, int, tuple[int, ...]]]]:
+        """Add the subscriptions; the SUBACK codes and the retained messages to send."""
+        session = conn.session
+        assert session is not None
+        v5 = conn.version == MQTT_5
+        invalid = ReasonCode.TOPIC_FILTER_INVALID if v5 else 0x80
+        ids = packet.properties.subscription_identifiers
+        identifier = ids[0] if ids else None
+        now = self.clock()
+        codes: list[int] = []
+        retained: list[tuple[Message, int, tuple[int, ...]]] = []
+        for request in packet.subscriptions:
+            topic_filter = request.topic_filter
+            try:
+                shared = parse_shared(topic_filter)
+            except ValueError:
+                codes.append(invalid)
+                continue
+            if shared is None:
+                group, match_filter = None, topic_filter
+                if not is_valid_topic_filter(topic_filter):
+                    codes.append(invalid)
+                    continue
+            else:
+                group, match_filter = shared
+                if request.no_local:
+                    raise protocol_error("No Local on a shared subscription")  # MQTT-3.8.3-4
+            qos = min(request.qos, self.config.max_qos)
+            sub = Subscription(session, topic_filter, qos, no_local=request.no_local,
+                               retain_as_published=request.retain_as_published,
+                               retain_handling=request.retain_handling,
+                               identifier=identifier, group=group)
+            existed = self.router.add(sub, match_filter)
+            session.subscriptions[topic_filter] = sub
+            codes.append(qos)
+            # MQTT-3.3.1-9..11 (5.0); 3.1.1 always sends them (MQTT-3.8.4-3). Shared
+            # subscriptions get no retained messages (MQTT 5.0 4.8.2).
+            handling = request.retain_handling
+            if group is None and (handling == 0 or (handling == 1 and not existed)):
+                sub_ids = (identifier,) if identifier else ()
+                for message in self.retained_matching(match_filter, now):
+                    retained.append((message, min(message.qos, qos), sub_ids))
+        return codes, retained
+
+    def retained_matching(self, topic_filter: str, now: float) -> list[Message]:
+        found = []
+        expired = []
+        for message in self.retained.match(topic_filter):
+            if message.expired(now):
+                expired.append(message)
+            else:
+                found.append(message)
+        for message in expired:
+            if self.retained.get(message.topic) is message:
+                self.retained.set(Message(message.topic, b""))
+        return found
+
+    def unsubscribe(self, conn: Connection, packet: Unsubscribe) -> list[int]:
+        session = conn.session
+        assert session is not None
+        codes: list[int] = []
+        for topic_filter in packet.topic_filters:
+            sub = session.subscriptions.pop(topic_filter, None)
+            if sub is not None:
+                shared = parse_shared(topic_filter)
+                self.router.remove(session.client_id, shared[1] if shared else topic_filter,
+                                   sub.group)
+                codes.append(ReasonCode.SUCCESS)
+            elif _filter_ok(topic_filter):
+                codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
+            else:
+                codes.append(ReasonCode.TOPIC_FILTER_INVALID)
+        return codes
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    def close_all(self, reason: ReasonCode, why: str) -> None:
+        for conn in list(self.connections):
+            conn.close(reason, why)
+
+
+def _filter_ok(topic_filter: str) -> bool:
+    try:
+        shared = parse_shared(topic_filter)
+    except ValueError:
+        return False
+    return shared is not None or is_valid_topic_filter(topic_filter)

@@ -1,0 +1,348 @@
+"""One client connection: the protocol state between a socket and the broker.
+
+Still sans-IO: bytes come in through ``data_received``, bytes go out through a ``Sink`` (the
+transport layer coalesces them), and time comes from the broker's scheduler. One handler per
+packet kind; every protocol violation, wherever it is found, becomes an ``MQTTError`` and is
+turned into a DISCONNECT (v5) or a closed connection (v3) in one place, ``_violation``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..protocol import (
+    MQTT_5,
+    NO_PROPERTIES,
+    V5_TO_V3_CONNACK,
+    Auth,
+    ConnAck,
+    Connect,
+    Decoder,
+    Disconnect,
+    MQTTError,
+    Packet,
+    PingReq,
+    PingResp,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    ReasonCode,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+    Unsubscribe,
+    UnsupportedProtocolVersion,
+    protocol_error,
+)
+from ._message import Message
+
+if TYPE_CHECKING:
+    from ._broker import Broker
+    from ._session import Session
+
+log = logging.getLogger("culex")
+
+NEW, CONNECTED, CLOSED = range(3)
+VERSION_NAMES = {3: "3.1", 4: "3.1.1", 5: "5.0"}
+
+
+class Sink(Protocol):
+    """Where a connection's bytes go: the transport layer, or a list in tests."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Connection:
+    __slots__ = ("_clean_exit", "_keepalive_limit", "_last_rx", "_timer", "aliases", "broker",
+                 "client_id", "connect_expiry", "decoder", "keep_alive", "max_out_packet", "peer",
+                 "problem_info", "send_window", "session", "sink", "state", "version", "will")
+
+    def __init__(self, broker: Broker, sink: Sink, peer: str) -> None:
+        self.broker = broker
+        self.sink = sink
+        self.peer = peer
+        self.decoder = Decoder(broker.config.packet_size_limit)
+        self.state = NEW
+        self.version = 0
+        self.client_id = ""
+        self.session: Session | None = None
+        self.keep_alive = 0
+        self.will: Message | None = None
+        self.send_window = 0
+        self.max_out_packet = 0  # the client's Maximum Packet Size (v5); 0 = no limit
+        self.aliases: dict[int, str] = {}  # inbound topic aliases (MQTT-3.3.2-7: per connection)
+        self.problem_info = True
+        self._clean_exit = False
+        self.connect_expiry = 0
+        self._keepalive_limit = 0.0
+        self._last_rx = broker.clock()
+        self._timer: Any = broker.scheduler.call_later(broker.config.connect_timeout,
+                                                       self._connect_timeout)
+
+    # -- input ------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes | bytearray | memoryview) -> None:
+        if self.state == CLOSED:
+            return  # MQTT-3.1.4-6: nothing after a refused CONNECT or a DISCONNECT is read
+        self._last_rx = self.broker.clock()
+        decoder = self.decoder
+        decoder.feed(data)
+        try:
+            while self.state != CLOSED:
+                packet = decoder.next_packet()
+                if packet is None:
+                    break
+                self._handle(packet)
+        except MQTTError as exc:
+            self._violation(exc)
+
+    def _handle(self, packet: Packet) -> None:
+        kind = type(packet)
+        if kind is Publish:
+            self._on_publish(packet)  # type: ignore[arg-type]
+            return
+        if self.state == NEW:
+            if kind is not Connect:
+                raise protocol_error("first packet is not CONNECT")  # MQTT-3.1.0-1
+            self._on_connect(packet)  # type: ignore[arg-type]
+            return
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            raise protocol_error(f"a client may not send {kind.__name__.upper()}")
+        handler(self, packet)
+
+    def connection_lost(self) -> None:
+        """The transport is gone (peer closed, network error, or we closed it)."""
+        self._finish("connection lost")
+
+    # -- output -----------------------------------------------------------------------------
+
+    def send(self, packet: Packet) -> None:
+        self.sink.write(packet.encode(self.version))
+
+    def send_publish(self, message: Message, qos: int, retain: bool, dup: bool, packet_id: int,
+                     sub_ids: tuple[int, ...]) -> bool:
+        """Write one PUBLISH; False if it is larger than the client accepts (not sent)."""
+        now = self.broker.clock() if message.expiry_at is not None else 0.0
+        header = message.publish_header(self.version == MQTT_5, qos, retain, dup, packet_id,
+                                        sub_ids, now)
+        payload = message.payload
+        if self.max_out_packet and len(header) + len(payload) > self.max_out_packet:
+            return False  # MQTT-3.1.2-24, -25
+        self.sink.write(header)
+        if payload:
+            self.sink.write(payload)
+        return True
+
+    def send_pubrel(self, packet_id: int) -> None:
+        self.sink.write(PubRel(packet_id).encode(self.version))
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close(self, reason: ReasonCode, why: str) -> None:
+        """Server-initiated close: tell a v5 client why (MQTT 4.13), then hang up."""
+        if self.state == CONNECTED and self.version == MQTT_5:
+            self.send(Disconnect(reason))
+        self.sink.close()
+        self._finish(why)
+
+    def _violation(self, exc: MQTTError) -> None:
+        if self.state == NEW:
+            if isinstance(exc, UnsupportedProtocolVersion):
+                # MQTT-3.1.2-2 (3.1.1): CONNACK 0x01 in the 3.1.1 form, which all can read.
+                self.sink.write(ConnAck(False, 1).encode(4))
+            self._refuse_quietly(str(exc))
+            return
+        self.close(exc.reason_code, f"protocol error: {exc}")
+
+    def _refuse_quietly(self, why: str) -> None:
+        log.info("refused: connection from %s: %s", self.peer, why)
+        self.state = CLOSED
+        self._cancel_timer()
+        self.sink.close()
+
+    def _finish(self, why: str) -> None:
+        if self.state == CLOSED:
+            return
+        was_connected = self.state == CONNECTED
+        self.state = CLOSED
+        self._cancel_timer()
+        if was_connected:
+            log.info("disconnected: client %s from %s: %s", self.client_id, self.peer, why)
+            self.broker.disconnected(self, publish_will=not self._clean_exit)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _connect_timeout(self) -> None:
+        self._timer = None
+        if self.state == NEW:
+            self._refuse_quietly("no CONNECT in time")
+
+    def _keepalive_check(self) -> None:
+        # One timer per connection, re-armed from the time of the last packet instead of
+        # being cancelled and re-created for every packet.
+        idle = self.broker.clock() - self._last_rx
+        if idle >= self._keepalive_limit:
+            self._timer = None
+            self.close(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")  # MQTT-3.1.2-22
+        else:
+            self._timer = self.broker.scheduler.call_later(self._keepalive_limit - idle,
+                                                           self._keepalive_check)
+
+    # -- CONNECT ----------------------------------------------------------------------------
+
+    def _on_connect(self, packet: Connect) -> None:
+        self.version = packet.protocol_version
+        self._cancel_timer()
+        refusal = self.broker.check_connect(self, packet)
+        if refusal is not None:
+            reason, why = refusal
+            code = reason if self.version == MQTT_5 else V5_TO_V3_CONNACK.get(reason)
+            if code is not None:
+                self.send(ConnAck(False, code))  # MQTT-3.2.2-6: session present 0
+            self._refuse_quietly(f"client {packet.client_id!r}: {why}")
+            return
+        self.state = CONNECTED
+        self.broker.connect(self, packet)
+        if self.keep_alive:
+            self._keepalive_limit = self.keep_alive * 1.5
+            self._timer = self.broker.scheduler.call_later(self._keepalive_limit,
+                                                           self._keepalive_check)
+
+    # -- PUBLISH and its acknowledgements ----------------------------------------------------
+
+    def _on_publish(self, packet: Publish) -> None:
+        if self.state != CONNECTED:
+            raise protocol_error("PUBLISH before CONNECT")  # MQTT-3.1.0-1
+        topic = packet.topic
+        props = packet.properties
+        if props is not NO_PROPERTIES:
+            if props.subscription_identifiers:
+                raise protocol_error("PUBLISH from a client with a subscription identifier")
+            alias = props.topic_alias
+            if alias is not None:
+                if not 0 < alias <= self.broker.config.max_topic_alias:
+                    raise MQTTError(ReasonCode.TOPIC_ALIAS_INVALID,
+                                    f"topic alias {alias}")  # MQTT-3.2.2-17
+                if topic:
+                    self.aliases[alias] = topic
+                else:
+                    topic = self.aliases.get(alias, "")
+                    if not topic:
+                        raise protocol_error(f"unknown topic alias {alias}")
+        if not topic:
+            raise MQTTError(ReasonCode.TOPIC_NAME_INVALID, "empty topic name")  # MQTT-4.7.3-1
+        qos = packet.qos
+        config = self.broker.config
+        if qos > config.max_qos:
+            raise MQTTError(ReasonCode.QOS_NOT_SUPPORTED, f"QoS {qos}")  # MQTT-3.2.2-11
+        if packet.retain and not config.retain_available:
+            raise MQTTError(ReasonCode.RETAIN_NOT_SUPPORTED, "retain")  # MQTT-3.2.2-14
+        session = self.session
+        assert session is not None
+        if qos == 2 and packet.packet_id in session.awaiting_rel:
+            # A re-sent PUBLISH whose PUBREL has not come yet: already delivered once
+            # (MQTT-4.3.3-10 method B), so only the PUBREC is repeated.
+            self.sink.write(PubRec(packet.packet_id).encode(self.version))
+            return
+        reason = self.broker.publish_from_client(self, topic, packet)
+        if qos == 1:
+            self.send(PubAck(packet.packet_id, reason if self.version == MQTT_5 else 0))
+        elif qos == 2:
+            if reason < 0x80:
+                session.awaiting_rel.add(packet.packet_id)
+            self.send(PubRec(packet.packet_id, reason if self.version == MQTT_5 else 0))
+
+    def _on_puback(self, packet: PubAck) -> None:
+        assert self.session is not None
+        self.session.on_puback(packet.packet_id, self.broker.clock())
+
+    def _on_pubrec(self, packet: PubRec) -> None:
+        assert self.session is not None
+        if self.session.on_pubrec(packet.packet_id, packet.reason_code >= 0x80,
+                                  self.broker.clock()):
+            self.send_pubrel(packet.packet_id)
+        elif packet.reason_code < 0x80:
+            # Unknown id: answer anyway so the client can finish (v5 says it was not found).
+            code = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if self.version == MQTT_5 else 0
+            self.send(PubRel(packet.packet_id, code))
+
+    def _on_pubrel(self, packet: PubRel) -> None:
+        assert self.session is not None
+        awaiting = self.session.awaiting_rel
+        if packet.packet_id in awaiting:
+            awaiting.discard(packet.packet_id)
+            self.send(PubComp(packet.packet_id))
+        else:
+            code = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if self.version == MQTT_5 else 0
+            self.send(PubComp(packet.packet_id, code))
+
+    def _on_pubcomp(self, packet: PubComp) -> None:
+        assert self.session is not None
+        self.session.on_pubcomp(packet.packet_id, self.broker.clock())
+
+    # -- SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT, AUTH ----------------------------------
+
+    def _on_subscribe(self, packet: Subscribe) -> None:
+        codes, retained = self.broker.subscribe(self, packet)
+        self.send(SubAck(packet.packet_id, codes))
+        # Retained messages after the SUBACK, as Mosquitto does.
+        session = self.session
+        assert session is not None
+        for message, qos, sub_ids in retained:
+            session.deliver(message, qos, True, sub_ids)  # MQTT-3.3.1-9 (3.1.1: -8)
+
+    def _on_unsubscribe(self, packet: Unsubscribe) -> None:
+        codes = self.broker.unsubscribe(self, packet)
+        self.send(UnsubAck(packet.packet_id, codes))
+
+    def _on_pingreq(self, packet: PingReq) -> None:
+        self.send(PingResp())  # MQTT-3.12.4-1
+
+    def _on_disconnect(self, packet: Disconnect) -> None:
+        session = self.session
+        assert session is not None
+        if self.version == MQTT_5:
+            expiry = packet.properties.session_expiry_interval
+            if expiry is not None:
+                if self.connect_expiry == 0 and expiry != 0:
+                    raise protocol_error("session expiry set on DISCONNECT after 0 on CONNECT")
+                session.expiry_interval = expiry
+        # MQTT-3.1.2-10 / MQTT-3.14.4-3: a normal DISCONNECT deletes the will; v5 reason 0x04
+        # (Disconnect with Will Message) keeps it.
+        self._clean_exit = not (self.version == MQTT_5
+                                and packet.reason_code == ReasonCode.DISCONNECT_WITH_WILL)
+        self.sink.close()
+        reason = "client disconnected"
+        if packet.reason_code:
+            reason += f" with reason 0x{packet.reason_code:02X}"
+        self._finish(reason)
+
+    def _on_auth(self, packet: Packet) -> None:
+        # No authentication method was accepted at CONNECT, so AUTH is out of place.
+        raise protocol_error("AUTH without an authentication method")
+
+    def _on_connect_again(self, packet: Packet) -> None:
+        raise protocol_error("second CONNECT")  # MQTT-3.1.0-2
+
+
+_HANDLERS: dict[type[Packet], Any] = {
+    PubAck: Connection._on_puback,
+    PubRec: Connection._on_pubrec,
+    PubRel: Connection._on_pubrel,
+    PubComp: Connection._on_pubcomp,
+    Subscribe: Connection._on_subscribe,
+    Unsubscribe: Connection._on_unsubscribe,
+    PingReq: Connection._on_pingreq,
+    Disconnect: Connection._on_disconnect,
+    Connect: Connection._on_connect_again,
+    Auth: Connection._on_auth,
+}

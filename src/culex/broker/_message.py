@@ -1,0 +1,94 @@
+"""An application message as the broker holds it, and its encoding for subscribers.
+
+One message goes to many subscribers; what differs between their copies is small (QoS, packet
+id, RETAIN, DUP, subscription identifiers, remaining expiry), so the topic and the property
+block are encoded once per message and the payload is never copied.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from ..protocol import NO_PROPERTIES, Properties, encode_publish_header, encode_varint
+
+
+class Message:
+    __slots__ = ("_base_props", "_topic_bytes", "expiry_at", "payload", "properties", "qos",
+                 "retain", "sender", "topic")
+
+    def __init__(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
+                 properties: Properties = NO_PROPERTIES, expiry_at: float | None = None,
+                 sender: str | None = None) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        # The properties to forward: what the publisher sent less Topic Alias, Subscription
+        # Identifier and Message Expiry Interval, which are set per delivery.
+        self.properties = properties
+        self.expiry_at = expiry_at  # on the broker's monotonic clock
+        self.sender = sender  # publisher's client id, for No Local
+        self._topic_bytes: bytes | None = None
+        self._base_props: bytes | None = None
+
+    @classmethod
+    def from_publish(cls, topic: str, payload: bytes, qos: int, retain: bool,
+                     properties: Properties, now: float, sender: str | None) -> Message:
+        expiry_at = None
+        if properties is not NO_PROPERTIES:
+            interval = properties.message_expiry_interval
+            if interval is not None:
+                expiry_at = now + interval
+            if (interval is not None or properties.topic_alias is not None
+                    or properties.subscription_identifiers):
+                properties = replace(properties, message_expiry_interval=None,
+                                     topic_alias=None, subscription_identifiers=[])
+        return cls(topic, payload, qos, retain, properties, expiry_at, sender)
+
+    def expired(self, now: float) -> bool:
+        return self.expiry_at is not None and now >= self.expiry_at
+
+    def topic_bytes(self) -> bytes:
+        if self._topic_bytes is None:
+            self._topic_bytes = self.topic.encode()
+        return self._topic_bytes
+
+    def _v5_properties(self, sub_ids: tuple[int, ...], now: float) -> bytes:
+        if self._base_props is None:
+            # Drop the length prefix: per-delivery properties are appended after these.
+            encoded = self.properties.encode()
+            self._base_props = encoded[_varint_len(encoded):]
+        if not sub_ids and self.expiry_at is None:
+            return (self._base_props and _prefixed(self._base_props)) or b"\x00"
+        body = bytearray(self._base_props)
+        if self.expiry_at is not None:
+            # MQTT-3.3.2-6: the interval less the time the message has waited here.
+            remaining = max(1, math.ceil(self.expiry_at - now))
+            body.append(0x02)
+            body += remaining.to_bytes(4, "big")
+        for sub_id in sub_ids:
+            body.append(0x0B)
+            encode_varint(sub_id, body)
+        return _prefixed(bytes(body))
+
+    def publish_header(self, version5: bool, qos: int, retain: bool, dup: bool, packet_id: int,
+                       sub_ids: tuple[int, ...], now: float) -> bytes:
+        """The PUBLISH packet up to its payload; the caller writes the payload after it."""
+        props = self._v5_properties(sub_ids, now) if version5 else None
+        return encode_publish_header(self.topic_bytes(), qos, retain, dup, packet_id, props,
+                                     len(self.payload))
+
+
+def _varint_len(data: bytes) -> int:
+    for index in range(4):
+        if not data[index] & 0x80:
+            return index + 1
+    raise AssertionError("bad property length")
+
+
+def _prefixed(body: bytes) -> bytes:
+    out = bytearray()
+    encode_varint(len(body), out)
+    out += body
+    return bytes(out)

@@ -1,0 +1,171 @@
+"""The subscription trie: one level per node, children hashed by level.
+
+A PUBLISH is matched by walking the topic's levels once, trying at each node the literal child,
+then ``+``, then ``#`` (the order Mosquitto uses); the cost depends on the depth of the topic and
+on the wildcards that exist, never on the number of subscriptions or clients.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+
+class Subscription:
+    """One session's subscription to one filter, with its MQTT 5 options."""
+
+    __slots__ = ("group", "identifier", "no_local", "qos", "retain_as_published",
+                 "retain_handling", "session", "topic_filter")
+
+    def __init__(self, session: Session, topic_filter: str, qos: int, *, no_local: bool = False,
+                 retain_as_published: bool = False, retain_handling: int = 0,
+                 identifier: int | None = None, group: str | None = None) -> None:
+        self.session = session
+        self.topic_filter = topic_filter  # as the client sent it, $share/... included
+        self.qos = qos
+        self.no_local = no_local
+        self.retain_as_published = retain_as_published
+        self.retain_handling = retain_handling
+        self.identifier = identifier
+        self.group = group  # share name of a shared subscription
+
+
+class SharedGroup:
+    """The members of one ``$share/group/filter``; each message goes to one of them."""
+
+    __slots__ = ("members", "turn")
+
+    def __init__(self) -> None:
+        self.members: dict[str, Subscription] = {}
+        self.turn = 0
+
+    def pick(self) -> Subscription | None:
+        """Round robin over the members, preferring one that is connected now."""
+        members = list(self.members.values())
+        if not members:
+            return None
+        count = len(members)
+        for step in range(count):
+            sub = members[(self.turn + step) % count]
+            if sub.session.connection is not None:
+                self.turn = (self.turn + step + 1) % count
+                return sub
+        sub = members[self.turn % count]
+        self.turn = (self.turn + 1) % count
+        return sub
+
+
+class _Node:
+    __slots__ = ("children", "shared", "subs")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.subs: dict[str, Subscription] = {}  # client id -> subscription
+        self.shared: dict[str, SharedGroup] = {}  # share name -> group
+
+    def is_empty(self) -> bool:
+        return not (self.children or self.subs or self.shared)
+
+
+class Router:
+    def __init__(self) -> None:
+        self._root = _Node()
+        self.count = 0
+
+    def add(self, sub: Subscription, topic_filter: str) -> bool:
+        """Add or replace a subscription; ``topic_filter`` is without ``$share/group/``.
+
+        Returns whether the session already had this subscription (MQTT-3.8.4-3: replaced).
+        """
+        node = self._root
+        for level in topic_filter.split("/"):
+            child = node.children.get(level)
+            if child is None:
+                child = node.children[level] = _Node()
+            node = child
+        client_id = sub.session.client_id
+        if sub.group is None:
+            existed = client_id in node.subs
+            node.subs[client_id] = sub
+        else:
+            group = node.shared.get(sub.group)
+            if group is None:
+                group = node.shared[sub.group] = SharedGroup()
+            existed = client_id in group.members
+            group.members[client_id] = sub
+        if not existed:
+            self.count += 1
+        return existed
+
+    def remove(self, client_id: str, topic_filter: str, group: str | None = None) -> bool:
+        path = [self._root]
+        for level in topic_filter.split("/"):
+            child = path[-1].children.get(level)
+            if child is None:
+                return False
+            path.append(child)
+        node = path[-1]
+        if group is None:
+            removed = node.subs.pop(client_id, None) is not None
+        else:
+            members = node.shared.get(group)
+            removed = members is not None and members.members.pop(client_id, None) is not None
+            if members is not None and not members.members:
+                del node.shared[group]
+        if removed:
+            self.count -= 1
+        # Prune the branch back up to the first node that still holds something.
+        levels = topic_filter.split("/")
+        for depth in range(len(levels), 0, -1):
+            if not path[depth].is_empty():
+                break
+            del path[depth - 1].children[levels[depth - 1]]
+        return removed
+
+    def match(self, topic: str) -> tuple[list[dict[str, Subscription]], list[SharedGroup]]:
+        """Every node's subscriptions that match ``topic``, and its matching shared groups."""
+        found: list[dict[str, Subscription]] = []
+        groups: list[SharedGroup] = []
+        nodes = [self._root]
+        levels = topic.split("/")
+        # MQTT-4.7.2-1: a filter starting with a wildcard does not match a topic starting
+        # with "$", so at the first level only the literal child is tried for such topics.
+        wild = not topic.startswith("$")
+        for level in levels:
+            following: list[_Node] = []
+            for node in nodes:
+                children = node.children
+                if not children:
+                    continue
+                child = children.get(level)
+                if child is not None:
+                    following.append(child)
+                if wild:
+                    child = children.get("+")
+                    if child is not None:
+                        following.append(child)
+                    child = children.get("#")
+                    if child is not None:
+                        if child.subs:
+                            found.append(child.subs)
+                        if child.shared:
+                            groups.extend(child.shared.values())
+            wild = True
+            nodes = following
+            if not nodes:
+                return found, groups
+        for node in nodes:
+            if node.subs:
+                found.append(node.subs)
+            if node.shared:
+                groups.extend(node.shared.values())
+            # "a/#" also matches "a" itself (MQTT 4.7.1.2).
+            child = node.children.get("#")
+            if child is not None:
+                if child.subs:
+                    found.append(child.subs)
+                if child.shared:
+                    groups.extend(child.shared.values())
+        return found, groups

@@ -1,0 +1,178 @@
+"""What outlives a connection: subscriptions, queued and in-flight messages, the will.
+
+Delivery state follows MQTT 4.3/4.4: an outgoing QoS 1 or 2 message holds a packet identifier
+from the moment its PUBLISH is sent until its handshake ends, and only ``send_window`` of them
+(the client's Receive Maximum, capped by ``max_inflight_messages``) may be open at once;
+the rest wait in the queue, in order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+    from ._message import Message
+    from ._router import Subscription
+
+NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5.0 3.1.2.11.2
+
+AWAITING_ACK = 0  # PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2)
+AWAITING_COMP = 1  # PUBREL sent, waiting for PUBCOMP
+
+
+class Outgoing:
+    """One message on its way to one session."""
+
+    __slots__ = ("message", "packet_id", "qos", "retain", "state", "sub_ids")
+
+    def __init__(self, message: Message, qos: int, retain: bool,
+                 sub_ids: tuple[int, ...]) -> None:
+        self.message = message
+        self.qos = qos
+        self.retain = retain
+        self.sub_ids = sub_ids
+        self.packet_id = 0
+        self.state = AWAITING_ACK
+
+
+class Limits:
+    """The queueing limits a session obeys (Mosquitto's option names; 0 means no limit)."""
+
+    __slots__ = ("max_inflight_messages", "max_queued_bytes", "max_queued_messages",
+                 "queue_qos0_messages")
+
+    def __init__(self, max_inflight_messages: int = 20, max_queued_messages: int = 1000,
+                 max_queued_bytes: int = 0, queue_qos0_messages: bool = False) -> None:
+        self.max_inflight_messages = max_inflight_messages
+        self.max_queued_messages = max_queued_messages
+        self.max_queued_bytes = max_queued_bytes
+        self.queue_qos0_messages = queue_qos0_messages
+
+
+class Session:
+    __slots__ = ("_next_id", "awaiting_rel", "client_id", "connection", "dropped",
+                 "expiry_handle", "expiry_interval", "inflight", "limits", "queue",
+                 "queued_bytes", "subscriptions", "will", "will_delay", "will_handle")
+
+    def __init__(self, client_id: str, expiry_interval: int, limits: Limits) -> None:
+        self.client_id = client_id
+        self.expiry_interval = expiry_interval
+        self.limits = limits
+        self.connection: Connection | None = None
+        self.subscriptions: dict[str, Subscription] = {}  # full filter, $share/... included
+        self.inflight: dict[int, Outgoing] = {}  # in the order the PUBLISHes were sent
+        self.queue: deque[Outgoing] = deque()
+        self.queued_bytes = 0
+        self.dropped = 0  # messages refused because the queue was full
+        # Packet ids of inbound QoS 2 messages delivered but not yet released (MQTT 4.3.3).
+        self.awaiting_rel: set[int] = set()
+        self._next_id = 0
+        self.will: Message | None = None
+        self.will_delay = 0
+        self.will_handle: Any = None
+        self.expiry_handle: Any = None
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    def deliver(self, message: Message, qos: int, retain: bool,
+                sub_ids: tuple[int, ...] = ()) -> None:
+        conn = self.connection
+        if conn is not None:
+            if qos == 0:
+                conn.send_publish(message, 0, retain, False, 0, sub_ids)
+                return
+            if not self.queue and len(self.inflight) < conn.send_window:
+                self._send_new(conn, Outgoing(message, qos, retain, sub_ids))
+                return
+        elif qos == 0 and not self.limits.queue_qos0_messages:
+            return  # QoS 0 is not kept for an offline client, as in Mosquitto
+        self._enqueue(Outgoing(message, qos, retain, sub_ids))
+
+    def _enqueue(self, out: Outgoing) -> None:
+        limits = self.limits
+        size = len(out.message.payload)
+        if ((limits.max_queued_messages and len(self.queue) >= limits.max_queued_messages)
+                or (limits.max_queued_bytes
+                    and self.queued_bytes + size > limits.max_queued_bytes)):
+            self.dropped += 1
+            return
+        self.queue.append(out)
+        self.queued_bytes += size
+
+    def _send_new(self, conn: Connection, out: Outgoing) -> None:
+        out.packet_id = self._allocate_id()
+        if conn.send_publish(out.message, out.qos, out.retain, False, out.packet_id,
+                             out.sub_ids):
+            self.inflight[out.packet_id] = out
+        # else: too large for this client, dropped as if delivered (MQTT-3.1.2-25)
+
+    def _allocate_id(self) -> int:
+        # MQTT-2.2.1-4: non-zero and not in use by another unacknowledged PUBLISH.
+        pid = self._next_id
+        inflight = self.inflight
+        for _ in range(65535):
+            pid = pid % 65535 + 1
+            if pid not in inflight:
+                self._next_id = pid
+                return pid
+        raise RuntimeError("no free packet identifier")  # the window is at most 65,535
+
+    def pump(self, now: float) -> None:
+        """Send queued messages while the in-flight window has room."""
+        conn = self.connection
+        queue = self.queue
+        while queue and conn is not None and len(self.inflight) < conn.send_window:
+            out = queue.popleft()
+            self.queued_bytes -= len(out.message.payload)
+            if out.message.expired(now):
+                continue  # MQTT-3.3.2-5
+            if out.qos == 0:
+                conn.send_publish(out.message, 0, out.retain, False, 0, out.sub_ids)
+            else:
+                self._send_new(conn, out)
+
+    def resume(self, now: float) -> None:
+        """On reconnection: re-send every unacknowledged PUBLISH (DUP set) and PUBREL in their
+        original order (MQTT-4.4.0-1, MQTT-4.6.0-1), then what is queued."""
+        conn = self.connection
+        assert conn is not None
+        for pid, out in list(self.inflight.items()):
+            if out.state == AWAITING_ACK:
+                if not conn.send_publish(out.message, out.qos, out.retain, True, pid,
+                                         out.sub_ids):
+                    del self.inflight[pid]
+            else:
+                conn.send_pubrel(pid)
+        self.pump(now)
+
+    # -- acknowledgements of outgoing messages ----------------------------------------------
+
+    def on_puback(self, packet_id: int, now: float) -> bool:
+        out = self.inflight.get(packet_id)
+        if out is None or out.qos != 1:
+            return False
+        del self.inflight[packet_id]
+        self.pump(now)
+        return True
+
+    def on_pubrec(self, packet_id: int, failed: bool, now: float) -> bool:
+        """Whether a PUBREL is to be sent for ``packet_id``."""
+        out = self.inflight.get(packet_id)
+        if out is None or out.qos != 2:
+            return False
+        if failed:  # a PUBREC reason code >= 0x80 ends the exchange (MQTT 4.3.3)
+            del self.inflight[packet_id]
+            self.pump(now)
+            return False
+        out.state = AWAITING_COMP
+        return True
+
+    def on_pubcomp(self, packet_id: int, now: float) -> bool:
+        out = self.inflight.get(packet_id)
+        if out is None or out.state != AWAITING_COMP:
+            return False
+        del self.inflight[packet_id]
+        self.pump(now)
+        return True

@@ -1,0 +1,187 @@
+"""Typed, validated configuration: a TOML file, then command-line overrides.
+
+Option names are Mosquitto's wherever Mosquitto has the same option, so that users carry their
+knowledge (and much of their mosquitto.conf) over. An unknown key or a value of the wrong type
+is an error that names the key: nothing is silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PROTOCOL_MAX_PACKET_SIZE = 268_435_455 + 5  # MQTT 1.5.5: 4-byte Remaining Length + header
+DEFAULT_PORT = 1883
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message meant for the person who wrote the file."""
+
+
+@dataclass
+class ListenerConfig:
+    port: int = DEFAULT_PORT
+    # Like Mosquitto 2, nothing is exposed by accident: loopback unless told otherwise.
+    bind_address: str = "127.0.0.1"
+
+
+@dataclass
+class Config:
+    listeners: list[ListenerConfig] = field(default_factory=lambda: [ListenerConfig()])
+    # Clients without a user name may connect (the default listener is loopback only).
+    allow_anonymous: bool = True
+    # Largest keep-alive a client may ask for; v5 clients are told to use this instead, v3
+    # clients asking for more are refused (Mosquitto's behaviour). 65535 = the protocol's limit.
+    max_keepalive: int = 65535
+    # Outgoing QoS 1/2 messages unacknowledged at once per client (0 = only the client's
+    # Receive Maximum). 20 is Mosquitto's default: enough to fill a LAN link, small enough that
+    # a slow client's backlog waits in the queue, where limits apply.
+    max_inflight_messages: int = 20
+    # Messages queued per client beyond the in-flight window, online or offline (0 = no limit).
+    # Mosquitto's default: a bound on memory per absent client.
+    max_queued_messages: int = 1000
+    max_queued_bytes: int = 0
+    # Whether QoS 0 messages are queued for offline persistent sessions (Mosquitto: false).
+    queue_qos0_messages: bool = False
+    # Largest payload accepted, in bytes (0 = the protocol's maximum).
+    message_size_limit: int = 0
+    # Largest packet accepted, in bytes (0 = the protocol's maximum, 268,435,460).
+    max_packet_size: int = 0
+    # Simultaneous client connections (-1 = no limit, as in Mosquitto).
+    max_connections: int = -1
+    max_qos: int = 2
+    retain_available: bool = True
+    # Topic aliases a v5 client may use towards the broker (Mosquitto's default is 10).
+    max_topic_alias: int = 10
+    # Seconds after which a disconnected persistent v3 session is dropped (None = never).
+    persistent_client_expiration: int | None = None
+    # Seconds a new connection has to send its CONNECT before it is closed.
+    connect_timeout: float = 10.0
+    log_level: str = "info"
+
+    @property
+    def packet_size_limit(self) -> int:
+        return self.max_packet_size or PROTOCOL_MAX_PACKET_SIZE
+
+    def validate(self) -> None:
+        if not self.listeners:
+            raise ConfigError("at least one listener is needed")
+        for listener in self.listeners:
+            if not 0 <= listener.port <= 65535:
+                raise ConfigError(f"listener port {listener.port} is not in 0..65535")
+        checks: list[tuple[str, bool]] = [
+            ("max_keepalive", 0 <= self.max_keepalive <= 65535),
+            ("max_inflight_messages", 0 <= self.max_inflight_messages <= 65535),
+            ("max_queued_messages", self.max_queued_messages >= 0),
+            ("max_queued_bytes", self.max_queued_bytes >= 0),
+            ("message_size_limit", 0 <= self.message_size_limit <= 268_435_455),
+            ("max_packet_size", self.max_packet_size == 0
+             or 20 <= self.max_packet_size <= PROTOCOL_MAX_PACKET_SIZE),
+            ("max_connections", self.max_connections >= -1),
+            ("max_qos", self.max_qos in (0, 1, 2)),
+            ("max_topic_alias", 0 <= self.max_topic_alias <= 65535),
+            ("persistent_client_expiration", self.persistent_client_expiration is None
+             or self.persistent_client_expiration >= 0),
+            ("connect_timeout", self.connect_timeout > 0),
+            ("log_level", self.log_level.lower() in ("debug", "info", "warning", "error")),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise ConfigError(f"{name} = {getattr(self, name)!r} is out of range")
+
+
+_DURATION = re.compile(r"^(\d+)([smhdwy]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def parse_duration(value: object, key: str) -> int:
+    """Seconds, from an integer or a Mosquitto-style duration such as ``"2h"`` or ``"14d"``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match:
+            return int(match.group(1)) * _UNITS[match.group(2)]
+    raise ConfigError(f"{key}: expected seconds or a duration like '12h', got {value!r}")
+
+
+def parse_listen(value: str) -> ListenerConfig:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT``."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--listen {value!r}: expected HOST:PORT")
+    host = host.strip("[]") or "127.0.0.1"
+    return ListenerConfig(port=int(port), bind_address=host)
+
+
+def _coerce(key: str, expected: Any, value: Any) -> Any:
+    if key == "persistent_client_expiration":
+        return None if value is None else parse_duration(value, key)
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if expected is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise AssertionError(key)
+
+
+_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "int | None": int}
+
+
+def config_from_mapping(data: dict[str, Any]) -> Config:
+    config = Config()
+    known = {f.name: f for f in fields(Config)}
+    for key, value in data.items():
+        if key == "listener":
+            if not isinstance(value, list):
+                raise ConfigError("listener: expected [[listener]] tables")
+            config.listeners = [_listener(item) for item in value]
+            continue
+        spec = known.get(key)
+        if spec is None or key == "listeners":
+            raise ConfigError(f"unknown option {key!r}")
+        setattr(config, key, _coerce(key, _TYPES[str(spec.type)], value))
+    config.validate()
+    return config
+
+
+def _listener(item: Any) -> ListenerConfig:
+    if not isinstance(item, dict):
+        raise ConfigError("listener: expected a table")
+    listener = ListenerConfig()
+    for key, value in item.items():
+        if key == "port":
+            listener.port = _coerce("listener.port", int, value)
+        elif key == "bind_address":
+            listener.bind_address = _coerce("listener.bind_address", str, value)
+        else:
+            raise ConfigError(f"unknown listener option {key!r}")
+    return listener
+
+
+def load_config(path: str | Path) -> Config:
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    try:
+        return config_from_mapping(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,96 @@
+"""The thin asyncio layer: one ``asyncio.Protocol`` per TCP connection.
+
+``data_received`` feeds the connection inline, so packets are handled in the order they came, with
+no task per packet. Writes are coalesced: everything a connection is given during one loop
+iteration is handed to the transport in one ``writelines`` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import TYPE_CHECKING, cast
+
+from ..broker import Broker, Connection
+
+if TYPE_CHECKING:
+    from ._server import Server
+
+log = logging.getLogger("culex")
+
+
+class MQTTProtocol(asyncio.Protocol):
+    __slots__ = ("_broker", "_conn", "_flush_handle", "_loop", "_out", "_server", "_transport")
+
+    def __init__(self, broker: Broker, server: Server) -> None:
+        self._server = server
+        self._broker = broker
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._conn: Connection | None = None
+        self._out: list[bytes] = []
+        self._flush_handle: asyncio.Handle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if not self._server.admit(self):
+            log.warning("refused: connection from %s: max_connections reached", peer_text)
+            transport.abort()
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._conn = Connection(self._broker, self, peer_text)
+
+    def data_received(self, data: bytes) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.data_received(data)
+        except Exception:
+            # A bug must cost one connection, never the broker.
+            log.exception("internal error on connection from %s; closing it", conn.peer)
+            self.close()
+            conn.connection_lost()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.release(self)
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._out.clear()
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.connection_lost()
+            except Exception:
+                log.exception("internal error closing connection from %s", conn.peer)
+
+    # -- the Sink interface of Connection ----------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self._out.append(data)
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def close(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        self._flush()
+        transport.close()  # sends what is buffered, then closes
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        out = self._out
+        if out and self._transport is not None and not self._transport.is_closing():
+            self._out = []
+            if len(out) == 1:
+                self._transport.write(out[0])
+            else:
+                self._transport.writelines(out)
