@@ -1,0 +1,249 @@
+"""Exact bytes, limits at their boundary, and the malformed inputs the spec names."""
+
+from __future__ import annotations
+
+import pytest
+
+from culex.protocol import (
+    MQTT_5,
+    ConnAck,
+    Decoder,
+    Disconnect,
+    MQTTError,
+    Packet,
+    PingReq,
+    Properties,
+    PubAck,
+    Publish,
+    PubRel,
+    ReasonCode,
+    SubAck,
+    UnsupportedProtocolVersion,
+    decode_varint,
+    encode_varint,
+)
+
+
+def decode(data: bytes, version: int = 4, max_packet_size: int | None = None) -> Packet | None:
+    decoder = Decoder(version=version) if max_packet_size is None else Decoder(
+        max_packet_size, version)
+    decoder.feed(data)
+    return decoder.next_packet()
+
+
+def reason_of(data: bytes, version: int = 4, **kw: int) -> ReasonCode:
+    with pytest.raises(MQTTError) as info:
+        decode(data, version, **kw)
+    return info.value.reason_code
+
+
+# -- variable byte integers (MQTT 1.5.5) -----------------------------------------------------
+
+@pytest.mark.parametrize(("value", "wire"), [
+    (0, b"\x00"), (127, b"\x7f"), (128, b"\x80\x01"), (16_383, b"\xff\x7f"),
+    (16_384, b"\x80\x80\x01"), (2_097_151, b"\xff\xff\x7f"), (2_097_152, b"\x80\x80\x80\x01"),
+    (268_435_455, b"\xff\xff\xff\x7f"),
+])
+def test_varint_boundaries(value: int, wire: bytes) -> None:
+    buf = bytearray()
+    encode_varint(value, buf)
+    assert bytes(buf) == wire  # MQTT-1.5.5-1: the fewest bytes
+    assert decode_varint(wire, 0, len(wire)) == (value, len(wire))
+
+
+def test_varint_above_maximum_is_refused_by_encoder() -> None:
+    with pytest.raises(ValueError):
+        encode_varint(268_435_456, bytearray())
+
+
+def test_remaining_length_of_five_bytes_is_malformed() -> None:
+    assert reason_of(b"\x30\xff\xff\xff\xff\x01") == ReasonCode.MALFORMED_PACKET
+
+
+# -- exact bytes ----------------------------------------------------------------------------
+
+def test_exact_bytes_of_small_packets() -> None:
+    assert ConnAck(False, 0).encode(4) == b"\x20\x02\x00\x00"
+    assert ConnAck(True, 0).encode(5) == b"\x20\x03\x01\x00\x00"
+    assert PubAck(7).encode(4) == b"\x40\x02\x00\x07"
+    assert PubAck(7).encode(5) == b"\x40\x02\x00\x07"
+    assert PubAck(7, 0x10).encode(5) == b"\x40\x03\x00\x07\x10"
+    assert PubRel(1).encode(4) == b"\x62\x02\x00\x01"
+    assert SubAck(1, [0, 1, 0x80]).encode(4) == b"\x90\x05\x00\x01\x00\x01\x80"
+    assert PingReq().encode(4) == b"\xc0\x00"
+    assert Disconnect(0x8E).encode(5) == b"\xe0\x02\x8e\x00"
+    assert Disconnect(0x8E).encode(4) == b"\xe0\x00"
+    assert Publish("a/b", b"hi", 1, packet_id=10).encode(4) == b"\x32\x09\x00\x03a/b\x00\x0ahi"
+    assert Publish("a", b"", 0).encode(5) == b"\x30\x04\x00\x01a\x00"
+
+
+# -- maximum packet size: refused from the fixed header ---------------------------------------
+
+def test_oversized_packet_refused_before_its_body_arrives() -> None:
+    decoder = Decoder(max_packet_size=100, version=4)
+    decoder.feed(b"\x30\xe8\x07")  # announces a 1000-byte body, sends none of it
+    with pytest.raises(MQTTError) as info:
+        decoder.next_packet()
+    assert info.value.reason_code == ReasonCode.PACKET_TOO_LARGE
+
+
+def test_maximum_packet_size_boundary() -> None:
+    exact = Publish("t", b"x" * 95).encode(4)
+    assert len(exact) == 100
+    assert decode(exact, max_packet_size=100) == Publish("t", b"x" * 95)
+    too_big = Publish("t", b"x" * 96).encode(4)
+    assert reason_of(too_big, max_packet_size=100) == ReasonCode.PACKET_TOO_LARGE
+
+
+# -- UTF-8 (MQTT 1.5.4) ---------------------------------------------------------------------
+
+def _publish_with_raw_topic(raw: bytes) -> bytes:
+    body = len(raw).to_bytes(2, "big") + raw
+    return bytes((0x30, len(body))) + body
+
+
+@pytest.mark.parametrize("raw", [
+    b"\xff",                    # never valid in UTF-8
+    b"a\xc3",                   # truncated sequence
+    b"\xc0\xaf",                # overlong "/"
+    b"\xed\xa0\x80",            # U+D800, a surrogate (MQTT-1.5.4-1)
+    b"\xf4\x90\x80\x80",        # above U+10FFFF
+    b"a\x00b",                  # U+0000 (MQTT-1.5.4-2)
+])
+def test_invalid_utf8_is_malformed(raw: bytes) -> None:
+    assert reason_of(_publish_with_raw_topic(raw)) == ReasonCode.MALFORMED_PACKET
+
+
+def test_bom_is_kept() -> None:
+    packet = decode(_publish_with_raw_topic(b"\xef\xbb\xbfa"))
+    assert isinstance(packet, Publish) and packet.topic == "\ufeffa"  # MQTT-1.5.4-3
+
+
+# -- fixed header ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("wire", [
+    b"\x60\x02\x00\x01",        # PUBREL without its 0010 flags (MQTT-3.6.1-1)
+    b"\x80\x06\x00\x01\x00\x01a\x00",  # SUBSCRIBE without 0010
+    b"\xc1\x00",                # PINGREQ with a flag
+    b"\x00\x00",                # reserved type 0
+    b"\x36\x05\x00\x01a\x00\x01",  # PUBLISH QoS 3 (MQTT-3.3.1-4)
+    b"\x38\x03\x00\x01a",       # DUP on QoS 0
+    b"\xc0\x01\x00",            # PINGREQ with a body
+    b"\x40\x03\x00\x01\x00",    # v3 PUBACK with an extra byte
+])
+def test_malformed_fixed_headers_and_bodies(wire: bytes) -> None:
+    assert reason_of(wire) == ReasonCode.MALFORMED_PACKET
+
+
+def test_auth_is_reserved_before_mqtt5() -> None:
+    assert reason_of(b"\xf0\x00", version=4) == ReasonCode.MALFORMED_PACKET
+    assert decode(b"\xf0\x00", version=5) is not None
+
+
+def test_wildcard_in_topic_name() -> None:
+    assert reason_of(Publish("a/+", b"").encode(4)) == ReasonCode.TOPIC_NAME_INVALID
+    assert reason_of(Publish("a/#", b"").encode(4)) == ReasonCode.TOPIC_NAME_INVALID
+
+
+def test_packet_identifier_zero_is_a_protocol_error() -> None:
+    assert reason_of(b"\x32\x05\x00\x01a\x00\x00") == ReasonCode.PROTOCOL_ERROR
+    assert reason_of(b"\x40\x02\x00\x00") == ReasonCode.PROTOCOL_ERROR
+
+
+# -- CONNECT --------------------------------------------------------------------------------
+
+def _connect(name: bytes, level: int, flags: int, payload: bytes) -> bytes:
+    body = len(name).to_bytes(2, "big") + name + bytes((level, flags)) + b"\x00\x3c" + payload
+    return bytes((0x10, len(body))) + body
+
+
+CLIENT = b"\x00\x01c"
+
+
+def test_connect_reserved_flag_is_malformed() -> None:
+    assert reason_of(_connect(b"MQTT", 4, 0x03, CLIENT), 0) == ReasonCode.MALFORMED_PACKET
+
+
+def test_connect_will_qos_without_will_is_malformed() -> None:
+    assert reason_of(_connect(b"MQTT", 4, 0x0A, CLIENT), 0) == ReasonCode.MALFORMED_PACKET
+    assert reason_of(_connect(b"MQTT", 4, 0x22, CLIENT), 0) == ReasonCode.MALFORMED_PACKET
+
+
+def test_connect_will_qos_3_is_malformed() -> None:
+    payload = CLIENT + b"\x00\x01t\x00\x00"
+    assert reason_of(_connect(b"MQTT", 4, 0x1E, payload), 0) == ReasonCode.MALFORMED_PACKET
+
+
+def test_connect_password_without_username() -> None:
+    payload = CLIENT + b"\x00\x01p"
+    assert reason_of(_connect(b"MQTT", 4, 0x42, payload), 0) == ReasonCode.MALFORMED_PACKET
+    # MQTT 5 allows it (3.1.2.9).
+    packet = decode(_connect(b"MQTT", 5, 0x42, b"\x00" + payload), 0)
+    assert packet is not None
+
+
+def test_connect_unknown_level_and_name() -> None:
+    with pytest.raises(UnsupportedProtocolVersion):
+        decode(_connect(b"MQTT", 6, 0x02, CLIENT), 0)
+    with pytest.raises(UnsupportedProtocolVersion):
+        decode(_connect(b"MQIsdp", 4, 0x02, CLIENT), 0)
+    assert reason_of(_connect(b"HTTP", 4, 0x02, CLIENT), 0) == ReasonCode.PROTOCOL_ERROR
+
+
+def test_connect_trailing_bytes_are_malformed() -> None:
+    assert reason_of(_connect(b"MQTT", 4, 0x02, CLIENT + b"x"), 0) == ReasonCode.MALFORMED_PACKET
+
+
+# -- MQTT 5 properties ----------------------------------------------------------------------
+
+def _v5_publish_with_props(props: bytes) -> bytes:
+    body = b"\x00\x01t" + bytes((len(props),)) + props
+    return bytes((0x30, len(body))) + body
+
+
+def test_duplicate_property_is_a_protocol_error() -> None:
+    wire = _v5_publish_with_props(b"\x01\x01\x01\x01")
+    assert reason_of(wire, MQTT_5) == ReasonCode.PROTOCOL_ERROR
+
+
+def test_property_not_allowed_in_packet_is_malformed() -> None:
+    wire = _v5_publish_with_props(b"\x11\x00\x00\x00\x01")  # session expiry on PUBLISH
+    assert reason_of(wire, MQTT_5) == ReasonCode.MALFORMED_PACKET
+
+
+def test_unknown_property_is_malformed() -> None:
+    assert reason_of(_v5_publish_with_props(b"\x7f\x00"), MQTT_5) == ReasonCode.MALFORMED_PACKET
+
+
+def test_property_value_rules() -> None:
+    assert reason_of(_v5_publish_with_props(b"\x01\x02"), MQTT_5) == ReasonCode.PROTOCOL_ERROR
+    assert reason_of(_v5_publish_with_props(b"\x0b\x00"), MQTT_5) == ReasonCode.PROTOCOL_ERROR
+
+
+def test_property_length_past_the_end_is_malformed() -> None:
+    body = b"\x00\x01t\x09\x01"
+    assert reason_of(bytes((0x30, len(body))) + body, MQTT_5) == ReasonCode.MALFORMED_PACKET
+
+
+def test_user_properties_keep_their_order_and_repeats() -> None:
+    props = Properties(user_properties=[("b", "1"), ("a", "2"), ("b", "3")])
+    packet = Publish("t", b"x", properties=props)
+    decoded = decode(packet.encode(MQTT_5), MQTT_5)
+    assert isinstance(decoded, Publish)
+    assert decoded.properties.user_properties == [("b", "1"), ("a", "2"), ("b", "3")]
+
+
+# -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------------------
+
+def test_subscribe_without_filters_is_a_protocol_error() -> None:
+    assert reason_of(b"\x82\x02\x00\x01") == ReasonCode.PROTOCOL_ERROR
+    assert reason_of(b"\xa2\x02\x00\x01") == ReasonCode.PROTOCOL_ERROR
+
+
+def test_subscribe_reserved_option_bits() -> None:
+    assert reason_of(b"\x82\x06\x00\x01\x00\x01a\x04") == ReasonCode.MALFORMED_PACKET  # v3
+    wire = b"\x82\x07\x00\x01\x00\x00\x01a\x40"
+    assert reason_of(wire, MQTT_5) == ReasonCode.MALFORMED_PACKET
+    wire = b"\x82\x07\x00\x01\x00\x00\x01a\x30"  # retain handling 3
+    assert reason_of(wire, MQTT_5) == ReasonCode.PROTOCOL_ERROR
+    assert reason_of(b"\x82\x06\x00\x01\x00\x01a\x03") == ReasonCode.MALFORMED_PACKET  # QoS 3

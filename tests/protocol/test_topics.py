@@ -1,0 +1,122 @@
+"""Topic rules, and the subscription trie and retained tree checked against the plain matcher."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from culex.broker import Message, RetainedStore, Router, Session, Subscription
+from culex.broker._session import Limits
+from culex.protocol import is_valid_topic_filter, is_valid_topic_name, parse_shared, topic_matches
+
+# Small alphabets so that generated filters and topics actually meet.
+level = st.sampled_from(["a", "b", "", "$SYS", "$x", "c d"])
+topics = st.lists(level, min_size=1, max_size=4).map("/".join).filter(is_valid_topic_name)
+filter_level = st.sampled_from(["a", "b", "", "$SYS", "+"])
+
+
+@st.composite
+def filters(draw: st.DrawFn) -> str:
+    levels = draw(st.lists(filter_level, min_size=1, max_size=4))
+    if draw(st.booleans()):
+        levels.append("#")
+    return "/".join(levels)
+
+
+@pytest.mark.parametrize(("topic_filter", "topic", "expected"), [
+    ("sport/tennis/player1/#", "sport/tennis/player1", True),  # 4.7.1.2
+    ("sport/tennis/player1/#", "sport/tennis/player1/ranking", True),
+    ("sport/#", "sport", True),
+    ("#", "sport/tennis", True),
+    ("sport/+", "sport", False),  # 4.7.1.3
+    ("sport/+", "sport/", True),
+    ("+/+", "/finance", True),
+    ("/+", "/finance", True),
+    ("+", "/finance", False),
+    ("#", "$SYS/uptime", False),  # MQTT-4.7.2-1
+    ("+/monitor/Clients", "$SYS/monitor/Clients", False),
+    ("$SYS/#", "$SYS/monitor/Clients", True),
+    ("$SYS/monitor/+", "$SYS/monitor/Clients", True),
+    ("a/b", "a/b/c", False),
+    ("a/b/c", "a/b", False),
+])
+def test_spec_examples(topic_filter: str, topic: str, expected: bool) -> None:
+    assert topic_matches(topic_filter, topic) is expected
+    router = Router()
+    session = Session("c", 0, Limits())
+    router.add(Subscription(session, topic_filter, 0), topic_filter)
+    found, _ = router.match(topic)
+    assert bool(found) is expected
+
+
+@pytest.mark.parametrize("valid", ["a", "#", "+", "a/#", "+/+/#", "/", "a//b", "+/", " "])
+def test_valid_filters(valid: str) -> None:
+    assert is_valid_topic_filter(valid)
+
+
+@pytest.mark.parametrize("invalid", ["", "a#", "a/#/b", "a/b#", "a+", "+a/b", "a/++", "##"])
+def test_invalid_filters(invalid: str) -> None:
+    assert not is_valid_topic_filter(invalid)  # MQTT-4.7.1-1, -2, MQTT-4.7.3-1
+
+
+@pytest.mark.parametrize("invalid", ["", "a/+", "#", "a/#"])
+def test_invalid_topic_names(invalid: str) -> None:
+    assert not is_valid_topic_name(invalid)
+
+
+def test_shared_subscription_parsing() -> None:
+    assert parse_shared("a/b") is None
+    assert parse_shared("$share/g/a/+") == ("g", "a/+")
+    for bad in ("$share/g", "$share//a", "$share/g+/a", "$share/g/a#"):
+        with pytest.raises(ValueError):
+            parse_shared(bad)
+
+
+@given(st.lists(filters(), max_size=8), topics)
+def test_router_matches_like_the_reference(subscribed: list[str], topic: str) -> None:
+    router = Router()
+    sessions = []
+    for index, topic_filter in enumerate(subscribed):
+        session = Session(f"c{index}", 0, Limits())
+        sessions.append(session)
+        router.add(Subscription(session, topic_filter, 0), topic_filter)
+    found, _ = router.match(topic)
+    got = sorted(cid for subs in found for cid in subs)
+    expected = sorted(f"c{i}" for i, f in enumerate(subscribed) if topic_matches(f, topic))
+    assert got == expected
+
+
+@given(st.lists(filters(), min_size=1, max_size=8), st.data())
+def test_router_removal_leaves_no_trace(subscribed: list[str], data: st.DataObject) -> None:
+    router = Router()
+    session = Session("c", 0, Limits())
+    for topic_filter in subscribed:
+        router.add(Subscription(session, topic_filter, 0), topic_filter)
+    for topic_filter in set(subscribed):
+        assert router.remove("c", topic_filter)
+        assert not router.remove("c", topic_filter)
+    assert router.count == 0
+    assert router._root.is_empty()  # every branch pruned
+    assert router.match(data.draw(topics)) == ([], [])
+
+
+@given(st.sets(topics, max_size=8), filters())
+def test_retained_store_matches_like_the_reference(stored: set[str], topic_filter: str) -> None:
+    store = RetainedStore()
+    for topic in stored:
+        store.set(Message(topic, b"x", retain=True))
+    got = sorted(m.topic for m in store.match(topic_filter))
+    assert got == sorted(t for t in stored if topic_matches(topic_filter, t))
+
+
+def test_retained_store_replaces_and_deletes() -> None:
+    store = RetainedStore()
+    store.set(Message("a/b", b"1", retain=True))
+    store.set(Message("a/b", b"2", retain=True))  # MQTT-3.3.1-5
+    assert store.count == 1
+    assert [m.payload for m in store.match("a/#")] == [b"2"]
+    store.set(Message("a/b", b"", retain=True))  # MQTT-3.3.1-6, -7
+    assert store.count == 0
+    assert list(store.match("#")) == []
+    assert store._root.children == {}

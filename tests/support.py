@@ -1,0 +1,241 @@
+"""Test helpers: a fake clock, an in-memory client for the sans-IO broker, a real broker
+process, and a raw-socket client for protocol-violation tests."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import queue
+import re
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from culex.broker import Broker, Connection
+from culex.config import Config
+from culex.protocol import Decoder, Packet
+
+WAIT = 10.0  # seconds any single awaited event may take before a test fails
+
+
+# -- sans-IO harness -------------------------------------------------------------------------
+
+
+class _Handle:
+    def __init__(self, when: float, seq: int, callback: Callable[..., Any], args: tuple[Any, ...]):
+        self.when, self.seq, self.callback, self.args = when, seq, callback, args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def __lt__(self, other: _Handle) -> bool:
+        return (self.when, self.seq) < (other.when, other.seq)
+
+
+class FakeScheduler:
+    """A clock that moves only when told to, running due callbacks in order."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._heap: list[_Handle] = []
+        self._seq = itertools.count()
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> _Handle:
+        handle = _Handle(self.now + delay, next(self._seq), callback, args)
+        heapq.heappush(self._heap, handle)
+        return handle
+
+    def advance(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self._heap and self._heap[0].when <= end:
+            handle = heapq.heappop(self._heap)
+            self.now = max(self.now, handle.when)
+            if not handle.cancelled:
+                handle.callback(*handle.args)
+        self.now = end
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.data += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class MemoryClient:
+    """A client wired to a Connection in memory: packets in, decoded packets out."""
+
+    def __init__(self, broker: Broker, version: int = 4) -> None:
+        self.version = version
+        self.sink = MemorySink()
+        self.conn = Connection(broker, self.sink, "memory")
+        self._decoder = Decoder(version=version)
+        self._read = 0
+
+    def send(self, *packets: Packet) -> None:
+        self.conn.data_received(b"".join(p.encode(self.version) for p in packets))
+
+    def send_raw(self, data: bytes) -> None:
+        self.conn.data_received(data)
+
+    def received(self) -> list[Packet]:
+        """Packets written to this client since the last call."""
+        new = bytes(self.sink.data[self._read:])
+        self._read = len(self.sink.data)
+        self._decoder.feed(new)
+        out = []
+        while (packet := self._decoder.next_packet()) is not None:
+            out.append(packet)
+        return out
+
+    def drop(self) -> None:
+        """The network connection breaks."""
+        self.sink.closed = True
+        self.conn.connection_lost()
+
+
+def make_broker(**options: Any) -> tuple[Broker, FakeScheduler]:
+    scheduler = FakeScheduler()
+    config = Config(**options)
+    config.validate()
+    return Broker(config, scheduler), scheduler
+
+
+# -- a real broker process -------------------------------------------------------------------
+
+
+class BrokerProcess:
+    """``culex serve`` in a subprocess on a free loopback port, with its log captured."""
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.lines: list[str] = []
+        self._lines: queue.Queue[str] = queue.Queue()
+        self.port = 0
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> BrokerProcess:
+        cmd = [sys.executable, "-m", "culex", "serve", "--listen", "127.0.0.1:0", *self.args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     text=True, env=env)
+        threading.Thread(target=self._pump, daemon=True).start()
+        line = self.wait_for_log(r"listening on 127\.0\.0\.1:(\d+)")
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        assert match
+        self.port = int(match.group(1))
+        return self
+
+    def _pump(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            self._lines.put(line)
+
+    def wait_for_log(self, pattern: str, timeout: float = WAIT) -> str:
+        """The first log line from now on (or already seen) that matches ``pattern``."""
+        regex = re.compile(pattern)
+        for line in list(self.lines):
+            if regex.search(line):
+                return line
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no log line matching {pattern!r}; log:\n"
+                                     + "".join(self.lines))
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if regex.search(line):
+                return line
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.wait(timeout=WAIT)
+
+
+@contextmanager
+def running_broker(*args: str) -> Iterator[BrokerProcess]:
+    process = BrokerProcess(*args).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+# -- raw sockets -----------------------------------------------------------------------------
+
+
+class RawClient:
+    """A TCP client that speaks bytes, for tests that break the protocol on purpose."""
+
+    def __init__(self, port: int, version: int = 4) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.version = version
+        self.decoder = Decoder(version=version)
+
+    def send(self, *packets: Packet) -> None:
+        self.sock.sendall(b"".join(p.encode(self.version) for p in packets))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv_packet(self, timeout: float = WAIT) -> Packet:
+        deadline = time.monotonic() + timeout
+        while True:
+            packet = self.decoder.next_packet()
+            if packet is not None:
+                return packet
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("no packet received in time")
+            self.sock.settimeout(remaining)
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("connection closed by the broker")
+            self.decoder.feed(data)
+
+    def expect_closed(self, timeout: float = WAIT) -> list[Packet]:
+        """Read until the broker closes the connection; the packets it sent before that."""
+        packets = []
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("the broker did not close the connection")
+            ready, _, _ = select.select([self.sock], [], [], remaining)
+            if not ready:
+                continue
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                while (packet := self.decoder.next_packet()) is not None:
+                    packets.append(packet)
+                return packets
+            self.decoder.feed(data)
+
+    def close(self) -> None:
+        self.sock.close()
