@@ -88,6 +88,7 @@ class MemoryClient:
         self.conn = Connection(broker, self.sink, "memory")
         self._decoder = Decoder(version=version)
         self._read = 0
+        self.backlog: list[Packet] = []  # received but put back by a helper
 
     def send(self, *packets: Packet) -> None:
         self.conn.data_received(b"".join(p.encode(self.version) for p in packets))
@@ -100,7 +101,7 @@ class MemoryClient:
         new = bytes(self.sink.data[self._read:])
         self._read = len(self.sink.data)
         self._decoder.feed(new)
-        out = []
+        out, self.backlog = self.backlog, []
         while (packet := self._decoder.next_packet()) is not None:
             out.append(packet)
         return out
