@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("culex")
 
 NEW, CONNECTED, CLOSED = range(3)
+# Largest CONNECT read from a peer nobody has authenticated yet. Every field of a CONNECT is at
+# most 65,535 bytes and a legitimate one stays far below this; without the cap a stranger could
+# make the broker buffer up to max_packet_size (256 MB by default) before saying who it is.
+MAX_CONNECT_SIZE = 1 << 20
 VERSION_NAMES = {3: "3.1", 4: "3.1.1", 5: "5.0"}
 
 
@@ -66,7 +70,7 @@ class Connection:
         self.broker = broker
         self.sink = sink
         self.peer = peer
-        self.decoder = Decoder(broker.config.packet_size_limit)
+        self.decoder = Decoder(min(broker.config.packet_size_limit, MAX_CONNECT_SIZE))
         self.state = NEW
         self.version = 0
         self.client_id = ""
@@ -91,6 +95,10 @@ class Connection:
             return  # MQTT-3.1.4-6: nothing after a refused CONNECT or a DISCONNECT is read
         self._last_rx = self.broker.clock()
         decoder = self.decoder
+        if self.state == NEW and not decoder.buffered and data[:1] != b"\x10":
+            # MQTT-3.1.0-1: not a CONNECT, so not worth waiting for the rest of it.
+            self._refuse_quietly("first packet is not CONNECT")
+            return
         decoder.feed(data)
         try:
             while self.state != CLOSED:
@@ -211,6 +219,7 @@ class Connection:
             self._refuse_quietly(f"client {packet.client_id!r}: {why}")
             return
         self.state = CONNECTED
+        self.decoder.max_packet_size = self.broker.config.packet_size_limit
         self.broker.connect(self, packet)
         if self.keep_alive:
             self._keepalive_limit = self.keep_alive * 1.5

@@ -1,0 +1,82 @@
+"""The command line and the configuration file: clear errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from culex.config import Config, ConfigError, config_from_mapping, parse_listen
+
+
+def run_culex(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "culex", *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_defaults_are_loopback_only() -> None:
+    config = Config()
+    assert [(x.bind_address, x.port) for x in config.listeners] == [("127.0.0.1", 1883)]
+    assert config.packet_size_limit == 268_435_460
+
+
+def test_config_file_keys() -> None:
+    config = config_from_mapping({
+        "max_keepalive": 120, "max_queued_messages": 10, "allow_anonymous": False,
+        "persistent_client_expiration": "2d",
+        "listener": [{"port": 1884, "bind_address": "0.0.0.0"}],
+    })
+    assert config.max_keepalive == 120 and config.max_queued_messages == 10
+    assert config.persistent_client_expiration == 2 * 86400
+    assert [(x.bind_address, x.port) for x in config.listeners] == [("0.0.0.0", 1884)]
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"max_keepalive": 70000}, "max_keepalive"),
+    ({"max_keepalive": "10"}, "max_keepalive"),
+    ({"no_such_option": 1}, "unknown option 'no_such_option'"),
+    ({"listener": [{"port": 1, "protocol": "x"}]}, "unknown listener option"),
+    ({"allow_anonymous": 1}, "allow_anonymous"),
+    ({"persistent_client_expiration": "soon"}, "persistent_client_expiration"),
+    ({"max_packet_size": 10}, "max_packet_size"),
+])
+def test_bad_config_values(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_mapping(data)
+
+
+def test_parse_listen() -> None:
+    assert (parse_listen("0.0.0.0:1884").bind_address, parse_listen("[::1]:5").port) == (
+        "0.0.0.0", 5)
+    with pytest.raises(ConfigError):
+        parse_listen("localhost")
+
+
+def test_bad_config_file_exits_with_message(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("max_inflight_messages = -1\n")
+    result = run_culex("serve", "--config", str(path))
+    assert result.returncode == 2
+    assert "max_inflight_messages" in result.stderr and str(path) in result.stderr
+
+
+def test_missing_and_unparsable_config(tmp_path: Path) -> None:
+    result = run_culex("serve", "--config", str(tmp_path / "missing.toml"))
+    assert result.returncode == 2 and "cannot read" in result.stderr
+    path = tmp_path / "broken.toml"
+    path.write_text("max_keepalive = = 3\n")
+    result = run_culex("serve", "--config", str(path))
+    assert result.returncode == 2 and "broken.toml" in result.stderr
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run_culex("serve", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode != 0 and "cannot listen" in result.stderr
