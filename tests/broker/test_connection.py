@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support import MemoryClient, make_broker
 
 from culex.protocol import (
     ConnAck,
@@ -27,6 +26,8 @@ from culex.protocol import (
     Unsubscribe,
     Will,
 )
+
+from support import MemoryClient, make_broker
 
 
 def connect(broker: Any, client_id: str = "c", version: int = 4, **kw: Any) -> MemoryClient:
@@ -540,7 +541,7 @@ def test_disconnect_with_will_message() -> None:
 
 
 def test_will_delay() -> None:
-    broker, clock, watcher, client = will_setup(5, delay=10, expiry=100)
+    _, clock, watcher, client = will_setup(5, delay=10, expiry=100)
     client.drop()
     clock.advance(9)
     assert publishes(watcher) == []
@@ -559,7 +560,7 @@ def test_will_delay_cancelled_by_reconnection() -> None:
 
 
 def test_will_sent_when_session_ends_before_delay() -> None:
-    broker, clock, watcher, client = will_setup(5, delay=60, expiry=5)
+    _, clock, watcher, client = will_setup(5, delay=60, expiry=5)
     client.drop()
     clock.advance(5)
     assert [p.payload for p in publishes(watcher)] == [b"bye"]  # MQTT-3.1.2-8

@@ -6,7 +6,6 @@ import signal
 from pathlib import Path
 
 import pytest
-from support import RawClient, running_broker
 
 from culex.protocol import (
     ConnAck,
@@ -17,6 +16,8 @@ from culex.protocol import (
     Publish,
     ReasonCode,
 )
+
+from support import RawClient, running_broker
 
 
 def connected(port: int, version: int, client_id: str = "raw", **kw: object) -> RawClient:

@@ -7,6 +7,7 @@ import subprocess
 
 import paho.mqtt.client as mqtt
 import pytest
+
 from paho_client import Paho
 from support import WAIT, BrokerProcess
 
@@ -25,7 +26,8 @@ def mosquitto_pub(port: int, *args: str) -> None:
 def start_sub(port: int, *args: str) -> subprocess.Popen[str]:
     # -d prints the SUBACK, which tells us when the subscription is in place; stdbuf makes
     # the tool write each line as it happens instead of when its pipe buffer fills.
-    return subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-d", *args],
+    return subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port),
+                             "-d", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -6,6 +6,7 @@ import os
 
 import paho.mqtt.client as mqtt
 import pytest
+
 from paho_client import VERSIONS, Paho
 from support import BrokerProcess
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import VERSIONS, connects, packets
 
 from culex.protocol import Decoder, MQTTError, Packet
+
+from strategies import VERSIONS, connects, packets
 
 settings.register_profile("default", suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")

@@ -39,7 +39,7 @@ class MQTTProtocol(asyncio.Protocol):
         peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         if not self._server.admit(self):
             log.warning("refused: connection from %s: max_connections reached", peer_text)
-            transport.abort()
+            self._transport.abort()
             return
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
