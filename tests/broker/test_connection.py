@@ -585,3 +585,26 @@ def test_shared_subscription_with_no_local_is_a_protocol_error() -> None:
     connack(client)
     subscribe(client, "$share/g/t", no_local=True)
     assert client.sink.closed  # MQTT-3.8.3-4
+
+
+# -- flow control and limits ----------------------------------------------------------------
+
+def test_slow_consumer_is_queued_within_limits() -> None:
+    broker, _ = make_broker(max_queued_messages=3)
+    sub = connect(broker, "s")
+    subscribe(sub, "t", qos=0)
+    sub.conn.pause_writing()  # the transport's buffer is full
+    pub = connect(broker, "p")
+    for i in range(5):
+        pub.send(Publish("t", bytes([i])))
+    assert publishes(sub) == []
+    assert broker.sessions["s"].dropped == 2
+    sub.conn.resume_writing()
+    assert [p.payload for p in publishes(sub)] == [b"\x00", b"\x01", b"\x02"]
+
+
+def test_connect_larger_than_the_pre_connect_cap_is_refused() -> None:
+    broker, _ = make_broker()
+    client = MemoryClient(broker)
+    client.send_raw(b"\x10\xff\xff\xff\x01")  # announces a 4 MB CONNECT
+    assert client.sink.closed and client.received() == []

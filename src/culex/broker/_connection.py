@@ -63,8 +63,8 @@ class Sink(Protocol):
 
 class Connection:
     __slots__ = ("_clean_exit", "_keepalive_limit", "_last_rx", "_timer", "aliases", "broker",
-                 "client_id", "connect_expiry", "decoder", "keep_alive", "max_out_packet", "peer",
-                 "problem_info", "send_window", "session", "sink", "state", "version", "will")
+                 "client_id", "connect_expiry", "decoder", "keep_alive", "max_out_packet", "paused",
+                 "peer", "problem_info", "send_window", "session", "sink", "state", "version", "will")
 
     def __init__(self, broker: Broker, sink: Sink, peer: str) -> None:
         self.broker = broker
@@ -81,6 +81,7 @@ class Connection:
         self.max_out_packet = 0  # the client's Maximum Packet Size (v5); 0 = no limit
         self.aliases: dict[int, str] = {}  # inbound topic aliases (MQTT-3.3.2-7: per connection)
         self.problem_info = True
+        self.paused = False  # the transport's buffer is full: queue instead of writing
         self._clean_exit = False
         self.connect_expiry = 0
         self._keepalive_limit = 0.0
@@ -127,6 +128,14 @@ class Connection:
     def connection_lost(self) -> None:
         """The transport is gone (peer closed, network error, or we closed it)."""
         self._finish("connection lost")
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.session is not None and self.state == CONNECTED:
+            self.session.pump(self.broker.clock())
 
     # -- output -----------------------------------------------------------------------------
 

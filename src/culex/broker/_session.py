@@ -79,15 +79,17 @@ class Session:
     def deliver(self, message: Message, qos: int, retain: bool,
                 sub_ids: tuple[int, ...] = ()) -> None:
         conn = self.connection
-        if conn is not None:
+        if conn is not None and not conn.paused:
             if qos == 0:
                 conn.send_publish(message, 0, retain, False, 0, sub_ids)
                 return
             if not self.queue and len(self.inflight) < conn.send_window:
                 self._send_new(conn, Outgoing(message, qos, retain, sub_ids))
                 return
-        elif qos == 0 and not self.limits.queue_qos0_messages:
+        elif conn is None and qos == 0 and not self.limits.queue_qos0_messages:
             return  # QoS 0 is not kept for an offline client, as in Mosquitto
+        # Offline, or online with a full socket buffer (a slow consumer): queued, within the
+        # queue limits, so that memory per client stays bounded.
         self._enqueue(Outgoing(message, qos, retain, sub_ids))
 
     def _enqueue(self, out: Outgoing) -> None:
@@ -123,7 +125,8 @@ class Session:
         """Send queued messages while the in-flight window has room."""
         conn = self.connection
         queue = self.queue
-        while queue and conn is not None and len(self.inflight) < conn.send_window:
+        while (queue and conn is not None and not conn.paused
+               and len(self.inflight) < conn.send_window):
             out = queue.popleft()
             self.queued_bytes -= len(out.message.payload)
             if out.message.expired(now):

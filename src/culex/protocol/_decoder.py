@@ -76,7 +76,8 @@ class Decoder:
             return None
         first = buf[start]
         self._pos = end
-        body = bytes(buf[i:end])
+        with memoryview(buf) as view:  # one copy of the body, not two
+            body = bytes(view[i:end])
         if end == len(buf):
             buf.clear()
             self._pos = 0

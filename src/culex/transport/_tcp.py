@@ -71,6 +71,23 @@ class MQTTProtocol(asyncio.Protocol):
             except Exception:
                 log.exception("internal error closing connection from %s", conn.peer)
 
+    # Flow control: asyncio calls these around its write-buffer high and low water marks.
+
+    def pause_writing(self) -> None:
+        if self._conn is not None:
+            self._conn.pause_writing()
+
+    def resume_writing(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.resume_writing()
+        except Exception:
+            log.exception("internal error on connection from %s; closing it", conn.peer)
+            self.close()
+            conn.connection_lost()
+
     # -- the Sink interface of Connection ----------------------------------------------------
 
     def write(self, data: bytes) -> None:
