@@ -63,8 +63,9 @@ class Sink(Protocol):
 
 class Connection:
     __slots__ = ("_clean_exit", "_keepalive_limit", "_last_rx", "_timer", "aliases", "broker",
-                 "client_id", "connect_expiry", "decoder", "keep_alive", "max_out_packet", "paused",
-                 "peer", "problem_info", "send_window", "session", "sink", "state", "version", "will")
+                 "client_id", "connect_expiry", "decoder", "keep_alive", "max_out_packet",
+                 "paused", "peer", "problem_info", "send_window", "session", "sink", "state",
+                 "version", "will")
 
     def __init__(self, broker: Broker, sink: Sink, peer: str) -> None:
         self.broker = broker
