@@ -142,7 +142,6 @@ class Broker:
             if keep_alive > config.max_keepalive:
                 keep_alive = server_keep_alive = config.max_keepalive  # MQTT-3.2.2-21
             conn.max_out_packet = props.maximum_packet_size or 0
-            conn.problem_info = props.request_problem_information != 0
             receive_maximum = props.receive_maximum or _MAX_RECEIVE
             ack_props = Properties(
                 assigned_client_identifier=None if packet.client_id else client_id,

@@ -64,8 +64,7 @@ class Sink(Protocol):
 class Connection:
     __slots__ = ("_clean_exit", "_keepalive_limit", "_last_rx", "_timer", "aliases", "broker",
                  "client_id", "connect_expiry", "decoder", "keep_alive", "max_out_packet",
-                 "paused", "peer", "problem_info", "send_window", "session", "sink", "state",
-                 "version", "will")
+                 "paused", "peer", "send_window", "session", "sink", "state", "version")
 
     def __init__(self, broker: Broker, sink: Sink, peer: str) -> None:
         self.broker = broker
@@ -77,11 +76,9 @@ class Connection:
         self.client_id = ""
         self.session: Session | None = None
         self.keep_alive = 0
-        self.will: Message | None = None
         self.send_window = 0
         self.max_out_packet = 0  # the client's Maximum Packet Size (v5); 0 = no limit
         self.aliases: dict[int, str] = {}  # inbound topic aliases (MQTT-3.3.2-7: per connection)
-        self.problem_info = True
         self.paused = False  # the transport's buffer is full: queue instead of writing
         self._clean_exit = False
         self.connect_expiry = 0
