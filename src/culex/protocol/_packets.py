@@ -458,44 +458,48 @@ class UnsubAck(Packet):
 
 
 @dataclass(slots=True)
-class PingReq(Packet):
+class _Empty(Packet):
+    """PINGREQ and PINGRESP: a fixed header and nothing else."""
+
+    WIRE: ClassVar[bytes]
+
+    def encode(self, version: int) -> bytes:
+        return self.WIRE
+
+    @classmethod
+    def decode(cls, flags: int, data: bytes, version: int) -> _Empty:
+        _check_end(0, len(data))
+        return cls()
+
+
+@dataclass(slots=True)
+class PingReq(_Empty):
     TYPE: ClassVar[PacketType] = PacketType.PINGREQ
-
-    def encode(self, version: int) -> bytes:
-        return b"\xc0\x00"
-
-    @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> PingReq:
-        _check_end(0, len(data))
-        return cls()
+    WIRE: ClassVar[bytes] = b"\xc0\x00"
 
 
 @dataclass(slots=True)
-class PingResp(Packet):
+class PingResp(_Empty):
     TYPE: ClassVar[PacketType] = PacketType.PINGRESP
-
-    def encode(self, version: int) -> bytes:
-        return b"\xd0\x00"
-
-    @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> PingResp:
-        _check_end(0, len(data))
-        return cls()
+    WIRE: ClassVar[bytes] = b"\xd0\x00"
 
 
 @dataclass(slots=True)
-class Disconnect(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.DISCONNECT
+class _ReasonOnly(Packet):
+    """DISCONNECT and AUTH: an optional reason code and optional properties (MQTT 5.0 3.14,
+    3.15); both shrink to a bare fixed header when they carry a success and nothing else."""
+
+    FIRST_BYTE: ClassVar[int]
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
     def encode(self, version: int) -> bytes:
         if version != MQTT_5 or (self.reason_code == 0 and self.properties is NO_PROPERTIES):
-            return b"\xe0\x00"
-        return _frame(0xE0, bytes((self.reason_code,)) + self.properties.encode())
+            return bytes((self.FIRST_BYTE, 0))
+        return _frame(self.FIRST_BYTE, bytes((self.reason_code,)) + self.properties.encode())
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> Disconnect:
+    def decode(cls, flags: int, data: bytes, version: int) -> _ReasonOnly:
         end = len(data)
         if version != MQTT_5:
             _check_end(0, end)
@@ -503,33 +507,22 @@ class Disconnect(Packet):
         reason, pos = (decode_byte(data, 0, end) if end else (0, 0))
         properties = NO_PROPERTIES
         if pos < end:
-            properties, pos = decode_properties(data, pos, end, PacketType.DISCONNECT)
+            properties, pos = decode_properties(data, pos, end, cls.TYPE)
         _check_end(pos, end)
         return cls(reason, properties)
 
 
 @dataclass(slots=True)
-class Auth(Packet):
+class Disconnect(_ReasonOnly):
+    TYPE: ClassVar[PacketType] = PacketType.DISCONNECT
+    FIRST_BYTE: ClassVar[int] = 0xE0
+
+
+@dataclass(slots=True)
+class Auth(_ReasonOnly):
+    # Only MQTT 5 has AUTH: the decoder treats type 15 as reserved for earlier versions.
     TYPE: ClassVar[PacketType] = PacketType.AUTH
-    reason_code: int = 0
-    properties: Properties = NO_PROPERTIES
-
-    def encode(self, version: int) -> bytes:
-        if self.reason_code == 0 and self.properties is NO_PROPERTIES:
-            return b"\xf0\x00"
-        return _frame(0xF0, bytes((self.reason_code,)) + self.properties.encode())
-
-    @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> Auth:
-        if version != MQTT_5:
-            raise malformed("AUTH is an MQTT 5 packet")
-        end = len(data)
-        reason, pos = (decode_byte(data, 0, end) if end else (0, 0))
-        properties = NO_PROPERTIES
-        if pos < end:
-            properties, pos = decode_properties(data, pos, end, PacketType.AUTH)
-        _check_end(pos, end)
-        return cls(reason, properties)
+    FIRST_BYTE: ClassVar[int] = 0xF0
 
 
 PACKET_CLASSES: dict[int, type[Packet]] = {
