@@ -40,6 +40,17 @@ class _Handle:
         return (self.when, self.seq) < (other.when, other.seq)
 
 
+class _DoneTask:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
+        callback(self)
+
+
 class FakeScheduler:
     """A clock that moves only when told to, running due callbacks in order."""
 
@@ -55,6 +66,14 @@ class FakeScheduler:
         handle = _Handle(self.now + delay, next(self._seq), callback, args)
         heapq.heappush(self._heap, handle)
         return handle
+
+    def create_task(self, coro: Any) -> Any:
+        """Run a coroutine that needs no real event loop, to its end, at once."""
+        try:
+            coro.send(None)
+        except StopIteration as stop:
+            return _DoneTask(stop.value)
+        raise AssertionError("a coroutine waited on something in a sans-IO test")
 
     def advance(self, seconds: float) -> None:
         end = self.now + seconds

@@ -21,18 +21,69 @@ class ConfigError(ValueError):
     """A configuration problem, with a message meant for the person who wrote the file."""
 
 
+LOOPBACK = ("127.", "::1", "localhost")
+
+
 @dataclass
 class ListenerConfig:
     port: int = DEFAULT_PORT
     # Like Mosquitto 2, nothing is exposed by accident: loopback unless told otherwise.
     bind_address: str = "127.0.0.1"
+    # Overrides the global allow_anonymous for this listener.
+    allow_anonymous: bool | None = None
+    # TLS: a listener with a certfile speaks TLS only (never plain TCP as a fallback).
+    certfile: str | None = None
+    keyfile: str | None = None
+    cafile: str | None = None  # CAs that sign client certificates
+    require_certificate: bool = False
+    use_identity_as_username: bool = False  # the certificate's CN becomes the user name
+    use_subject_as_username: bool = False  # its whole subject does
+    tls_version: str = "tlsv1.2"  # the minimum: tlsv1.2 or tlsv1.3
+    ciphers: str | None = None  # OpenSSL cipher list for TLS 1.2
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.bind_address.startswith(LOOPBACK)
+
+    @property
+    def name(self) -> str:
+        return f"{self.bind_address}:{self.port}"
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"listener port {self.port} is not in 0..65535")
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ConfigError(f"listener {self.name}: certfile and keyfile go together")
+        tls_only = {"cafile": self.cafile, "require_certificate": self.require_certificate,
+                    "use_identity_as_username": self.use_identity_as_username,
+                    "use_subject_as_username": self.use_subject_as_username,
+                    "ciphers": self.ciphers}
+        for key, value in tls_only.items():
+            if value and not self.tls:
+                raise ConfigError(f"listener {self.name}: {key} needs certfile and keyfile")
+        if self.require_certificate and not self.cafile:
+            raise ConfigError(f"listener {self.name}: require_certificate needs a cafile")
+        if ((self.use_identity_as_username or self.use_subject_as_username)
+                and not self.require_certificate):
+            raise ConfigError(f"listener {self.name}: use_identity_as_username and "
+                              "use_subject_as_username need require_certificate = true")
+        if self.tls_version not in ("tlsv1.2", "tlsv1.3"):
+            raise ConfigError(f"listener {self.name}: tls_version must be tlsv1.2 or tlsv1.3")
 
 
 @dataclass
 class Config:
     listeners: list[ListenerConfig] = field(default_factory=lambda: [ListenerConfig()])
-    # Clients without a user name may connect (the default listener is loopback only).
-    allow_anonymous: bool = True
+    # Whether clients that present no credentials may connect. Unset: yes on loopback
+    # listeners, no on any other (a listener's own allow_anonymous overrides both).
+    allow_anonymous: bool | None = None
+    # Mosquitto-format files (see culex passwd); reloaded on SIGHUP.
+    password_file: str | None = None
+    acl_file: str | None = None
     # Largest keep-alive a client may ask for; v5 clients are told to use this instead, v3
     # clients asking for more are refused (Mosquitto's behaviour). 65535 = the protocol's limit.
     max_keepalive: int = 65535
@@ -62,6 +113,13 @@ class Config:
     connect_timeout: float = 10.0
     log_level: str = "info"
 
+    def anonymous_allowed(self, listener: ListenerConfig | None) -> bool:
+        if listener is not None and listener.allow_anonymous is not None:
+            return listener.allow_anonymous
+        if self.allow_anonymous is not None:
+            return self.allow_anonymous
+        return listener is None or listener.is_loopback
+
     @property
     def packet_size_limit(self) -> int:
         return self.max_packet_size or PROTOCOL_MAX_PACKET_SIZE
@@ -70,8 +128,7 @@ class Config:
         if not self.listeners:
             raise ConfigError("at least one listener is needed")
         for listener in self.listeners:
-            if not 0 <= listener.port <= 65535:
-                raise ConfigError(f"listener port {listener.port} is not in 0..65535")
+            listener.validate()
         checks: list[tuple[str, bool]] = [
             ("max_keepalive", 0 <= self.max_keepalive <= 65535),
             ("max_inflight_messages", 0 <= self.max_inflight_messages <= 65535),
@@ -139,7 +196,8 @@ def _coerce(key: str, expected: Any, value: Any) -> Any:
     raise AssertionError(key)
 
 
-_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "int | None": int}
+_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "int | None": int,
+          "bool | None": bool, "str | None": str}
 
 
 def config_from_mapping(data: dict[str, Any]) -> Config:
@@ -163,13 +221,12 @@ def _listener(item: Any) -> ListenerConfig:
     if not isinstance(item, dict):
         raise ConfigError("listener: expected a table")
     listener = ListenerConfig()
+    known = {f.name: f for f in fields(ListenerConfig)}
     for key, value in item.items():
-        if key == "port":
-            listener.port = _coerce("listener.port", int, value)
-        elif key == "bind_address":
-            listener.bind_address = _coerce("listener.bind_address", str, value)
-        else:
+        spec = known.get(key)
+        if spec is None:
             raise ConfigError(f"unknown listener option {key!r}")
+        setattr(listener, key, _coerce(f"listener.{key}", _TYPES[str(spec.type)], value))
     return listener
 
 

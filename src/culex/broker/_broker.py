@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Protocol
 
+from ..auth import Action, AuthChain, ClientInfo
 from ..config import Config
 from ..protocol import (
     MQTT_5,
@@ -36,19 +38,30 @@ from ._session import NEVER_EXPIRES, Limits, Session
 log = logging.getLogger("culex")
 
 _MAX_RECEIVE = 65535
+_REFUSALS: dict[int, str] = {
+    ReasonCode.BAD_USER_NAME_OR_PASSWORD: "bad user name or password",
+    ReasonCode.NOT_AUTHORIZED: "not authorized",
+    ReasonCode.SERVER_UNAVAILABLE: "authentication failed inside a plugin",
+}
 
 
 class Scheduler(Protocol):
+    """What the broker needs of an event loop (an asyncio loop is one)."""
+
     def call_later(self, delay: float, callback: Any, *args: Any) -> Any: ...
 
     def time(self) -> float: ...
 
+    def create_task(self, coro: Coroutine[Any, Any, Any]) -> Any: ...
+
 
 class Broker:
-    def __init__(self, config: Config, scheduler: Scheduler) -> None:
+    def __init__(self, config: Config, scheduler: Scheduler,
+                 auth: AuthChain | None = None) -> None:
         self.config = config
         self.scheduler = scheduler
         self.clock = scheduler.time
+        self.auth = auth or AuthChain()
         self.sessions: dict[str, Session] = {}
         self.router = Router()
         self.retained = RetainedStore()
@@ -82,9 +95,62 @@ class Broker:
         if version != MQTT_5 and packet.keep_alive > config.max_keepalive:
             return (ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
                     f"keep-alive {packet.keep_alive}s above max_keepalive")
-        if packet.username is None and not config.allow_anonymous:
-            return ReasonCode.NOT_AUTHORIZED, "anonymous clients are not allowed"
         return None
+
+    def authenticate(self, conn: Connection, packet: Connect) -> None:
+        """Decide who the client is; answer through ``conn.authenticated``, now or later."""
+        listener = conn.listener
+        username = packet.username
+        by_certificate = False
+        if listener is not None and listener.use_subject_as_username:
+            username, by_certificate = conn.cert_subject, True
+        elif listener is not None and listener.use_identity_as_username:
+            username, by_certificate = conn.cert_cn, True
+        # An empty id is replaced first, so that ACL patterns (%c) see the real one.
+        conn.client_id = packet.client_id or self._assign_client_id()  # MQTT-3.1.3-6
+        client = ClientInfo(conn.client_id, username, packet.password, conn.peer,
+                            packet.protocol_version, conn.cert_subject)
+        conn.client = client
+        if by_certificate:
+            if username is None:
+                conn.authenticated(packet, (ReasonCode.NOT_AUTHORIZED,
+                                            "no identity in the client certificate"))
+            else:
+                self._authorize_will(conn, packet, None)  # the TLS layer vouched for it
+            return
+        anonymous_ok = self.config.anonymous_allowed(listener)
+        if not self.auth.authenticators:
+            self._authorize_will(conn, packet,
+                                 None if anonymous_ok else ReasonCode.NOT_AUTHORIZED)
+            return
+        task = self.scheduler.create_task(self.auth.authenticate(client, anonymous_ok))
+
+        def done(task: Any) -> None:
+            try:
+                reason = task.result()
+            except Exception:
+                log.exception("an authentication plugin failed for client %s",
+                              conn.client_id)
+                reason = ReasonCode.SERVER_UNAVAILABLE
+            self._authorize_will(conn, packet, reason)
+
+        task.add_done_callback(done)
+
+    def _authorize_will(self, conn: Connection, packet: Connect, reason: int | None) -> None:
+        if reason is not None:
+            why = _REFUSALS.get(reason, "refused")
+            if reason == ReasonCode.NOT_AUTHORIZED and conn.client is not None \
+                    and conn.client.username is None:
+                why = "anonymous clients are not allowed on this listener"
+            conn.authenticated(packet, (reason, why))
+            return
+        will = packet.will
+        if (will is not None and conn.client is not None
+                and not self.auth.authorize(conn.client, Action.PUBLISH, will.topic)):
+            conn.authenticated(packet, (ReasonCode.NOT_AUTHORIZED,
+                                        f"will topic {will.topic!r} not allowed"))
+            return
+        conn.authenticated(packet, None)
 
     def connect(self, conn: Connection, packet: Connect) -> None:
         """Accept ``packet`` on ``conn``: take over or create the session, answer CONNACK."""
@@ -92,8 +158,7 @@ class Broker:
         now = self.clock()
         v5 = packet.protocol_version == MQTT_5
         props = packet.properties
-        client_id = packet.client_id or self._assign_client_id()  # MQTT-3.1.3-6
-        conn.client_id = client_id
+        client_id = conn.client_id
         if v5:
             expiry = props.session_expiry_interval or 0
         elif packet.clean_start:
@@ -123,6 +188,8 @@ class Broker:
             session.will = None
         session.expiry_interval = expiry
         session.connection = conn
+        session.client = conn.client
+        session.read_allowed.clear()
         conn.session = session
         self.connections.add(conn)
 
@@ -235,6 +302,11 @@ class Broker:
             log.warning("dropped: %d-byte message from client %s on %r is above "
                         "message_size_limit", len(packet.payload), conn.client_id, topic)
             return ReasonCode.QUOTA_EXCEEDED
+        if (self.auth.authorizers and conn.client is not None
+                and not self.auth.authorize(conn.client, Action.PUBLISH, topic)):
+            # v5 publishers are told (0x87); v3 ones cannot be, and the message is dropped.
+            log.debug("denied: client %s may not publish to %r", conn.client_id, topic)
+            return ReasonCode.NOT_AUTHORIZED
         message = Message.from_publish(topic, packet.payload, packet.qos, packet.retain,
                                        packet.properties, self.clock(), conn.client_id)
         if self.publish(message):
@@ -247,11 +319,14 @@ class Broker:
             self.retained.set(message)
         found, groups = self.router.match(message.topic)
         sender = message.sender
+        checked = bool(self.auth.authorizers)
         count = 0
         if len(found) == 1:
             for client_id, sub in found[0].items():
                 if sub.no_local and client_id == sender:
                     continue  # MQTT-3.8.3-3 (5.0)
+                if checked and not self.may_receive(sub.session, message.topic):
+                    continue
                 self._deliver_one(message, sub)
                 count += 1
         elif found:
@@ -261,6 +336,8 @@ class Broker:
             for subs in found:
                 for client_id, sub in subs.items():
                     if sub.no_local and client_id == sender:
+                        continue
+                    if checked and not self.may_receive(sub.session, message.topic):
                         continue
                     same = by_client.get(client_id)
                     if same is None:
@@ -278,10 +355,28 @@ class Broker:
             count += len(by_client)
         for group in groups:
             picked = group.pick()
-            if picked is not None:
+            if picked is not None and not (checked and not self.may_receive(picked.session,
+                                                                            message.topic)):
                 self._deliver_one(message, picked)
                 count += 1
         return count
+
+    def may_receive(self, session: Session, topic: str) -> bool:
+        """The read check of every delivery, remembered per session and topic."""
+        allowed = session.read_allowed.get(topic)
+        if allowed is None:
+            client = session.client
+            allowed = client is None or self.auth.authorize(client, Action.RECEIVE, topic)
+            if len(session.read_allowed) > 4096:
+                session.read_allowed.clear()
+            session.read_allowed[topic] = allowed
+        return allowed
+
+    def reload_auth(self) -> None:
+        """SIGHUP: reload the plugins' files; cached access answers are forgotten."""
+        self.auth.reload()
+        for session in self.sessions.values():
+            session.read_allowed.clear()
 
     @staticmethod
     def _deliver_one(message: Message, sub: Subscription) -> None:
@@ -321,6 +416,10 @@ class Broker:
                 group, match_filter = shared
                 if request.no_local:
                     raise protocol_error("No Local on a shared subscription")  # MQTT-3.8.3-4
+            if (self.auth.authorizers and conn.client is not None
+                    and not self.auth.authorize(conn.client, Action.SUBSCRIBE, match_filter)):
+                codes.append(ReasonCode.NOT_AUTHORIZED if v5 else 0x80)
+                continue
             qos = min(request.qos, self.config.max_qos)
             sub = Subscription(session, topic_filter, qos, no_local=request.no_local,
                                retain_as_published=request.retain_as_published,
@@ -335,6 +434,8 @@ class Broker:
             if group is None and (handling == 0 or (handling == 1 and not existed)):
                 sub_ids = (identifier,) if identifier else ()
                 for message in self.retained_matching(match_filter, now):
+                    if self.auth.authorizers and not self.may_receive(session, message.topic):
+                        continue
                     retained.append((message, min(message.qos, qos), sub_ids))
         return codes, retained
 

@@ -40,12 +40,14 @@ from ..protocol import (
 from ._message import Message
 
 if TYPE_CHECKING:
+    from ..auth import ClientInfo
+    from ..config import ListenerConfig
     from ._broker import Broker
     from ._session import Session
 
 log = logging.getLogger("culex")
 
-NEW, CONNECTED, CLOSED = range(3)
+NEW, AUTHENTICATING, CONNECTED, CLOSED = range(4)
 # Largest CONNECT read from a peer nobody has authenticated yet. Every field of a CONNECT is at
 # most 65,535 bytes and a legitimate one stays far below this; without the cap a stranger could
 # make the broker buffer up to max_packet_size (256 MB by default) before saying who it is.
@@ -62,14 +64,21 @@ class Sink(Protocol):
 
 
 class Connection:
-    __slots__ = ("_clean_exit", "_keepalive_limit", "_last_rx", "_timer", "aliases", "broker",
-                 "client_id", "connect_expiry", "decoder", "keep_alive", "max_out_packet",
+    __slots__ = ("_clean_exit", "_in_process", "_keepalive_limit", "_last_rx", "_timer",
+                 "aliases", "broker", "cert_cn", "cert_subject", "client", "client_id",
+                 "connect_expiry", "decoder", "keep_alive", "listener", "max_out_packet",
                  "paused", "peer", "send_window", "session", "sink", "state", "version")
 
-    def __init__(self, broker: Broker, sink: Sink, peer: str) -> None:
+    def __init__(self, broker: Broker, sink: Sink, peer: str,
+                 listener: ListenerConfig | None = None, cert_subject: str | None = None,
+                 cert_cn: str | None = None) -> None:
         self.broker = broker
         self.sink = sink
         self.peer = peer
+        self.listener = listener
+        self.cert_subject = cert_subject  # of a verified TLS client certificate
+        self.cert_cn = cert_cn
+        self.client: ClientInfo | None = None  # who this is, once authenticated
         self.decoder = Decoder(min(broker.config.packet_size_limit, MAX_CONNECT_SIZE))
         self.state = NEW
         self.version = 0
@@ -81,6 +90,7 @@ class Connection:
         self.aliases: dict[int, str] = {}  # inbound topic aliases (MQTT-3.3.2-7: per connection)
         self.paused = False  # the transport's buffer is full: queue instead of writing
         self._clean_exit = False
+        self._in_process = False
         self.connect_expiry = 0
         self._keepalive_limit = 0.0
         self._last_rx = broker.clock()
@@ -99,14 +109,27 @@ class Connection:
             self._refuse_quietly("first packet is not CONNECT")
             return
         decoder.feed(data)
+        if self.state == AUTHENTICATING:
+            # Packets wait, in order, until the client is accepted (MQTT-3.1.4-6); a client
+            # that keeps sending meanwhile is not given unbounded memory.
+            if decoder.buffered > MAX_CONNECT_SIZE:
+                self._refuse_quietly("too much data before CONNACK")
+            return
+        self._process()
+
+    def _process(self) -> None:
+        decoder = self.decoder
+        self._in_process = True
         try:
-            while self.state != CLOSED:
+            while self.state == CONNECTED or self.state == NEW:
                 packet = decoder.next_packet()
                 if packet is None:
                     break
                 self._handle(packet)
         except MQTTError as exc:
             self._violation(exc)
+        finally:
+            self._in_process = False
 
     def _handle(self, packet: Packet) -> None:
         kind = type(packet)
@@ -216,15 +239,21 @@ class Connection:
 
     def _on_connect(self, packet: Connect) -> None:
         self.version = packet.protocol_version
-        self._cancel_timer()
         refusal = self.broker.check_connect(self, packet)
         if refusal is not None:
-            reason, why = refusal
-            code = reason if self.version == MQTT_5 else V5_TO_V3_CONNACK.get(reason)
-            if code is not None:
-                self.send(ConnAck(False, code))  # MQTT-3.2.2-6: session present 0
-            self._refuse_quietly(f"client {packet.client_id!r}: {why}")
+            self._refuse_connect(packet, *refusal)
             return
+        self.state = AUTHENTICATING
+        # The broker calls authenticated() now, or later when a plugin has answered.
+        self.broker.authenticate(self, packet)
+
+    def authenticated(self, packet: Connect, refusal: tuple[int, str] | None) -> None:
+        if self.state != AUTHENTICATING:
+            return  # the client went away while it was being checked
+        if refusal is not None:
+            self._refuse_connect(packet, *refusal)
+            return
+        self._cancel_timer()
         self.state = CONNECTED
         self.decoder.max_packet_size = self.broker.config.packet_size_limit
         self.broker.connect(self, packet)
@@ -232,6 +261,15 @@ class Connection:
             self._keepalive_limit = self.keep_alive * 1.5
             self._timer = self.broker.scheduler.call_later(self._keepalive_limit,
                                                            self._keepalive_check)
+        if not self._in_process:
+            self._process()  # what arrived while the plugins were deciding
+
+    def _refuse_connect(self, packet: Connect, reason: int, why: str) -> None:
+        code = reason if self.version == MQTT_5 else V5_TO_V3_CONNACK.get(reason)
+        if code is not None:
+            self.send(ConnAck(False, code))  # MQTT-3.2.2-6: session present 0
+        user = f", user {packet.username!r}" if packet.username is not None else ""
+        self._refuse_quietly(f"client {packet.client_id!r}{user}: {why}")
 
     # -- PUBLISH and its acknowledgements ----------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..auth import ClientInfo
     from ._connection import Connection
     from ._message import Message
     from ._router import Subscription
@@ -52,9 +53,10 @@ class Limits:
 
 
 class Session:
-    __slots__ = ("_next_id", "awaiting_rel", "client_id", "connection", "dropped",
+    __slots__ = ("_next_id", "awaiting_rel", "client", "client_id", "connection", "dropped",
                  "expiry_handle", "expiry_interval", "inflight", "limits", "queue",
-                 "queued_bytes", "subscriptions", "will", "will_delay", "will_handle")
+                 "queued_bytes", "read_allowed", "subscriptions", "will", "will_delay",
+                 "will_handle")
 
     def __init__(self, client_id: str, expiry_interval: int, limits: Limits) -> None:
         self.client_id = client_id
@@ -73,6 +75,10 @@ class Session:
         self.will_delay = 0
         self.will_handle: Any = None
         self.expiry_handle: Any = None
+        # Who last connected with this session, for access checks while it is offline too,
+        # and the answers of those checks per topic (emptied when either changes).
+        self.client: ClientInfo | None = None
+        self.read_allowed: dict[str, bool] = {}
 
     # -- delivery ---------------------------------------------------------------------------
 
