@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import logging
 import sys
+from typing import NoReturn
 
 from . import __version__
+from .auth import (
+    DEFAULT_ITERATIONS,
+    PasswordFileError,
+    hash_password,
+    read_password_file,
+    write_password_file,
+)
 from .config import Config, ConfigError, load_config, parse_listen
 
 
@@ -21,11 +30,60 @@ def _parser() -> argparse.ArgumentParser:
                        help="listen on HOST:PORT (repeatable; replaces the configured "
                             "listeners; default 127.0.0.1:1883)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    passwd = commands.add_parser(
+        "passwd", help="manage a password file (mosquitto_passwd's flags and format)")
+    passwd.add_argument("-c", dest="create", action="store_true",
+                        help="create the file, replacing any existing one")
+    passwd.add_argument("-b", dest="batch", action="store_true",
+                        help="take the password from the command line")
+    passwd.add_argument("-D", dest="delete", action="store_true", help="delete the user")
+    passwd.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
+                        help=f"PBKDF2 iterations (default {DEFAULT_ITERATIONS:,})")
+    passwd.add_argument("file")
+    passwd.add_argument("username")
+    passwd.add_argument("password", nargs="?")
     return parser
+
+
+def _passwd(args: argparse.Namespace) -> None:
+    def fail(message: str) -> NoReturn:
+        print(f"culex passwd: {message}", file=sys.stderr)
+        raise SystemExit(1)
+
+    if ":" in args.username or not args.username:
+        fail("a user name must be non-empty and may not contain ':'")
+    if args.iterations < 1:
+        fail("--iterations must be at least 1")
+    if args.create and args.delete:
+        fail("-c and -D cannot be used together")
+    if args.batch == (args.password is None) and not args.delete:
+        fail("-b takes the password as the last argument; without -b it is asked for")
+    users = {}
+    if not args.create:
+        try:
+            users = read_password_file(args.file)
+        except PasswordFileError as exc:
+            fail(str(exc))
+    if args.delete:
+        if users.pop(args.username, None) is None:
+            fail(f"user {args.username!r} is not in {args.file}")
+    else:
+        password = args.password
+        if password is None:
+            password = getpass.getpass("Password: ")
+            if getpass.getpass("Reenter password: ") != password:
+                fail("the passwords do not match")
+        if not password:
+            fail("empty password")
+        users[args.username] = hash_password(password.encode(), args.iterations)
+    write_password_file(args.file, users)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.command == "passwd":
+        _passwd(args)
+        return
     try:
         config = load_config(args.config) if args.config else Config()
         if args.listen:

@@ -239,6 +239,15 @@ def load_config(path: str | Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     try:
-        return config_from_mapping(data)
+        config = config_from_mapping(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    # Relative file names are relative to the configuration file, wherever culex runs from.
+    base = Path(path).resolve().parent
+    for holder, key in [(config, "password_file"), (config, "acl_file"),
+                        *[(listener, key) for listener in config.listeners
+                          for key in ("certfile", "keyfile", "cafile")]]:
+        value = getattr(holder, key)
+        if value is not None:
+            setattr(holder, key, str(base / value))
+    return config

@@ -1,30 +1,55 @@
-"""Listeners and the process's lifetime: start, serve, shut down on a signal."""
+"""Listeners and the process's lifetime: start, serve, reload on SIGHUP, stop on a signal."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from typing import TYPE_CHECKING
 
+from ..auth import (
+    AclFileAuthorizer,
+    AclFileError,
+    AuthChain,
+    Authenticator,
+    Authorizer,
+    PasswordFileAuthenticator,
+    PasswordFileError,
+)
 from ..broker import Broker
-from ..config import Config
+from ..config import Config, ConfigError, ListenerConfig
 from ..protocol import ReasonCode
 from ._tcp import MQTTProtocol
-
-if TYPE_CHECKING:
-    pass
+from ._tls import TLSAcceptor, TLSListener
 
 log = logging.getLogger("culex")
+
+
+def build_auth(config: Config, authenticators: list[Authenticator] | None = None,
+               authorizers: list[Authorizer] | None = None) -> AuthChain:
+    """The plugin chain: the configured files first, then any plugins given in code."""
+    chain = AuthChain(list(authenticators or []), list(authorizers or []))
+    try:
+        if config.password_file:
+            chain.authenticators.insert(0, PasswordFileAuthenticator(config.password_file))
+        if config.acl_file:
+            chain.authorizers.insert(0, AclFileAuthorizer(config.acl_file))
+    except (PasswordFileError, AclFileError) as exc:
+        raise ConfigError(str(exc)) from None
+    return chain
 
 
 class Server:
     """A broker and its listening sockets, on the running event loop."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, authenticators: list[Authenticator] | None = None,
+                 authorizers: list[Authorizer] | None = None) -> None:
         self.config = config
         loop = asyncio.get_running_loop()
-        self.broker = Broker(config, loop)
+        # Everything that can be wrong in the files is found here, before any socket opens.
+        auth = build_auth(config, authenticators, authorizers)
+        self.tls = {id(listener): TLSListener(listener)
+                    for listener in config.listeners if listener.tls}
+        self.broker = Broker(config, loop, auth)
         self._servers: list[asyncio.Server] = []
         self._protocols: set[MQTTProtocol] = set()
         self._stopped = asyncio.Event()
@@ -44,15 +69,42 @@ class Server:
         loop = asyncio.get_running_loop()
         bound: list[tuple[str, int]] = []
         for listener in self.config.listeners:
-            server = await loop.create_server(
-                lambda: MQTTProtocol(self.broker, self), listener.bind_address, listener.port,
-                reuse_address=True, backlog=4096)
+            tls = self.tls.get(id(listener))
+            if tls is not None:
+                server = await loop.create_server(
+                    lambda tls=tls: TLSAcceptor(self, tls),  # type: ignore[misc]
+                    listener.bind_address, listener.port, reuse_address=True, backlog=4096)
+            else:
+                server = await loop.create_server(
+                    lambda listener=listener: MQTTProtocol(  # type: ignore[misc]
+                        self.broker, self, listener),
+                    listener.bind_address, listener.port, reuse_address=True, backlog=4096)
             self._servers.append(server)
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
                 bound.append((host, port))
-                log.info("listening on %s:%d", host, port)
+                log.info("listening on %s:%d%s", host, port, " (TLS)" if tls else "")
+            self._warn_about(listener)
         return bound
+
+    def _warn_about(self, listener: ListenerConfig) -> None:
+        anonymous = self.config.anonymous_allowed(listener)
+        if listener.is_loopback:
+            return
+        if anonymous:
+            log.warning("listener %s is reachable from the network and allows anonymous "
+                        "clients", listener.name)
+        elif not (self.broker.auth.authenticators or listener.use_identity_as_username
+                  or listener.use_subject_as_username):
+            log.warning("listener %s refuses anonymous clients and no authentication is "
+                        "configured: every client will be refused (set password_file, "
+                        "client certificates, or allow_anonymous)", listener.name)
+
+    def reload(self) -> None:
+        log.info("SIGHUP: reloading password file, ACL file and certificates")
+        self.broker.reload_auth()
+        for tls in self.tls.values():
+            tls.reload()
 
     def stop(self) -> None:
         self._stopped.set()
@@ -64,7 +116,8 @@ class Server:
     async def shutdown(self) -> None:
         for server in self._servers:
             server.close()
-        # v5 clients are told why (MQTT 4.13); wills are not published by a broker going down.
+        # v5 clients are told why (MQTT 4.13). As for any close the client did not ask for,
+        # wills are published (MQTT 5.0 3.1.2.5).
         self.broker.close_all(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
         for protocol in list(self._protocols):
             protocol.close()
@@ -73,18 +126,19 @@ class Server:
         log.info("stopped")
 
 
-async def serve(config: Config, ready: asyncio.Future[list[tuple[str, int]]] | None = None
-                ) -> None:
-    server = Server(config)
+async def serve(config: Config) -> None:
     try:
-        bound = await server.start()
+        server = Server(config)
+    except ConfigError as exc:
+        raise SystemExit(f"culex: configuration error: {exc}") from None
+    try:
+        await server.start()
     except OSError as exc:
         raise SystemExit(f"culex: cannot listen: {exc.strerror or exc}") from None
-    if ready is not None:
-        ready.set_result(bound)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
     await server.serve_until_stopped()
 
 

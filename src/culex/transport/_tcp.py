@@ -13,6 +13,8 @@ import socket
 from typing import TYPE_CHECKING, cast
 
 from ..broker import Broker, Connection
+from ..config import ListenerConfig
+from ._tls import certificate_identity
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -21,10 +23,13 @@ log = logging.getLogger("culex")
 
 
 class MQTTProtocol(asyncio.Protocol):
-    __slots__ = ("_broker", "_conn", "_flush_handle", "_loop", "_out", "_server", "_transport")
+    __slots__ = ("_broker", "_conn", "_flush_handle", "_listener", "_loop", "_out", "_server",
+                 "_transport")
 
-    def __init__(self, broker: Broker, server: Server) -> None:
+    def __init__(self, broker: Broker, server: Server,
+                 listener: ListenerConfig | None = None) -> None:
         self._server = server
+        self._listener = listener
         self._broker = broker
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
@@ -44,7 +49,11 @@ class MQTTProtocol(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._conn = Connection(self._broker, self, peer_text)
+        subject = common_name = None
+        if self._listener is not None and self._listener.tls:
+            subject, common_name = certificate_identity(transport.get_extra_info("peercert"))
+        self._conn = Connection(self._broker, self, peer_text, self._listener, subject,
+                                common_name)
 
     def data_received(self, data: bytes) -> None:
         conn = self._conn
