@@ -17,13 +17,19 @@ VERSIONS = {"3.1": mqtt.MQTTv31, "3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
 
 class Paho:
     def __init__(self, port: int, version: int = mqtt.MQTTv311, client_id: str = "",
-                 clean: bool = True) -> None:
+                 clean: bool = True, username: str | None = None, password: str | None = None,
+                 ca_certs: str | None = None, certfile: str | None = None,
+                 keyfile: str | None = None) -> None:
         self.port = port
         self.version = version
         self.clean = clean
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=version, reconnect_on_failure=False,
                                   clean_session=None if version == mqtt.MQTTv5 else clean)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        if ca_certs is not None:
+            self.client.tls_set(ca_certs=ca_certs, certfile=certfile, keyfile=keyfile)
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self.connected = threading.Event()
         self.disconnected = threading.Event()

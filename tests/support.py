@@ -10,12 +10,14 @@ import queue
 import re
 import select
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from culex.broker import Broker, Connection
@@ -144,15 +146,17 @@ def make_broker(**options: Any) -> tuple[Broker, FakeScheduler]:
 class BrokerProcess:
     """``culex serve`` in a subprocess on a free loopback port, with its log captured."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, listen: bool = True) -> None:
         self.args = args
+        self.listen = listen  # on a free port; off when the configuration has listeners
         self.lines: list[str] = []
         self._lines: queue.Queue[str] = queue.Queue()
         self.port = 0
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> BrokerProcess:
-        cmd = [sys.executable, "-m", "culex", "serve", "--listen", "127.0.0.1:0", *self.args]
+        listen = ["--listen", "127.0.0.1:0"] if self.listen else []
+        cmd = [sys.executable, "-m", "culex", "serve", *listen, *self.args]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, env=env)
@@ -196,8 +200,18 @@ class BrokerProcess:
 
 
 @contextmanager
-def running_broker(*args: str) -> Iterator[BrokerProcess]:
-    process = BrokerProcess(*args).start()
+def broker_with_config(directory: Path, text: str, *args: str) -> Iterator[BrokerProcess]:
+    """A broker started with ``text`` as its TOML configuration file."""
+    path = directory / "culex.toml"
+    path.write_text(text)
+    with running_broker("--config", str(path), *args,
+                        listen="[[listener]]" not in text) as process:
+        yield process
+
+
+@contextmanager
+def running_broker(*args: str, listen: bool = True) -> Iterator[BrokerProcess]:
+    process = BrokerProcess(*args, listen=listen).start()
     try:
         yield process
     finally:
@@ -210,8 +224,9 @@ def running_broker(*args: str) -> Iterator[BrokerProcess]:
 class RawClient:
     """A TCP client that speaks bytes, for tests that break the protocol on purpose."""
 
-    def __init__(self, port: int, version: int = 4) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    def __init__(self, port: int, version: int = 4, tls: ssl.SSLContext | None = None) -> None:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.sock = tls.wrap_socket(sock, server_hostname="localhost") if tls else sock
         self.version = version
         self.decoder = Decoder(version=version)
 
@@ -244,12 +259,14 @@ class RawClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError("the broker did not close the connection")
-            ready, _, _ = select.select([self.sock], [], [], remaining)
-            if not ready:
-                continue
+            pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
+            if not pending:
+                ready, _, _ = select.select([self.sock], [], [], remaining)
+                if not ready:
+                    continue
             try:
                 data = self.sock.recv(65536)
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLError):
                 data = b""
             if not data:
                 while (packet := self.decoder.next_packet()) is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 
 from ..auth import (
     AclFileAuthorizer,
@@ -19,7 +20,7 @@ from ..broker import Broker
 from ..config import Config, ConfigError, ListenerConfig
 from ..protocol import ReasonCode
 from ._tcp import MQTTProtocol
-from ._tls import TLSAcceptor, TLSListener
+from ._tls import HANDSHAKE_TIMEOUT, TLSListener
 
 log = logging.getLogger("culex")
 
@@ -70,15 +71,12 @@ class Server:
         bound: list[tuple[str, int]] = []
         for listener in self.config.listeners:
             tls = self.tls.get(id(listener))
-            if tls is not None:
-                server = await loop.create_server(
-                    lambda tls=tls: TLSAcceptor(self, tls),  # type: ignore[misc]
-                    listener.bind_address, listener.port, reuse_address=True, backlog=4096)
-            else:
-                server = await loop.create_server(
-                    lambda listener=listener: MQTTProtocol(  # type: ignore[misc]
-                        self.broker, self, listener),
-                    listener.bind_address, listener.port, reuse_address=True, backlog=4096)
+            server = await loop.create_server(
+                lambda listener=listener: MQTTProtocol(
+                    self.broker, self, listener),
+                listener.bind_address, listener.port, reuse_address=True, backlog=4096,
+                ssl=tls.server_context if tls else None,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls else None)
             self._servers.append(server)
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
@@ -130,11 +128,13 @@ async def serve(config: Config) -> None:
     try:
         server = Server(config)
     except ConfigError as exc:
-        raise SystemExit(f"culex: configuration error: {exc}") from None
+        print(f"culex: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
         await server.start()
     except OSError as exc:
-        raise SystemExit(f"culex: cannot listen: {exc.strerror or exc}") from None
+        print(f"culex: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)

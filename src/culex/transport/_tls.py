@@ -1,21 +1,18 @@
-"""TLS listeners: contexts from the configuration, the handshake, the client's identity.
+"""TLS listeners: contexts from the configuration, reload, the client's identity.
 
-Each connection is accepted as plain TCP and upgraded with ``loop.start_tls`` using the
-listener's *current* context, so a SIGHUP can load new certificates for the connections that
-follow without touching the ones already open.
+The event loop runs the handshake (``create_server(ssl=...)``). To let a SIGHUP load new
+certificates for the connections that follow without touching open ones, the listener's
+first context carries a server-name callback that points each new handshake at the listener's
+*current* context (OpenSSL calls it for every ClientHello, with or without SNI).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from ..config import ConfigError, ListenerConfig
-
-if TYPE_CHECKING:
-    from ._server import Server
 
 log = logging.getLogger("culex")
 
@@ -75,6 +72,13 @@ class TLSListener:
     def __init__(self, config: ListenerConfig) -> None:
         self.config = config
         self.context = make_context(config)
+        self.server_context = self.context  # the one the listening socket was given
+        self.server_context.sni_callback = self._select_context
+
+    def _select_context(self, ssl_object: Any, server_name: str | None,
+                        context: ssl.SSLContext) -> None:
+        if self.context is not self.server_context:
+            ssl_object.context = self.context
 
     def reload(self) -> None:
         try:
@@ -84,42 +88,3 @@ class TLSListener:
                       self.config.name, exc)
         else:
             log.info("reloaded certificates of listener %s", self.config.name)
-
-
-class TLSAcceptor(asyncio.Protocol):
-    """Holds a fresh TCP connection while its TLS handshake runs, then hands it over."""
-
-    def __init__(self, server: Server, listener: TLSListener) -> None:
-        self._server = server
-        self._listener = listener
-        self._task: asyncio.Task[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        plain = cast(asyncio.Transport, transport)
-        plain.pause_reading()  # the ClientHello must reach the TLS layer, not us
-        self._task = asyncio.get_running_loop().create_task(self._handshake(plain))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-
-    async def _handshake(self, plain: asyncio.Transport) -> None:
-        from ._tcp import MQTTProtocol
-
-        peer = plain.get_extra_info("peername")
-        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        protocol = MQTTProtocol(self._server.broker, self._server, self._listener.config)
-        loop = asyncio.get_running_loop()
-        try:
-            secure = await loop.start_tls(plain, protocol, self._listener.context,
-                                          server_side=True,
-                                          ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
-        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
-            log.info("refused: connection from %s: TLS handshake failed: %s", peer_text,
-                     exc or type(exc).__name__)
-            plain.abort()
-            return
-        if secure is None:
-            plain.abort()
-            return
-        protocol.connection_made(secure)
