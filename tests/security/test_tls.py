@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
 import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+
+from culex.protocol import ConnAck, Connect, Will
+
 from certs import CertSet
 from paho_client import Paho
 from support import WAIT, RawClient, broker_with_config
-
-from culex.protocol import ConnAck, Connect, Will
 
 
 def tls_listener(certs: CertSet, **options: object) -> str:
@@ -96,3 +99,32 @@ def test_unloadable_certificate_stops_the_broker(tmp_path: Path, certs: CertSet)
                             capture_output=True, text=True, timeout=WAIT)
     assert result.returncode == 2
     assert "cannot load certfile" in result.stderr and "none.key" in result.stderr
+
+
+def test_sighup_reloads_certificates(certs: CertSet, tmp_path: Path) -> None:
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    shutil.copy(certs.server.cert, cert)
+    shutil.copy(certs.server.key, key)
+    config = tls_listener(certs).replace(certs.server.cert, str(cert)).replace(
+        certs.server.key, str(key))
+
+    def handshake(ca: str) -> bool:
+        context = ssl.create_default_context(cafile=ca)
+        try:
+            RawClient(broker.port, 4, tls=context).close()
+        except ssl.SSLError:
+            return False
+        return True
+
+    with broker_with_config(tmp_path, config) as broker:
+        assert handshake(certs.ca.cert) and not handshake(certs.other_ca.cert)
+        shutil.copy(certs.other_server.cert, cert)
+        shutil.copy(certs.other_server.key, key)
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGHUP)
+        broker.wait_for_log(r"reloaded certificates of listener")
+        assert handshake(certs.other_ca.cert) and not handshake(certs.ca.cert)
+        cert.write_text("not a certificate")
+        broker.proc.send_signal(signal.SIGHUP)
+        broker.wait_for_log(r"keeping its previous certificates")
+        assert handshake(certs.other_ca.cert)
