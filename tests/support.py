@@ -43,10 +43,13 @@ class _Handle:
 
 
 class _DoneTask:
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Any, error: Exception | None = None) -> None:
         self.value = value
+        self.error = error
 
     def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
         return self.value
 
     def add_done_callback(self, callback: Callable[[Any], None]) -> None:
@@ -75,6 +78,8 @@ class FakeScheduler:
             coro.send(None)
         except StopIteration as stop:
             return _DoneTask(stop.value)
+        except Exception as exc:  # kept for result(), as a real task does
+            return _DoneTask(None, exc)
         raise AssertionError("a coroutine waited on something in a sans-IO test")
 
     def advance(self, seconds: float) -> None:
