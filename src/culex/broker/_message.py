@@ -14,8 +14,8 @@ from ..protocol import NO_PROPERTIES, Properties, encode_publish_header, encode_
 
 
 class Message:
-    __slots__ = ("_base_props", "_topic_bytes", "expiry_at", "payload", "properties", "qos",
-                 "retain", "sender", "topic")
+    __slots__ = ("_base_props", "_headers", "_topic_bytes", "expiry_at", "payload",
+                 "properties", "qos", "retain", "sender", "topic")
 
     def __init__(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
                  properties: Properties = NO_PROPERTIES, expiry_at: float | None = None,
@@ -31,6 +31,7 @@ class Message:
         self.sender = sender  # publisher's client id, for No Local
         self._topic_bytes: bytes | None = None
         self._base_props: bytes | None = None
+        self._headers: dict[tuple[bool, bool], bytes] | None = None
 
     @classmethod
     def from_publish(cls, topic: str, payload: bytes, qos: int, retain: bool,
@@ -74,7 +75,22 @@ class Message:
 
     def publish_header(self, version5: bool, qos: int, retain: bool, dup: bool, packet_id: int,
                        sub_ids: tuple[int, ...], now: float) -> bytes:
-        """The PUBLISH packet up to its payload; the caller writes the payload after it."""
+        """The PUBLISH packet up to its payload; the caller writes the payload after it.
+
+        QoS 0 copies without per-delivery properties are the same for every subscriber of a
+        protocol family, so each such form is encoded once per message.
+        """
+        if qos == 0 and not sub_ids and self.expiry_at is None:
+            headers = self._headers
+            if headers is None:
+                headers = self._headers = {}
+            key = (version5, retain)
+            header = headers.get(key)
+            if header is None:
+                props = self._v5_properties((), now) if version5 else None
+                header = headers[key] = encode_publish_header(
+                    self.topic_bytes(), 0, retain, False, 0, props, len(self.payload))
+            return header
         props = self._v5_properties(sub_ids, now) if version5 else None
         return encode_publish_header(self.topic_bytes(), qos, retain, dup, packet_id, props,
                                      len(self.payload))

@@ -69,16 +69,25 @@ class _Node:
         return not (self.children or self.subs or self.shared)
 
 
+# Topics whose match result is remembered until the subscriptions change: sensors publish on
+# the same topics again and again, and a hit skips the walk entirely.
+MATCH_CACHE_SIZE = 10_000
+
+Match = tuple[list[dict[str, Subscription]], list[SharedGroup]]
+
+
 class Router:
     def __init__(self) -> None:
         self._root = _Node()
         self.count = 0
+        self._cache: dict[str, Match] = {}
 
     def add(self, sub: Subscription, topic_filter: str) -> bool:
         """Add or replace a subscription; ``topic_filter`` is without ``$share/group/``.
 
         Returns whether the session already had this subscription (MQTT-3.8.4-3: replaced).
         """
+        self._cache.clear()
         node = self._root
         for level in topic_filter.split("/"):
             child = node.children.get(level)
@@ -100,6 +109,7 @@ class Router:
         return existed
 
     def remove(self, client_id: str, topic_filter: str, group: str | None = None) -> bool:
+        self._cache.clear()
         path = [self._root]
         for level in topic_filter.split("/"):
             child = path[-1].children.get(level)
@@ -124,8 +134,20 @@ class Router:
             del path[depth - 1].children[levels[depth - 1]]
         return removed
 
-    def match(self, topic: str) -> tuple[list[dict[str, Subscription]], list[SharedGroup]]:
-        """Every node's subscriptions that match ``topic``, and its matching shared groups."""
+    def match(self, topic: str) -> Match:
+        """Every node's subscriptions that match ``topic``, and its matching shared groups.
+
+        The lists are shared with later calls: read them, never change them.
+        """
+        cached = self._cache.get(topic)
+        if cached is not None:
+            return cached
+        if len(self._cache) >= MATCH_CACHE_SIZE:
+            self._cache.clear()
+        result = self._cache[topic] = self._walk(topic)
+        return result
+
+    def _walk(self, topic: str) -> Match:
         found: list[dict[str, Subscription]] = []
         groups: list[SharedGroup] = []
         nodes = [self._root]

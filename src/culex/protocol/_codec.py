@@ -85,7 +85,7 @@ def decode_binary(data: bytes, pos: int, end: int) -> tuple[bytes, int]:
     stop = pos + length
     if stop > end:
         raise malformed("binary data cut short")
-    return data[pos:stop], stop
+    return bytes(data[pos:stop]), stop  # bytes() copies only when data is a bytearray
 
 
 def encode_utf8(value: str, buf: bytearray) -> None:

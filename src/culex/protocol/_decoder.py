@@ -16,22 +16,40 @@ from ._reason_codes import ReasonCode
 # MQTT 5 counts the whole packet against Maximum Packet Size (3.1.2.11.4); 3.x has no such
 # property, and the same figure bounds it.
 MAX_PACKET_SIZE = 268_435_455 + 5
-_COMPACT_AT = 1 << 16  # drop consumed bytes from the buffer once this many have piled up
+_COMPACT_AT = 1 << 16  # drop consumed bytes from an assembly buffer past this many
 
 
 class Decoder:
-    """Bytes in, packets out. ``version`` is 0 until a CONNECT has been decoded."""
+    """Bytes in, packets out. ``version`` is 0 until a CONNECT has been decoded.
+
+    Packets are decoded where they lie: in the ``bytes`` object the transport handed over when
+    it holds whole packets (the usual case), so that a payload is copied once, when it is
+    sliced out; only a packet cut across two reads is assembled in a ``bytearray`` first.
+    """
 
     __slots__ = ("_buf", "_pos", "max_packet_size", "version")
 
     def __init__(self, max_packet_size: int = MAX_PACKET_SIZE, version: int = 0) -> None:
         self.max_packet_size = max_packet_size
         self.version = version
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""
         self._pos = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        self._buf += data
+        buf = self._buf
+        if self._pos >= len(buf):
+            self._buf = data if type(data) is bytes else bytes(data)
+            self._pos = 0
+        elif isinstance(buf, bytearray):
+            if self._pos >= _COMPACT_AT:
+                del buf[: self._pos]
+                self._pos = 0
+            buf += data
+        else:
+            joined = bytearray(memoryview(buf)[self._pos:])
+            joined += data
+            self._buf = joined
+            self._pos = 0
 
     @property
     def buffered(self) -> int:
@@ -45,17 +63,15 @@ class Decoder:
         """
         buf = self._buf
         start = self._pos
-        avail = len(buf) - start
-        if avail < 2:
-            self._compact()
+        size = len(buf)
+        if size - start < 2:
             return None
         # Remaining Length: one to four bytes of seven bits (MQTT 1.5.5).
         length = 0
         shift = 0
         i = start + 1
         while True:
-            if i >= len(buf):
-                self._compact()
+            if i >= size:
                 return None
             byte = buf[i]
             length |= (byte & 0x7F) << shift
@@ -71,28 +87,25 @@ class Decoder:
                             f"packet of {total} bytes exceeds the maximum of "
                             f"{self.max_packet_size}")
         end = i + length
-        if end > len(buf):
-            self._compact()
+        if end > size:
             return None
-        first = buf[start]
         self._pos = end
-        with memoryview(buf) as view:  # one copy of the body, not two
-            body = bytes(view[i:end])
-        if end == len(buf):
-            buf.clear()
-            self._pos = 0
-        return self._decode(first, body)
+        if isinstance(buf, bytearray):
+            # Assembled from several reads: take the body out as bytes (one copy), so that
+            # the buffer can change while the packet lives on.
+            with memoryview(buf) as view:
+                body = bytes(view[i:end])
+            if end == size:
+                self._buf = b""
+                self._pos = 0
+            return self._decode(buf[start], body, 0, len(body))
+        return self._decode(buf[start], buf, i, end)
 
-    def _compact(self) -> None:
-        if self._pos >= _COMPACT_AT:
-            del self._buf[: self._pos]
-            self._pos = 0
-
-    def _decode(self, first: int, body: bytes) -> Packet:
+    def _decode(self, first: int, data: bytes, start: int, end: int) -> Packet:
         kind = first >> 4
         flags = first & 0x0F
         if kind == PacketType.PUBLISH:  # the hot path first
-            return Publish.decode(flags, body, self.version)
+            return Publish.decode(flags, data, start, end, self.version)
         cls = PACKET_CLASSES.get(kind)
         if cls is None or (kind == PacketType.AUTH and self.version != MQTT_5):
             raise malformed(f"reserved packet type {kind}")
@@ -100,8 +113,8 @@ class Decoder:
             raise malformed(f"wrong fixed-header flags 0x{flags:X} "
                             f"for {PacketType(kind).name}")  # MQTT-2.1.3-1
         if kind == PacketType.CONNECT:
-            packet = Connect.decode(flags, body, self.version)
+            packet = Connect.decode(flags, data, start, end, self.version)
             if not self.version:
                 self.version = packet.protocol_version
             return packet
-        return cls.decode(flags, body, self.version)
+        return cls.decode(flags, data, start, end, self.version)

@@ -68,7 +68,7 @@ class Packet:
         raise NotImplementedError
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> Packet:
+    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> Packet:
         raise NotImplementedError
 
 
@@ -124,9 +124,8 @@ class Connect(Packet):
         return _frame(0x10, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> Connect:
-        end = len(data)
-        name, pos = decode_utf8(data, 0, end)
+    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> Connect:
+        name, pos = decode_utf8(data, start, end)
         level, pos = decode_byte(data, pos, end)
         if name not in ("MQTT", "MQIsdp"):
             # MQTT-3.1.2-1: not an MQTT client, so no CONNACK it could read either.
@@ -184,9 +183,8 @@ class ConnAck(Packet):
         return _frame(0x20, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> ConnAck:
-        end = len(data)
-        ack_flags, pos = decode_byte(data, 0, end)
+    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> ConnAck:
+        ack_flags, pos = decode_byte(data, start, end)
         if ack_flags & 0xFE:
             raise malformed("reserved CONNACK flags set")  # MQTT-3.2.2-1
         code, pos = decode_byte(data, pos, end)
@@ -237,15 +235,14 @@ class Publish(Packet):
         return header + self.payload
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> Publish:
+    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> Publish:
         qos = (flags >> 1) & 0x03
         if qos == 3:
             raise malformed("PUBLISH with QoS 3")  # MQTT-3.3.1-4
         dup = bool(flags & 0x08)
         if dup and qos == 0:
             raise malformed("DUP set on a QoS 0 PUBLISH")  # MQTT-3.3.1-2
-        end = len(data)
-        topic, pos = decode_utf8(data, 0, end)  # MQTT-3.3.2-1
+        topic, pos = decode_utf8(data, start, end)  # MQTT-3.3.2-1
         if "+" in topic or "#" in topic:
             raise MQTTError(ReasonCode.TOPIC_NAME_INVALID,
                             "wildcard in a topic name")  # MQTT-3.3.2-2
@@ -255,7 +252,7 @@ class Publish(Packet):
         properties = NO_PROPERTIES
         if version == MQTT_5:
             properties, pos = decode_properties(data, pos, end, PacketType.PUBLISH)
-        return cls(topic, data[pos:], qos, bool(flags & 0x01), dup, packet_id, properties)
+        return cls(topic, bytes(data[pos:end]), qos, bool(flags & 0x01), dup, packet_id, properties)
 
 
 @dataclass(slots=True)
@@ -277,9 +274,8 @@ class _Ack(Packet):
         return _frame(self.FIRST_BYTE, pid + bytes((self.reason_code,)) + props)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> _Ack:
-        end = len(data)
-        packet_id, pos = _packet_id(data, 0, end)
+    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> _Ack:
+        packet_id, pos = _packet_id(data, start, end)
         reason = 0
         properties = NO_PROPERTIES
         if version == MQTT_5:
@@ -347,9 +343,8 @@ class Subscribe(Packet):
         return _frame(0x82, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> Subscribe:
-        end = len(data)
-        packet_id, pos = _packet_id(data, 0, end)
+    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> Subscribe:
+        packet_id, pos = _packet_id(data, start, end)
         properties = NO_PROPERTIES
         if version == MQTT_5:
             properties, pos = decode_properties(data, pos, end, PacketType.SUBSCRIBE)
@@ -392,13 +387,12 @@ class SubAck(Packet):
         return _frame(0x90, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> SubAck:
-        end = len(data)
-        packet_id, pos = _packet_id(data, 0, end)
+    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> SubAck:
+        packet_id, pos = _packet_id(data, start, end)
         properties = NO_PROPERTIES
         if version == MQTT_5:
             properties, pos = decode_properties(data, pos, end, PacketType.SUBACK)
-        return cls(packet_id, list(data[pos:]), properties)
+        return cls(packet_id, list(data[pos:end]), properties)
 
 
 @dataclass(slots=True)
@@ -417,9 +411,8 @@ class Unsubscribe(Packet):
         return _frame(0xA2, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> Unsubscribe:
-        end = len(data)
-        packet_id, pos = _packet_id(data, 0, end)
+    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> Unsubscribe:
+        packet_id, pos = _packet_id(data, start, end)
         properties = NO_PROPERTIES
         if version == MQTT_5:
             properties, pos = decode_properties(data, pos, end, PacketType.UNSUBSCRIBE)
@@ -447,14 +440,13 @@ class UnsubAck(Packet):
         return _frame(0xB0, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> UnsubAck:
-        end = len(data)
-        packet_id, pos = _packet_id(data, 0, end)
+    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> UnsubAck:
+        packet_id, pos = _packet_id(data, start, end)
         if version != MQTT_5:
             _check_end(pos, end)
             return cls(packet_id)
         properties, pos = decode_properties(data, pos, end, PacketType.UNSUBACK)
-        return cls(packet_id, list(data[pos:]), properties)
+        return cls(packet_id, list(data[pos:end]), properties)
 
 
 @dataclass(slots=True)
@@ -467,8 +459,8 @@ class _Empty(Packet):
         return self.WIRE
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> _Empty:
-        _check_end(0, len(data))
+    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> _Empty:
+        _check_end(start, end)
         return cls()
 
 
@@ -499,12 +491,11 @@ class _ReasonOnly(Packet):
         return _frame(self.FIRST_BYTE, bytes((self.reason_code,)) + self.properties.encode())
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, version: int) -> _ReasonOnly:
-        end = len(data)
+    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> _ReasonOnly:
         if version != MQTT_5:
-            _check_end(0, end)
+            _check_end(start, end)
             return cls()
-        reason, pos = (decode_byte(data, 0, end) if end else (0, 0))
+        reason, pos = (decode_byte(data, start, end) if end > start else (0, start))
         properties = NO_PROPERTIES
         if pos < end:
             properties, pos = decode_properties(data, pos, end, cls.TYPE)

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("culex")
 
+# How much may wait in a connection's transport buffer before it counts as a slow consumer
+# (and further messages wait in its session queue, under the queue limits): enough for a
+# burst to a healthy subscriber to go straight out, small enough to bound memory per client.
+WRITE_BUFFER_HIGH = 1 << 20
+WRITE_BUFFER_LOW = 1 << 18
+
 
 class MQTTProtocol(asyncio.Protocol):
     __slots__ = ("_broker", "_conn", "_flush_handle", "_listener", "_loop", "_out", "_server",
@@ -46,6 +52,7 @@ class MQTTProtocol(asyncio.Protocol):
             log.warning("refused: connection from %s: max_connections reached", peer_text)
             self._transport.abort()
             return
+        self._transport.set_write_buffer_limits(WRITE_BUFFER_HIGH, WRITE_BUFFER_LOW)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
