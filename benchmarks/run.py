@@ -2,6 +2,7 @@
 """Run the shared yardstick (../shared/bench/compare.py) against this tree and record it.
 
     python3 benchmarks/run.py              # full run (about 8 minutes): writes BENCHMARKS.md
+    python3 benchmarks/run.py --only fanin # some scenarios, printed, not recorded
     python3 benchmarks/run.py --quick      # regression guard (under 2 minutes): prints the
                                            # throughput table and headline, writes nothing
 
@@ -79,8 +80,8 @@ def main() -> int:
         sys.stderr.write(result.stderr[-4000:])
         return result.returncode
     table = result.stdout.strip()
-    if args.quick:
-        print(table)  # the last line is the headline ratio
+    if args.quick or args.only:
+        print(table)  # the last line is the headline ratio; a partial run is not recorded
         return 0
     commit = _version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     mosquitto = _version(["mosquitto", "-h"])
