@@ -10,7 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from ..protocol import NO_PROPERTIES, Properties, encode_publish_header, encode_varint
+from ..protocol import (
+    NO_PROPERTIES,
+    Properties,
+    encode_publish_header,
+    encode_varint,
+    prefixed_topic,
+)
 
 
 class Message:
@@ -51,8 +57,9 @@ class Message:
         return self.expiry_at is not None and now >= self.expiry_at
 
     def topic_bytes(self) -> bytes:
+        """The topic as it goes on the wire: two bytes of length, then UTF-8."""
         if self._topic_bytes is None:
-            self._topic_bytes = self.topic.encode()
+            self._topic_bytes = prefixed_topic(self.topic)
         return self._topic_bytes
 
     def _v5_properties(self, sub_ids: tuple[int, ...], now: float) -> bytes:

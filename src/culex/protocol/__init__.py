@@ -30,6 +30,7 @@ from ._packets import (
     UnsupportedProtocolVersion,
     Will,
     encode_publish_header,
+    prefixed_topic,
 )
 from ._properties import NO_PROPERTIES, PacketType, Properties
 from ._reason_codes import V5_TO_V3_CONNACK, ConnackCode, ReasonCode
@@ -84,6 +85,7 @@ __all__ = [
     "is_valid_topic_name",
     "malformed",
     "parse_shared",
+    "prefixed_topic",
     "protocol_error",
     "topic_matches",
 ]

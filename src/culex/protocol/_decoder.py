@@ -66,21 +66,24 @@ class Decoder:
         size = len(buf)
         if size - start < 2:
             return None
-        # Remaining Length: one to four bytes of seven bits (MQTT 1.5.5).
-        length = 0
-        shift = 0
-        i = start + 1
-        while True:
-            if i >= size:
-                return None
-            byte = buf[i]
-            length |= (byte & 0x7F) << shift
-            i += 1
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 21:
-                raise malformed("remaining length longer than four bytes")
+        # Remaining Length: one to four bytes of seven bits (MQTT 1.5.5); one byte for every
+        # packet under 128 bytes, hence the short way first.
+        length = buf[start + 1]
+        i = start + 2
+        if length & 0x80:
+            length &= 0x7F
+            shift = 7
+            while True:
+                if i >= size:
+                    return None
+                byte = buf[i]
+                length |= (byte & 0x7F) << shift
+                i += 1
+                if not byte & 0x80:
+                    break
+                shift += 7
+                if shift > 21:
+                    raise malformed("remaining length longer than four bytes")
         total = i - start + length
         if total > self.max_packet_size:
             raise MQTTError(ReasonCode.PACKET_TOO_LARGE,

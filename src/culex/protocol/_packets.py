@@ -199,22 +199,27 @@ def encode_publish_header(topic: bytes, qos: int, retain: bool, dup: bool, packe
                           properties: bytes | None, payload_size: int) -> bytes:
     """Everything of a PUBLISH but its payload, so that the payload is never copied.
 
-    ``topic`` is the encoded UTF-8 topic; ``properties`` the encoded property block for v5,
-    ``None`` for v3.
+    ``topic`` is the topic as it goes on the wire, with its two-byte length; ``properties`` the
+    encoded property block for v5, ``None`` for v3.
     """
     first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
-    size = 2 + len(topic) + (2 if qos else 0) + payload_size
+    rest = topic
+    if qos:
+        rest += packet_id.to_bytes(2, "big")
     if properties is not None:
-        size += len(properties)
+        rest += properties
+    size = len(rest) + payload_size
+    if size < 0x80:
+        return bytes((first, size)) + rest
     out = bytearray((first,))
     encode_varint(size, out)
-    out += len(topic).to_bytes(2, "big")
-    out += topic
-    if qos:
-        out += packet_id.to_bytes(2, "big")
-    if properties is not None:
-        out += properties
+    out += rest
     return bytes(out)
+
+
+def prefixed_topic(topic: str) -> bytes:
+    raw = topic.encode()
+    return len(raw).to_bytes(2, "big") + raw
 
 
 @dataclass(slots=True)
@@ -230,7 +235,7 @@ class Publish(Packet):
 
     def encode(self, version: int) -> bytes:
         props = self.properties.encode() if version == MQTT_5 else None
-        header = encode_publish_header(self.topic.encode(), self.qos, self.retain, self.dup,
+        header = encode_publish_header(prefixed_topic(self.topic), self.qos, self.retain, self.dup,
                                        self.packet_id, props, len(self.payload))
         return header + self.payload
 
