@@ -52,6 +52,8 @@ NEW, AUTHENTICATING, CONNECTED, CLOSED = range(4)
 # most 65,535 bytes and a legitimate one stays far below this; without the cap a stranger could
 # make the broker buffer up to max_packet_size (256 MB by default) before saying who it is.
 MAX_CONNECT_SIZE = 1 << 20
+# Up to this size a payload is joined to its header (a cheap copy) rather than written apart.
+SMALL_PAYLOAD = 1024
 VERSION_NAMES = {3: "3.1", 4: "3.1.1", 5: "5.0"}
 
 
@@ -172,9 +174,11 @@ class Connection:
         payload = message.payload
         if self.max_out_packet and len(header) + len(payload) > self.max_out_packet:
             return False  # MQTT-3.1.2-24, -25
-        self.sink.write(header)
-        if payload:
-            self.sink.write(payload)
+        if len(payload) <= SMALL_PAYLOAD:
+            self.sink.write(header + payload)  # one buffer instead of two for the transport
+        else:
+            self.sink.write(header)
+            self.sink.write(payload)  # large payloads are never copied
         return True
 
     def send_pubrel(self, packet_id: int) -> None:

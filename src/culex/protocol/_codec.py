@@ -93,7 +93,7 @@ def encode_utf8(value: str, buf: bytearray) -> None:
     encode_binary(value.encode("utf-8"), buf)
 
 
-def check_utf8(raw: bytes) -> str:
+def check_utf8(raw: bytes | bytearray) -> str:
     """Decode an MQTT UTF-8 string, applying MQTT-1.5.4-1 and MQTT-1.5.4-2.
 
     Python's strict UTF-8 codec already refuses overlong forms, code points above U+10FFFF and
