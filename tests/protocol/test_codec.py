@@ -247,3 +247,32 @@ def test_subscribe_reserved_option_bits() -> None:
     wire = b"\x82\x07\x00\x01\x00\x00\x01a\x30"  # retain handling 3
     assert reason_of(wire, MQTT_5) == ReasonCode.PROTOCOL_ERROR
     assert reason_of(b"\x82\x06\x00\x01\x00\x01a\x03") == ReasonCode.MALFORMED_PACKET  # QoS 3
+
+
+# -- large packets: assembled in their own buffer, payload never copied ---------------------
+
+@pytest.mark.parametrize("chunk", [1000, 65536, 300_000])
+def test_large_packet_in_chunks_followed_by_small_ones(chunk: int) -> None:
+    payload = bytes(range(256)) * 1000  # 256 kB
+    wire = (PingReq().encode(4) + Publish("big", payload, 1, packet_id=3).encode(4)
+            + Publish("after", b"x").encode(4) + PingReq().encode(4))
+    decoder = Decoder(version=4)
+    got: list[Packet] = []
+    for start in range(0, len(wire), chunk):
+        decoder.feed(wire[start:start + chunk])
+        while (packet := decoder.next_packet()) is not None:
+            got.append(packet)
+    assert got == [PingReq(), Publish("big", payload, 1, packet_id=3), Publish("after", b"x"),
+                   PingReq()]
+    big = got[1]
+    assert isinstance(big, Publish)
+    if chunk < len(wire):
+        assert isinstance(big.payload, memoryview)  # a view of its own buffer, not a copy
+    assert decoder.buffered == 0
+
+
+def test_large_packet_limit_still_applies() -> None:
+    decoder = Decoder(max_packet_size=100_000, version=4)
+    decoder.feed(Publish("t", b"x" * 100_001).encode(4)[:10])
+    with pytest.raises(MQTTError):
+        decoder.next_packet()

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from ..protocol import (
     NO_PROPERTIES,
+    Payload,
     Properties,
     encode_publish_header,
     encode_varint,
@@ -23,7 +24,7 @@ class Message:
     __slots__ = ("_base_props", "_headers", "_topic_bytes", "expiry_at", "payload",
                  "properties", "qos", "retain", "sender", "topic")
 
-    def __init__(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
+    def __init__(self, topic: str, payload: Payload, qos: int = 0, retain: bool = False,
                  properties: Properties = NO_PROPERTIES, expiry_at: float | None = None,
                  sender: str | None = None) -> None:
         self.topic = topic
@@ -40,7 +41,7 @@ class Message:
         self._headers: dict[tuple[bool, bool], bytes] | None = None
 
     @classmethod
-    def from_publish(cls, topic: str, payload: bytes, qos: int, retain: bool,
+    def from_publish(cls, topic: str, payload: Payload, qos: int, retain: bool,
                      properties: Properties, now: float, sender: str | None) -> Message:
         expiry_at = None
         if properties is not NO_PROPERTIES:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from ._errors import malformed
 
+# What decoders read from: the received bytes, or a buffer a packet was assembled in.
+Buffer = bytes | bytearray
+
 MAX_VARINT = 268_435_455  # four bytes of seven bits: the largest Remaining Length (MQTT 1.5.5)
 MAX_UINT16 = 0xFFFF
 
@@ -37,7 +40,7 @@ def varint_size(value: int) -> int:
     return 4
 
 
-def decode_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def decode_varint(data: Buffer, pos: int, end: int) -> tuple[int, int]:
     value = 0
     shift = 0
     for i in range(4):
@@ -55,19 +58,19 @@ def encode_uint16(value: int, buf: bytearray) -> None:
     buf += value.to_bytes(2, "big")
 
 
-def decode_uint16(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def decode_uint16(data: Buffer, pos: int, end: int) -> tuple[int, int]:
     if pos + 2 > end:
         raise malformed("two byte integer cut short")
     return (data[pos] << 8) | data[pos + 1], pos + 2
 
 
-def decode_uint32(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def decode_uint32(data: Buffer, pos: int, end: int) -> tuple[int, int]:
     if pos + 4 > end:
         raise malformed("four byte integer cut short")
     return int.from_bytes(data[pos : pos + 4], "big"), pos + 4
 
 
-def decode_byte(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def decode_byte(data: Buffer, pos: int, end: int) -> tuple[int, int]:
     if pos >= end:
         raise malformed("byte cut short")
     return data[pos], pos + 1
@@ -80,7 +83,7 @@ def encode_binary(value: bytes, buf: bytearray) -> None:
     buf += value
 
 
-def decode_binary(data: bytes, pos: int, end: int) -> tuple[bytes, int]:
+def decode_binary(data: Buffer, pos: int, end: int) -> tuple[bytes, int]:
     length, pos = decode_uint16(data, pos, end)
     stop = pos + length
     if stop > end:
@@ -109,6 +112,6 @@ def check_utf8(raw: bytes | bytearray) -> str:
     return text
 
 
-def decode_utf8(data: bytes, pos: int, end: int) -> tuple[str, int]:
+def decode_utf8(data: Buffer, pos: int, end: int) -> tuple[str, int]:
     raw, pos = decode_binary(data, pos, end)
     return check_utf8(raw), pos

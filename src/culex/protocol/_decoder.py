@@ -7,6 +7,7 @@ before buffering any of its body, so a peer cannot make the broker hold more tha
 
 from __future__ import annotations
 
+from ._codec import Buffer
 from ._errors import MQTTError, malformed
 from ._packets import MQTT_5, PACKET_CLASSES, REQUIRED_FLAGS, Connect, Packet, Publish
 from ._properties import PacketType
@@ -17,6 +18,8 @@ from ._reason_codes import ReasonCode
 # property, and the same figure bounds it.
 MAX_PACKET_SIZE = 268_435_455 + 5
 _COMPACT_AT = 1 << 16  # drop consumed bytes from an assembly buffer past this many
+# From this size on, a packet cut across reads is assembled in a buffer of its own.
+LARGE_PACKET = 1 << 16
 
 
 class Decoder:
@@ -27,15 +30,28 @@ class Decoder:
     sliced out; only a packet cut across two reads is assembled in a ``bytearray`` first.
     """
 
-    __slots__ = ("_buf", "_pos", "max_packet_size", "version")
+    __slots__ = ("_buf", "_large", "_large_filled", "_pos", "max_packet_size", "version")
 
     def __init__(self, max_packet_size: int = MAX_PACKET_SIZE, version: int = 0) -> None:
         self.max_packet_size = max_packet_size
         self.version = version
         self._buf: bytes | bytearray = b""
         self._pos = 0
+        # A large packet is assembled in a buffer of its exact size, which is handed over whole
+        # when complete: its payload is a view of it, so 100 MB in costs 100 MB, not 300.
+        self._large: bytearray | None = None
+        self._large_filled = 0
 
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
+    def feed(self, data: Buffer | memoryview) -> None:
+        large = self._large
+        if large is not None:
+            count = min(len(data), len(large) - self._large_filled)
+            with memoryview(data) as view:
+                large[self._large_filled:self._large_filled + count] = view[:count]
+                self._large_filled += count
+                if count == len(data):
+                    return
+                data = bytes(view[count:])
         buf = self._buf
         if self._pos >= len(buf):
             self._buf = data if type(data) is bytes else bytes(data)
@@ -53,7 +69,7 @@ class Decoder:
 
     @property
     def buffered(self) -> int:
-        return len(self._buf) - self._pos
+        return len(self._buf) - self._pos + self._large_filled
 
     def next_packet(self) -> Packet | None:
         """The next complete packet, or ``None`` if more bytes are needed.
@@ -61,6 +77,16 @@ class Decoder:
         Raises MQTTError for a malformed packet, a protocol violation in the packet's own
         format, or a packet above ``max_packet_size``.
         """
+        large = self._large
+        if large is not None:
+            if self._large_filled < len(large):
+                return None
+            self._large = None
+            self._large_filled = 0
+            header = 2
+            while large[header - 1] & 0x80:
+                header += 1
+            return self._decode(large[0], large, header, len(large))
         buf = self._buf
         start = self._pos
         size = len(buf)
@@ -91,6 +117,13 @@ class Decoder:
                             f"{self.max_packet_size}")
         end = i + length
         if end > size:
+            if total >= LARGE_PACKET:
+                self._large = large = bytearray(total)
+                with memoryview(buf) as view:
+                    large[:size - start] = view[start:size]
+                self._large_filled = size - start
+                self._buf = b""
+                self._pos = 0
             return None
         self._pos = end
         if isinstance(buf, bytearray):
@@ -104,7 +137,7 @@ class Decoder:
             return self._decode(buf[start], body, 0, len(body))
         return self._decode(buf[start], buf, i, end)
 
-    def _decode(self, first: int, data: bytes, start: int, end: int) -> Packet:
+    def _decode(self, first: int, data: Buffer, start: int, end: int) -> Packet:
         kind = first >> 4
         flags = first & 0x0F
         if kind == PacketType.PUBLISH:  # the hot path first

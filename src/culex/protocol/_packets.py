@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ._codec import (
+    Buffer,
     check_utf8,
     decode_binary,
     decode_byte,
@@ -24,6 +25,9 @@ from ._codec import (
 from ._errors import MQTTError, malformed, protocol_error
 from ._properties import NO_PROPERTIES, WILL, PacketType, Properties, decode_properties
 from ._reason_codes import ReasonCode
+
+# A payload is bytes, or a view of a large packet's own receive buffer (never copied).
+Payload = bytes | memoryview
 
 MQTT_3_1 = 3
 MQTT_3_1_1 = 4
@@ -52,7 +56,7 @@ def _check_end(pos: int, end: int) -> None:
         raise malformed(f"{end - pos} unexpected bytes at the end of the packet")
 
 
-def _packet_id(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def _packet_id(data: Buffer, pos: int, end: int) -> tuple[int, int]:
     packet_id, pos = decode_uint16(data, pos, end)
     if packet_id == 0:
         raise protocol_error("packet identifier 0")  # MQTT-2.2.1-3
@@ -69,7 +73,7 @@ class Packet:
         raise NotImplementedError
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> Packet:
+    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> Packet:
         raise NotImplementedError
 
 
@@ -125,7 +129,7 @@ class Connect(Packet):
         return _frame(0x10, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> Connect:
+    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> Connect:
         name, pos = decode_utf8(data, start, end)
         level, pos = decode_byte(data, pos, end)
         if name not in ("MQTT", "MQIsdp"):
@@ -184,7 +188,7 @@ class ConnAck(Packet):
         return _frame(0x20, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> ConnAck:
+    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> ConnAck:
         ack_flags, pos = decode_byte(data, start, end)
         if ack_flags & 0xFE:
             raise malformed("reserved CONNACK flags set")  # MQTT-3.2.2-1
@@ -227,7 +231,7 @@ def prefixed_topic(topic: str) -> bytes:
 class Publish(Packet):
     TYPE: ClassVar[PacketType] = PacketType.PUBLISH
     topic: str
-    payload: bytes = b""
+    payload: Payload = b""
     qos: int = 0
     retain: bool = False
     dup: bool = False
@@ -241,7 +245,7 @@ class Publish(Packet):
         return header + self.payload
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> Publish:
+    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> Publish:
         qos = (flags >> 1) & 0x03
         if qos == 3:
             raise malformed("PUBLISH with QoS 3")  # MQTT-3.3.1-4
@@ -262,7 +266,10 @@ class Publish(Packet):
         properties = NO_PROPERTIES
         if version == MQTT_5:
             properties, pos = decode_properties(data, pos, end, PacketType.PUBLISH)
-        return cls(topic, bytes(data[pos:end]), qos, bool(flags & 0x01), dup, packet_id, properties)
+        # A bytearray here is a large packet's own buffer, handed over for good: its payload is
+        # a view of it, not a copy (see Decoder).
+        payload = data[pos:end] if type(data) is bytes else memoryview(data)[pos:end]
+        return cls(topic, payload, qos, bool(flags & 0x01), dup, packet_id, properties)
 
 
 @dataclass(slots=True)
@@ -284,7 +291,7 @@ class _Ack(Packet):
         return _frame(self.FIRST_BYTE, pid + bytes((self.reason_code,)) + props)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> _Ack:
+    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> _Ack:
         packet_id, pos = _packet_id(data, start, end)
         reason = 0
         properties = NO_PROPERTIES
@@ -353,7 +360,7 @@ class Subscribe(Packet):
         return _frame(0x82, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> Subscribe:
+    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> Subscribe:
         packet_id, pos = _packet_id(data, start, end)
         properties = NO_PROPERTIES
         if version == MQTT_5:
@@ -397,7 +404,7 @@ class SubAck(Packet):
         return _frame(0x90, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> SubAck:
+    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> SubAck:
         packet_id, pos = _packet_id(data, start, end)
         properties = NO_PROPERTIES
         if version == MQTT_5:
@@ -421,7 +428,7 @@ class Unsubscribe(Packet):
         return _frame(0xA2, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> Unsubscribe:
+    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> Unsubscribe:
         packet_id, pos = _packet_id(data, start, end)
         properties = NO_PROPERTIES
         if version == MQTT_5:
@@ -450,7 +457,7 @@ class UnsubAck(Packet):
         return _frame(0xB0, body)
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> UnsubAck:
+    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> UnsubAck:
         packet_id, pos = _packet_id(data, start, end)
         if version != MQTT_5:
             _check_end(pos, end)
@@ -469,7 +476,7 @@ class _Empty(Packet):
         return self.WIRE
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> _Empty:
+    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> _Empty:
         _check_end(start, end)
         return cls()
 
@@ -501,7 +508,7 @@ class _ReasonOnly(Packet):
         return _frame(self.FIRST_BYTE, bytes((self.reason_code,)) + self.properties.encode())
 
     @classmethod
-    def decode(cls, flags: int, data: bytes, start: int, end: int, version: int) -> _ReasonOnly:
+    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> _ReasonOnly:
         if version != MQTT_5:
             _check_end(start, end)
             return cls()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from enum import IntEnum
 
 from ._codec import (
+    Buffer,
     decode_binary,
     decode_byte,
     decode_uint16,
@@ -179,7 +180,7 @@ def _encode_value(kind: int, value: object, buf: bytearray) -> None:
         encode_utf8(value[1], buf)
 
 
-def decode_properties(data: bytes, pos: int, end: int, packet: int) -> tuple[Properties, int]:
+def decode_properties(data: Buffer, pos: int, end: int, packet: int) -> tuple[Properties, int]:
     """Read a property length and the properties after it; ``packet`` is a PacketType or WILL."""
     length, pos = decode_varint(data, pos, end)
     if length == 0:

@@ -40,7 +40,7 @@ class MQTTProtocol(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._conn: Connection | None = None
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
         self._flush_handle: asyncio.Handle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -106,7 +106,7 @@ class MQTTProtocol(asyncio.Protocol):
 
     # -- the Sink interface of Connection ----------------------------------------------------
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._out.append(data)
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
