@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import getpass
 import logging
 import sys
 from typing import NoReturn
 
 from . import __version__
-from .auth import (
-    DEFAULT_ITERATIONS,
-    PasswordFileError,
-    hash_password,
-    read_password_file,
-    write_password_file,
-)
 from .config import Config, ConfigError, load_config, parse_listen
 
 
@@ -37,8 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("-b", dest="batch", action="store_true",
                         help="take the password from the command line")
     passwd.add_argument("-D", dest="delete", action="store_true", help="delete the user")
-    passwd.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
-                        help=f"PBKDF2 iterations (default {DEFAULT_ITERATIONS:,})")
+    passwd.add_argument("--iterations", type=int, default=None,
+                        help="PBKDF2 iterations (default 210,000: see the README)")
     passwd.add_argument("file")
     passwd.add_argument("username")
     passwd.add_argument("password", nargs="?")
@@ -46,6 +38,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _passwd(args: argparse.Namespace) -> None:
+    import getpass
+
+    from .auth import (
+        DEFAULT_ITERATIONS,
+        PasswordFileError,
+        hash_password,
+        read_password_file,
+        write_password_file,
+    )
+
+    if args.iterations is None:
+        args.iterations = DEFAULT_ITERATIONS
     def fail(message: str) -> NoReturn:
         print(f"culex passwd: {message}", file=sys.stderr)
         raise SystemExit(1)

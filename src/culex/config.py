@@ -8,7 +8,6 @@ is an error that names the key: nothing is silently ignored.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -231,6 +230,8 @@ def _listener(item: Any) -> ListenerConfig:
 
 
 def load_config(path: str | Path) -> Config:
+    import tomllib  # only when there is a file to read
+
     try:
         with open(path, "rb") as file:
             data = tomllib.load(file)

@@ -7,7 +7,7 @@ The broker owns no sockets and no event loop. It is given a scheduler (``call_la
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Protocol
@@ -275,7 +275,7 @@ class Broker:
             self.router.remove(session.client_id, shared[1] if shared else topic_filter,
                                sub.group)
         session.subscriptions.clear()
-        session.queue.clear()
+        session.queue = None
         session.inflight.clear()
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
@@ -289,7 +289,7 @@ class Broker:
 
     def _assign_client_id(self) -> str:
         while True:
-            client_id = "auto-" + secrets.token_hex(8)
+            client_id = "auto-" + os.urandom(8).hex()
             if client_id not in self.sessions:
                 return client_id
 

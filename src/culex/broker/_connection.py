@@ -306,7 +306,7 @@ class Connection:
             raise MQTTError(ReasonCode.RETAIN_NOT_SUPPORTED, "retain")  # MQTT-3.2.2-14
         session = self.session
         assert session is not None
-        if qos == 2 and packet.packet_id in session.awaiting_rel:
+        if qos == 2 and session.awaits_release(packet.packet_id):
             # A re-sent PUBLISH whose PUBREL has not come yet: already delivered once
             # (MQTT-4.3.3-10 method B), so only the PUBREC is repeated.
             self.sink.write(PubRec(packet.packet_id).encode(self.version))
@@ -316,7 +316,7 @@ class Connection:
             self.send(PubAck(packet.packet_id, reason if self.version == MQTT_5 else 0))
         elif qos == 2:
             if reason < 0x80:
-                session.awaiting_rel.add(packet.packet_id)
+                session.await_release(packet.packet_id)
             self.send(PubRec(packet.packet_id, reason if self.version == MQTT_5 else 0))
 
     def _on_puback(self, packet: PubAck) -> None:
@@ -335,9 +335,7 @@ class Connection:
 
     def _on_pubrel(self, packet: PubRel) -> None:
         assert self.session is not None
-        awaiting = self.session.awaiting_rel
-        if packet.packet_id in awaiting:
-            awaiting.discard(packet.packet_id)
+        if self.session.release(packet.packet_id):
             self.send(PubComp(packet.packet_id))
         else:
             code = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if self.version == MQTT_5 else 0

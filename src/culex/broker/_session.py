@@ -65,11 +65,13 @@ class Session:
         self.connection: Connection | None = None
         self.subscriptions: dict[str, Subscription] = {}  # full filter, $share/... included
         self.inflight: dict[int, Outgoing] = {}  # in the order the PUBLISHes were sent
-        self.queue: deque[Outgoing] = deque()
+        # The queue and the QoS 2 ids are made on first use: most sessions never need them,
+        # and an empty deque alone costs 760 bytes per client.
+        self.queue: deque[Outgoing] | None = None
         self.queued_bytes = 0
         self.dropped = 0  # messages refused because the queue was full
         # Packet ids of inbound QoS 2 messages delivered but not yet released (MQTT 4.3.3).
-        self.awaiting_rel: set[int] = set()
+        self.awaiting_rel: set[int] | None = None
         self._next_id = 0
         self.will: Message | None = None
         self.will_delay = 0
@@ -101,11 +103,14 @@ class Session:
     def _enqueue(self, out: Outgoing) -> None:
         limits = self.limits
         size = len(out.message.payload)
-        if ((limits.max_queued_messages and len(self.queue) >= limits.max_queued_messages)
+        queued = len(self.queue) if self.queue is not None else 0
+        if ((limits.max_queued_messages and queued >= limits.max_queued_messages)
                 or (limits.max_queued_bytes
                     and self.queued_bytes + size > limits.max_queued_bytes)):
             self.dropped += 1
             return
+        if self.queue is None:
+            self.queue = deque()
         self.queue.append(out)
         self.queued_bytes += size
 
@@ -155,6 +160,22 @@ class Session:
             else:
                 conn.send_pubrel(pid)
         self.pump(now)
+
+    def awaits_release(self, packet_id: int) -> bool:
+        return self.awaiting_rel is not None and packet_id in self.awaiting_rel
+
+    def await_release(self, packet_id: int) -> None:
+        """An inbound QoS 2 message was delivered; its PUBREL is awaited (MQTT 4.3.3)."""
+        if self.awaiting_rel is None:
+            self.awaiting_rel = set()
+        self.awaiting_rel.add(packet_id)
+
+    def release(self, packet_id: int) -> bool:
+        """PUBREL came: whether ``packet_id`` was awaited."""
+        if self.awaiting_rel is None or packet_id not in self.awaiting_rel:
+            return False
+        self.awaiting_rel.discard(packet_id)
+        return True
 
     # -- acknowledgements of outgoing messages ----------------------------------------------
 

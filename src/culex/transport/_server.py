@@ -7,15 +7,7 @@ import logging
 import signal
 import sys
 
-from ..auth import (
-    AclFileAuthorizer,
-    AclFileError,
-    AuthChain,
-    Authenticator,
-    Authorizer,
-    PasswordFileAuthenticator,
-    PasswordFileError,
-)
+from ..auth import AuthChain, Authenticator, Authorizer
 from ..broker import Broker
 from ..config import Config, ConfigError, ListenerConfig
 from ..protocol import ReasonCode
@@ -29,6 +21,15 @@ def build_auth(config: Config, authenticators: list[Authenticator] | None = None
                authorizers: list[Authorizer] | None = None) -> AuthChain:
     """The plugin chain: the configured files first, then any plugins given in code."""
     chain = AuthChain(list(authenticators or []), list(authorizers or []))
+    if not (config.password_file or config.acl_file):
+        return chain
+    from ..auth import (
+        AclFileAuthorizer,
+        AclFileError,
+        PasswordFileAuthenticator,
+        PasswordFileError,
+    )
+
     try:
         if config.password_file:
             chain.authenticators.insert(0, PasswordFileAuthenticator(config.password_file))
