@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from typing import TYPE_CHECKING, cast
 
 from ..broker import Broker, Connection
@@ -52,10 +51,8 @@ class MQTTProtocol(asyncio.Protocol):
             log.warning("refused: connection from %s: max_connections reached", peer_text)
             self._transport.abort()
             return
+        # TCP_NODELAY: asyncio and uvloop both set it on every TCP transport already.
         self._transport.set_write_buffer_limits(WRITE_BUFFER_HIGH, WRITE_BUFFER_LOW)
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         subject = common_name = None
         if self._listener is not None and self._listener.tls:
             subject, common_name = certificate_identity(transport.get_extra_info("peercert"))
