@@ -96,8 +96,9 @@ class Connection:
         self.connect_expiry = 0
         self._keepalive_limit = 0.0
         self._last_rx = broker.clock()
+        # One timer per connection: the connect timeout first, then the keep-alive check.
         self._timer: Any = broker.scheduler.call_later(broker.config.connect_timeout,
-                                                       self._connect_timeout)
+                                                       self._timer_fired)
 
     # -- input ------------------------------------------------------------------------------
 
@@ -223,21 +224,19 @@ class Connection:
             self._timer.cancel()
             self._timer = None
 
-    def _connect_timeout(self) -> None:
+    def _timer_fired(self) -> None:
         self._timer = None
-        if self.state == NEW:
+        if self.state == NEW or self.state == AUTHENTICATING:
             self._refuse_quietly("no CONNECT in time")
-
-    def _keepalive_check(self) -> None:
-        # One timer per connection, re-armed from the time of the last packet instead of
-        # being cancelled and re-created for every packet.
-        idle = self.broker.clock() - self._last_rx
-        if idle >= self._keepalive_limit:
-            self._timer = None
-            self.close(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")  # MQTT-3.1.2-22
-        else:
-            self._timer = self.broker.scheduler.call_later(self._keepalive_limit - idle,
-                                                           self._keepalive_check)
+        elif self.state == CONNECTED and self._keepalive_limit:
+            # Re-armed from the time of the last packet, instead of being cancelled and
+            # re-created for every packet.
+            idle = self.broker.clock() - self._last_rx
+            if idle >= self._keepalive_limit:
+                self.close(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")  # MQTT-3.1.2-22
+            else:
+                self._timer = self.broker.scheduler.call_later(self._keepalive_limit - idle,
+                                                               self._timer_fired)
 
     # -- CONNECT ----------------------------------------------------------------------------
 
@@ -257,14 +256,19 @@ class Connection:
         if refusal is not None:
             self._refuse_connect(packet, *refusal)
             return
-        self._cancel_timer()
         self.state = CONNECTED
         self.decoder.max_packet_size = self.broker.config.packet_size_limit
         self.broker.connect(self, packet)
         if self.keep_alive:
             self._keepalive_limit = self.keep_alive * 1.5
-            self._timer = self.broker.scheduler.call_later(self._keepalive_limit,
-                                                           self._keepalive_check)
+            # The pending connect-timeout timer becomes the keep-alive check if it fires
+            # soon enough; otherwise it is replaced.
+            if self._timer is None or self.broker.config.connect_timeout > self._keepalive_limit:
+                self._cancel_timer()
+                self._timer = self.broker.scheduler.call_later(self._keepalive_limit,
+                                                               self._timer_fired)
+        else:
+            self._cancel_timer()
         if not self._in_process:
             self._process()  # what arrived while the plugins were deciding
 

@@ -70,6 +70,13 @@ class MQTTProtocol(asyncio.Protocol):
             log.exception("internal error on connection from %s; closing it", conn.peer)
             self.close()
             conn.connection_lost()
+            return
+        if self._out:
+            # Replies to what was just read (CONNACK, PUBACK, PINGRESP ...) go out now, in one
+            # write, rather than one loop iteration later.
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.release(self)
