@@ -14,6 +14,7 @@ it; with an ACL file in place, what no rule grants is refused.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,16 +64,21 @@ def _substitute(topic: str, username: str | None, client_id: str) -> str | None:
     return topic
 
 
-def check_topic(rules: list[Rule], topic: str, access: int) -> bool:
-    """May a client with ``rules`` publish (WRITE) to or receive (READ) ``topic``?"""
+def _decide(rules: list[Rule], applies: Callable[[str], bool], access: int) -> bool:
+    """A deny rule that applies wins; otherwise a rule that applies must grant ``access``."""
     granted = False
     for rule in rules:
-        if topic_matches(rule.topic, topic):
+        if applies(rule.topic):
             if rule.access == 0:
                 return False
             if rule.access & access:
                 granted = True
     return granted
+
+
+def check_topic(rules: list[Rule], topic: str, access: int) -> bool:
+    """May a client with ``rules`` publish (WRITE) to or receive (READ) ``topic``?"""
+    return _decide(rules, lambda rule_topic: topic_matches(rule_topic, topic), access)
 
 
 def filter_covers(acl_filter: str, sub_filter: str) -> bool:
@@ -99,14 +105,7 @@ def filter_covers(acl_filter: str, sub_filter: str) -> bool:
 def check_subscribe(rules: list[Rule], sub_filter: str) -> bool:
     """A subscription needs a read rule covering its whole filter and no deny rule covering
     it; finer denials inside it are applied to each message delivered."""
-    granted = False
-    for rule in rules:
-        if filter_covers(rule.topic, sub_filter):
-            if rule.access == 0:
-                return False
-            if rule.access & READ:
-                granted = True
-    return granted
+    return _decide(rules, lambda rule_topic: filter_covers(rule_topic, sub_filter), READ)
 
 
 def parse_acl(text: str, source: str = "acl") -> Acl:
