@@ -71,10 +71,6 @@ class Broker:
 
     # -- connections ------------------------------------------------------------------------
 
-    def accepts_connection(self) -> bool:
-        limit = self.config.max_connections
-        return limit < 0 or len(self.connections) < limit
-
     def check_connect(self, conn: Connection, packet: Connect) -> tuple[int, str] | None:
         """The reason to refuse this CONNECT, or None to accept it."""
         config = self.config

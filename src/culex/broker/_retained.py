@@ -105,6 +105,3 @@ class RetainedStore:
             if current.message is not None:
                 yield current.message
             stack.extend(current.children.values())
-
-    def all(self) -> Iterator[Message]:
-        return self._subtree(self._root, skip_dollar=False)

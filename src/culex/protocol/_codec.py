@@ -30,16 +30,6 @@ def encode_varint(value: int, buf: bytearray) -> None:
             return
 
 
-def varint_size(value: int) -> int:
-    if value < 0x80:
-        return 1
-    if value < 0x4000:
-        return 2
-    if value < 0x200000:
-        return 3
-    return 4
-
-
 def decode_varint(data: Buffer, pos: int, end: int) -> tuple[int, int]:
     value = 0
     shift = 0
