@@ -1,0 +1,32 @@
+// One MQTT.js subscriber and one publisher through the broker; prints what was received as JSON.
+// Usage: node roundtrip.mjs PORT PROTOCOL_VERSION QOS
+import mqtt from "mqtt";
+
+const [port, protocolVersion, qos] = process.argv.slice(2).map(Number);
+const url = `mqtt://127.0.0.1:${port}`;
+// MQTT 3.1 is protocol name "MQIsdp" at level 3; MQTT.js sends "MQTT" unless told otherwise.
+const base = { protocolVersion, reconnectPeriod: 0, connectTimeout: 5000,
+  ...(protocolVersion === 3 ? { protocolId: "MQIsdp" } : {}) };
+const timeout = setTimeout(() => {
+  console.error("timed out");
+  process.exit(2);
+}, 10000);
+
+const sub = await mqtt.connectAsync(url, { ...base, clientId: `js-sub-${protocolVersion}-${qos}` });
+const got = [];
+const done = new Promise((resolve) => {
+  sub.on("message", (topic, payload, packet) => {
+    got.push({ topic, payload: payload.toString(), qos: packet.qos });
+    if (got.length === 3) resolve();
+  });
+});
+await sub.subscribeAsync("js/#", { qos });
+const pub = await mqtt.connectAsync(url, { ...base, clientId: `js-pub-${protocolVersion}-${qos}` });
+for (let i = 0; i < 3; i++) {
+  await pub.publishAsync(`js/${i}`, `message ${i}`, { qos });
+}
+await done;
+await pub.endAsync();
+await sub.endAsync();
+clearTimeout(timeout);
+console.log(JSON.stringify(got));
