@@ -187,6 +187,8 @@ def test_connect_unknown_level_and_name() -> None:
         decode(_connect(b"MQTT", 6, 0x02, CLIENT), 0)
     with pytest.raises(UnsupportedProtocolVersion):
         decode(_connect(b"MQIsdp", 4, 0x02, CLIENT), 0)
+    with pytest.raises(UnsupportedProtocolVersion):  # 3.1 is MQIsdp; Mosquitto agrees
+        decode(_connect(b"MQTT", 3, 0x02, CLIENT), 0)
     assert reason_of(_connect(b"HTTP", 4, 0x02, CLIENT), 0) == ReasonCode.PROTOCOL_ERROR
 
 
