@@ -608,3 +608,20 @@ def test_connect_larger_than_the_pre_connect_cap_is_refused() -> None:
     client = MemoryClient(broker)
     client.send_raw(b"\x10\xff\xff\xff\x01")  # announces a 4 MB CONNECT
     assert client.sink.closed and client.received() == []
+
+
+def test_queue_overflow_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    broker, _ = make_broker(max_queued_messages=2)
+    sub = connect(broker, "s", 4, clean_start=False)
+    subscribe(sub, "t")
+    sub.drop()
+    pub = connect(broker, "p")
+    with caplog.at_level("INFO", logger="culex"):
+        for i in range(10):
+            pub.send(Publish("t", bytes([i]), 1, packet_id=i + 1))
+        back = connect(broker, "s", 4, clean_start=False)
+        for packet in publishes(back):
+            back.send(PubAck(packet.packet_id))
+    warnings = [r.message for r in caplog.records if "queue is full" in r.message]
+    assert len(warnings) == 1 and "client s" in warnings[0]
+    assert any("caught up; 8 messages dropped" in r.message for r in caplog.records)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from culex.protocol import Connect, PingReq, PingResp, Publish, Subscribe, SubscriptionRequest
@@ -28,7 +28,7 @@ def chunks(draw: st.DrawFn, version: int) -> list[bytes]:
     return out
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150)
 @given(data=st.data())
 def test_random_traffic_never_breaks_the_broker(data: st.DataObject) -> None:
     version = data.draw(st.sampled_from(VERSIONS))

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from culex.protocol import Decoder, MQTTError, Packet
 
 from strategies import VERSIONS, connects, packets
-
-settings.register_profile("default", suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("default")
 
 
 def _decode_all(data: bytes, version: int) -> list[Packet]:

@@ -8,6 +8,7 @@ the rest wait in the queue, in order.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from ._connection import Connection
     from ._message import Message
     from ._router import Subscription
+
+log = logging.getLogger("culex")
 
 NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5.0 3.1.2.11.2
 
@@ -54,7 +57,7 @@ class Limits:
 
 class Session:
     __slots__ = ("_next_id", "awaiting_rel", "client", "client_id", "connection", "dropped",
-                 "expiry_handle", "expiry_interval", "inflight", "limits", "queue",
+                 "expiry_handle", "expiry_interval", "inflight", "limits", "overflowing", "queue",
                  "queued_bytes", "read_allowed", "subscriptions", "will", "will_delay",
                  "will_handle")
 
@@ -70,6 +73,7 @@ class Session:
         self.queue: deque[Outgoing] | None = None
         self.queued_bytes = 0
         self.dropped = 0  # messages refused because the queue was full
+        self.overflowing = False  # dropping now; logged once when it starts and when it ends
         # Packet ids of inbound QoS 2 messages delivered but not yet released (MQTT 4.3.3).
         self.awaiting_rel: set[int] | None = None
         self._next_id = 0
@@ -107,6 +111,12 @@ class Session:
         if ((limits.max_queued_messages and queued >= limits.max_queued_messages)
                 or (limits.max_queued_bytes
                     and self.queued_bytes + size > limits.max_queued_bytes)):
+            if not self.overflowing:
+                # Once per overflow, not once per message: a flood must not flood the log too.
+                self.overflowing = True
+                log.warning("dropping messages for client %s: its queue is full "
+                            "(max_queued_messages %d, max_queued_bytes %d)", self.client_id,
+                            limits.max_queued_messages, limits.max_queued_bytes)
             self.dropped += 1
             return
         if self.queue is None:
@@ -146,6 +156,10 @@ class Session:
                 conn.send_publish(out.message, 0, out.retain, False, 0, out.sub_ids)
             else:
                 self._send_new(conn, out)
+        if self.overflowing and not queue:
+            self.overflowing = False
+            log.info("client %s has caught up; %d messages dropped for it so far",
+                     self.client_id, self.dropped)
 
     def resume(self, now: float) -> None:
         """On reconnection: re-send every unacknowledged PUBLISH (DUP set) and PUBREL in their
