@@ -625,3 +625,35 @@ def test_queue_overflow_is_logged_once(caplog: pytest.LogCaptureFixture) -> None
     warnings = [r.message for r in caplog.records if "queue is full" in r.message]
     assert len(warnings) == 1 and "client s" in warnings[0]
     assert any("caught up; 8 messages dropped" in r.message for r in caplog.records)
+
+
+# -- options with Mosquitto's names ----------------------------------------------------------
+
+def test_persistent_client_expiration() -> None:
+    broker, clock = make_broker(persistent_client_expiration=3600)
+    client = connect(broker, "v3", 4, clean_start=False)
+    subscribe(client, "t")
+    client.drop()
+    clock.advance(3599)
+    assert "v3" in broker.sessions
+    clock.advance(1)
+    assert "v3" not in broker.sessions and broker.router.count == 0
+
+
+def test_retain_not_available() -> None:
+    broker, _ = make_broker(retain_available=False)
+    client = connect(broker, "c", 5)
+    assert connack(client).properties.retain_available == 0
+    client.send(Publish("t", b"x", retain=True))
+    assert client.received() == [Disconnect(ReasonCode.RETAIN_NOT_SUPPORTED)]  # MQTT-3.2.2-14
+    assert broker.retained.count == 0
+
+
+def test_queue_qos0_messages() -> None:
+    broker, _ = make_broker(queue_qos0_messages=True)
+    sub = connect(broker, "s", 4, clean_start=False)
+    subscribe(sub, "t", qos=0)
+    sub.drop()
+    connect(broker, "p").send(Publish("t", b"kept"))
+    back = connect(broker, "s", 4, clean_start=False)
+    assert [p.payload for p in publishes(back)] == [b"kept"]
