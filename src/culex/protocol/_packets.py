@@ -182,10 +182,10 @@ class ConnAck(Packet):
     properties: Properties = NO_PROPERTIES
 
     def encode(self, version: int) -> bytes:
-        body = bytearray((1 if self.session_present else 0, self.reason_code))
-        if version == MQTT_5:
-            body += self.properties.encode()
-        return _frame(0x20, body)
+        flags = 1 if self.session_present else 0
+        if version != MQTT_5:
+            return bytes((0x20, 2, flags, self.reason_code))
+        return _frame(0x20, bytes((flags, self.reason_code)) + self.properties.encode())
 
     @classmethod
     def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> ConnAck:
