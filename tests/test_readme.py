@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 
@@ -12,8 +11,25 @@ from culex.auth import parse_acl
 from culex.config import config_from_mapping
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
-TOML_BLOCKS = re.findall(r"```toml\n(.*?)```", README, re.S)
-ACL_BLOCKS = [b for b in re.findall(r"```\n(.*?)```", README, re.S) if "acl_file syntax" in b]
+
+
+def code_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, body) of every fenced block, fences paired in order."""
+    blocks, language, lines = [], None, []
+    for line in text.splitlines():
+        if line.startswith("```"):
+            if language is None:
+                language, lines = line[3:].strip(), []
+            else:
+                blocks.append((language, "\n".join(lines)))
+                language = None
+        elif language is not None:
+            lines.append(line)
+    return blocks
+
+
+TOML_BLOCKS = [body for language, body in code_blocks(README) if language == "toml"]
+ACL_BLOCKS = [body for _, body in code_blocks(README) if "acl_file syntax" in body]
 
 
 def test_the_readme_has_examples() -> None:
