@@ -278,3 +278,10 @@ def test_large_packet_limit_still_applies() -> None:
     decoder.feed(Publish("t", b"x" * 100_001).encode(4)[:10])
     with pytest.raises(MQTTError):
         decoder.next_packet()
+
+
+def test_announced_size_is_not_allocated_ahead_of_the_bytes() -> None:
+    decoder = Decoder(version=4)
+    decoder.feed(b"\x30\xff\xff\xff\x7f\x00\x01t")  # announces the protocol maximum
+    assert decoder.next_packet() is None
+    assert decoder.buffered == 8  # what arrived, not 256 MB

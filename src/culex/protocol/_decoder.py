@@ -30,25 +30,26 @@ class Decoder:
     sliced out; only a packet cut across two reads is assembled in a ``bytearray`` first.
     """
 
-    __slots__ = ("_buf", "_large", "_large_filled", "_pos", "max_packet_size", "version")
+    __slots__ = ("_buf", "_large", "_large_total", "_pos", "max_packet_size", "version")
 
     def __init__(self, max_packet_size: int = MAX_PACKET_SIZE, version: int = 0) -> None:
         self.max_packet_size = max_packet_size
         self.version = version
         self._buf: bytes | bytearray = b""
         self._pos = 0
-        # A large packet is assembled in a buffer of its exact size, which is handed over whole
-        # when complete: its payload is a view of it, so 100 MB in costs 100 MB, not 300.
+        # A large packet is assembled in a buffer of its own, which is handed over whole when
+        # complete: its payload is a view of it, so 100 MB in costs 100 MB, not 300. The buffer
+        # grows as the bytes arrive, never ahead of them: announcing 256 MB in a 5-byte header
+        # must not make the broker commit 256 MB of memory.
         self._large: bytearray | None = None
-        self._large_filled = 0
+        self._large_total = 0
 
     def feed(self, data: Buffer | memoryview) -> None:
         large = self._large
         if large is not None:
-            count = min(len(data), len(large) - self._large_filled)
+            count = min(len(data), self._large_total - len(large))
             with memoryview(data) as view:
-                large[self._large_filled:self._large_filled + count] = view[:count]
-                self._large_filled += count
+                large += view[:count]
                 if count == len(data):
                     return
                 data = bytes(view[count:])
@@ -69,7 +70,7 @@ class Decoder:
 
     @property
     def buffered(self) -> int:
-        return len(self._buf) - self._pos + self._large_filled
+        return len(self._buf) - self._pos + (len(self._large) if self._large is not None else 0)
 
     def next_packet(self) -> Packet | None:
         """The next complete packet, or ``None`` if more bytes are needed.
@@ -79,10 +80,9 @@ class Decoder:
         """
         large = self._large
         if large is not None:
-            if self._large_filled < len(large):
+            if len(large) < self._large_total:
                 return None
             self._large = None
-            self._large_filled = 0
             header = 2
             while large[header - 1] & 0x80:
                 header += 1
@@ -118,10 +118,9 @@ class Decoder:
         end = i + length
         if end > size:
             if total >= LARGE_PACKET:
-                self._large = large = bytearray(total)
                 with memoryview(buf) as view:
-                    large[:size - start] = view[start:size]
-                self._large_filled = size - start
+                    self._large = bytearray(view[start:size])
+                self._large_total = total
                 self._buf = b""
                 self._pos = 0
             return None
