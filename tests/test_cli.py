@@ -80,3 +80,34 @@ def test_port_in_use_is_a_clear_error() -> None:
         port = sock.getsockname()[1]
         result = run_culex("serve", "--listen", f"127.0.0.1:{port}")
     assert result.returncode != 0 and "cannot listen" in result.stderr
+
+
+def test_passwd_create_update_delete(tmp_path: Path) -> None:
+    from culex.auth import read_password_file
+
+    path = tmp_path / "passwd"
+    args = ["passwd", "--iterations", "1000"]
+    assert run_culex(*args, "-c", "-b", str(path), "alice", "one").returncode == 0
+    assert run_culex(*args, "-b", str(path), "bob", "two").returncode == 0
+    assert run_culex(*args, "-b", str(path), "alice", "three").returncode == 0  # update
+    users = read_password_file(path)
+    assert users["alice"].verify(b"three") and users["bob"].verify(b"two")
+    assert users["alice"].iterations == 1000
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert run_culex("passwd", "-D", str(path), "bob").returncode == 0
+    assert set(read_password_file(path)) == {"alice"}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-b", "{file}", "x:y", "pw"], "may not contain ':'"),
+    (["-D", "{file}", "nobody"], "not in"),
+    (["-b", "{missing}", "u", "pw"], "cannot read"),
+    (["{file}", "u", "pw"], "-b takes the password"),
+    (["-c", "-D", "{file}", "u"], "cannot be used together"),
+])
+def test_passwd_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    path = tmp_path / "passwd"
+    path.write_text("")
+    filled = [a.format(file=path, missing=tmp_path / "missing") for a in args]
+    result = run_culex("passwd", *filled)
+    assert result.returncode == 1 and message in result.stderr
