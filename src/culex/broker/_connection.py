@@ -277,7 +277,8 @@ class Connection:
         if code is not None:
             self.send(ConnAck(False, code))  # MQTT-3.2.2-6: session present 0
         user = f", user {packet.username!r}" if packet.username is not None else ""
-        self._refuse_quietly(f"client {packet.client_id!r}{user}: {why}")
+        # An empty client id has been replaced by an assigned one by now, if it got that far.
+        self._refuse_quietly(f"client {self.client_id or packet.client_id!r}{user}: {why}")
 
     # -- PUBLISH and its acknowledgements ----------------------------------------------------
 
