@@ -657,3 +657,19 @@ def test_queue_qos0_messages() -> None:
     connect(broker, "p").send(Publish("t", b"kept"))
     back = connect(broker, "s", 4, clean_start=False)
     assert [p.payload for p in publishes(back)] == [b"kept"]
+
+
+def test_will_message_expiry_runs_from_publication() -> None:
+    broker, clock = make_broker()
+    watcher = connect(broker, "w", 5, keep_alive=0)
+    connack(watcher)
+    subscribe(watcher, "will")
+    client = connect(broker, "c", 5, keep_alive=0,
+                     will=Will("will", b"bye", 1, False,
+                               Properties(message_expiry_interval=30)))
+    connack(client)
+    clock.advance(100)  # connected for longer than the will's lifetime
+    client.drop()
+    (got,) = publishes(watcher)
+    # MQTT 5.0 3.1.3.2.4: the lifetime starts when the will is published.
+    assert got.payload == b"bye" and got.properties.message_expiry_interval == 30

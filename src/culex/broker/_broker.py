@@ -193,8 +193,13 @@ class Broker:
         if will is not None:
             will_props = will.properties
             session.will_delay = will_props.will_delay_interval or 0
-            if will_props.will_delay_interval is not None:
-                will_props = replace(will_props, will_delay_interval=None)
+            # The will's Message Expiry Interval runs from its publication, not from now
+            # (MQTT 5.0 3.1.3.2.4): kept aside and applied in _publish_will.
+            session.will_expiry = will_props.message_expiry_interval
+            if (will_props.will_delay_interval is not None
+                    or will_props.message_expiry_interval is not None):
+                will_props = replace(will_props, will_delay_interval=None,
+                                     message_expiry_interval=None)
             session.will = Message.from_publish(will.topic, will.payload, will.qos, will.retain,
                                                 will_props, now, client_id)
 
@@ -231,13 +236,11 @@ class Broker:
         if session is None or session.connection is not conn:
             return
         session.connection = None
-        will = session.will
-        if will is not None:
+        if session.will is not None:
             if not publish_will:
                 session.will = None
             elif session.will_delay == 0 or session.expiry_interval == 0:
-                session.will = None
-                self.publish(will)
+                self._publish_will(session)
             elif session.will_delay < session.expiry_interval:
                 session.will_handle = self.scheduler.call_later(session.will_delay,
                                                                 self._will_due, session)
@@ -250,9 +253,15 @@ class Broker:
 
     def _will_due(self, session: Session) -> None:
         session.will_handle = None
+        self._publish_will(session)
+
+    def _publish_will(self, session: Session) -> None:
         will, session.will = session.will, None
-        if will is not None:
-            self.publish(will)
+        if will is None:
+            return
+        if session.will_expiry is not None:
+            will.expiry_at = self.clock() + session.will_expiry
+        self.publish(will)
 
     def _session_expired(self, session: Session) -> None:
         session.expiry_handle = None
@@ -263,9 +272,7 @@ class Broker:
     def _end_session(self, session: Session) -> None:
         self._cancel(session, "expiry_handle")
         self._cancel(session, "will_handle")
-        will, session.will = session.will, None
-        if will is not None:
-            self.publish(will)  # MQTT-3.1.2-8: the session ends before the will delay
+        self._publish_will(session)  # MQTT-3.1.2-8: the session ends before the will delay
         for topic_filter, sub in session.subscriptions.items():
             shared = parse_shared(topic_filter)
             self.router.remove(session.client_id, shared[1] if shared else topic_filter,

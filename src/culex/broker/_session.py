@@ -59,7 +59,7 @@ class Session:
     __slots__ = ("_next_id", "awaiting_rel", "client", "client_id", "connection", "dropped",
                  "expiry_handle", "expiry_interval", "inflight", "limits", "overflowing", "queue",
                  "queued_bytes", "read_allowed", "subscriptions", "will", "will_delay",
-                 "will_handle")
+                 "will_expiry", "will_handle")
 
     def __init__(self, client_id: str, expiry_interval: int, limits: Limits) -> None:
         self.client_id = client_id
@@ -79,6 +79,7 @@ class Session:
         self._next_id = 0
         self.will: Message | None = None
         self.will_delay = 0
+        self.will_expiry: int | None = None  # seconds, counted from the will's publication
         self.will_handle: Any = None
         self.expiry_handle: Any = None
         # Who last connected with this session, for access checks while it is offline too,
