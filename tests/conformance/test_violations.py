@@ -40,7 +40,7 @@ def still_serving(port: int) -> None:
     (b"\x30\x05\x00\x02\xc0\xaf\x00", ReasonCode.MALFORMED_PACKET),      # overlong UTF-8
     (b"\x30\x06\x00\x03\xed\xa0\x80\x00", ReasonCode.MALFORMED_PACKET),  # surrogate
     (b"\x30\x05\x00\x02a+\x00", ReasonCode.TOPIC_NAME_INVALID),          # wildcard
-    (b"\x30\x03\x00\x00\x00", ReasonCode.TOPIC_NAME_INVALID),            # empty topic
+    (b"\x30\x03\x00\x00\x00", ReasonCode.PROTOCOL_ERROR),  # empty topic, no alias (3.3.2.1)
     (b"\x60\x02\x00\x01", ReasonCode.MALFORMED_PACKET),                  # PUBREL flags
     (b"\x20\x02\x00\x00", ReasonCode.PROTOCOL_ERROR),                    # CONNACK to server
     (b"\xf0\x00", ReasonCode.PROTOCOL_ERROR),                            # AUTH without method

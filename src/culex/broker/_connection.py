@@ -302,7 +302,8 @@ class Connection:
                     if not topic:
                         raise protocol_error(f"unknown topic alias {alias}")
         if not topic:
-            raise MQTTError(ReasonCode.TOPIC_NAME_INVALID, "empty topic name")  # MQTT-4.7.3-1
+            # MQTT 5.0 3.3.2.1: a Protocol Error without a Topic Alias; 3.x: MQTT-4.7.3-1.
+            raise protocol_error("empty topic name")
         qos = packet.qos
         config = self.broker.config
         if qos > config.max_qos:
