@@ -673,3 +673,14 @@ def test_will_message_expiry_runs_from_publication() -> None:
     (got,) = publishes(watcher)
     # MQTT 5.0 3.1.3.2.4: the lifetime starts when the will is published.
     assert got.payload == b"bye" and got.properties.message_expiry_interval == 30
+
+
+def test_response_topic_must_not_hold_wildcards() -> None:
+    broker, _ = make_broker()
+    client = connect(broker, "c", 5)
+    connack(client)
+    client.send(Publish("t", b"", properties=Properties(response_topic="replies/+")))
+    assert client.received() == [Disconnect(ReasonCode.PROTOCOL_ERROR)]  # MQTT-3.3.2-14
+    willing = connect(broker, "w", 5, will=Will("t", b"", 0, False,
+                                               Properties(response_topic="r/#")))
+    assert connack(willing).reason_code == ReasonCode.PROTOCOL_ERROR

@@ -84,6 +84,10 @@ class Broker:
         if will is not None:
             if not is_valid_topic_name(will.topic):
                 return ReasonCode.TOPIC_NAME_INVALID, f"invalid will topic {will.topic!r}"
+            response = will.properties.response_topic
+            if response is not None and not is_valid_topic_name(response):
+                # MQTT-3.3.2-14, for the will's properties too (MQTT 5.0 3.1.3.2.5)
+                return ReasonCode.PROTOCOL_ERROR, f"invalid will response topic {response!r}"
             if will.qos > config.max_qos:
                 return ReasonCode.QOS_NOT_SUPPORTED, f"will QoS {will.qos}"  # MQTT-3.2.2-12
             if will.retain and not config.retain_available:

@@ -35,6 +35,7 @@ from ..protocol import (
     UnsubAck,
     Unsubscribe,
     UnsupportedProtocolVersion,
+    is_valid_topic_name,
     protocol_error,
 )
 from ._message import Message
@@ -290,6 +291,9 @@ class Connection:
         if props is not NO_PROPERTIES:
             if props.subscription_identifiers:
                 raise protocol_error("PUBLISH from a client with a subscription identifier")
+            response = props.response_topic
+            if response is not None and not is_valid_topic_name(response):
+                raise protocol_error(f"invalid response topic {response!r}")  # MQTT-3.3.2-14
             alias = props.topic_alias
             if alias is not None:
                 if not 0 < alias <= self.broker.config.max_topic_alias:
