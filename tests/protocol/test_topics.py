@@ -45,7 +45,7 @@ def test_spec_examples(topic_filter: str, topic: str, expected: bool) -> None:
     assert topic_matches(topic_filter, topic) is expected
     router = Router()
     session = Session("c", 0, Limits())
-    router.add(Subscription(session, topic_filter, 0), topic_filter)
+    router.add(Subscription(session, topic_filter, 0))
     found, _ = router.match(topic)
     assert bool(found) is expected
 
@@ -80,7 +80,7 @@ def test_router_matches_like_the_reference(subscribed: list[str], topic: str) ->
     for index, topic_filter in enumerate(subscribed):
         session = Session(f"c{index}", 0, Limits())
         sessions.append(session)
-        router.add(Subscription(session, topic_filter, 0), topic_filter)
+        router.add(Subscription(session, topic_filter, 0))
     found, _ = router.match(topic)
     got = sorted(cid for subs in found for cid in subs)
     expected = sorted(f"c{i}" for i, f in enumerate(subscribed) if topic_matches(f, topic))
@@ -92,10 +92,11 @@ def test_router_removal_leaves_no_trace(subscribed: list[str], data: st.DataObje
     router = Router()
     session = Session("c", 0, Limits())
     for topic_filter in subscribed:
-        router.add(Subscription(session, topic_filter, 0), topic_filter)
+        router.add(Subscription(session, topic_filter, 0))
     for topic_filter in set(subscribed):
-        assert router.remove("c", topic_filter)
-        assert not router.remove("c", topic_filter)
+        sub = Subscription(session, topic_filter, 0)
+        assert router.remove(sub)
+        assert not router.remove(sub)
     assert router.count == 0
     assert router._root.is_empty()  # every branch pruned
     assert router.match(data.draw(topics)) == ([], [])

@@ -277,10 +277,8 @@ class Broker:
         self._cancel(session, "expiry_handle")
         self._cancel(session, "will_handle")
         self._publish_will(session)  # MQTT-3.1.2-8: the session ends before the will delay
-        for topic_filter, sub in session.subscriptions.items():
-            shared = parse_shared(topic_filter)
-            self.router.remove(session.client_id, shared[1] if shared else topic_filter,
-                               sub.group)
+        for sub in session.subscriptions.values():
+            self.router.remove(sub)
         session.subscriptions.clear()
         session.queue = None
         session.inflight.clear()
@@ -431,8 +429,8 @@ class Broker:
             sub = Subscription(session, topic_filter, qos, no_local=request.no_local,
                                retain_as_published=request.retain_as_published,
                                retain_handling=request.retain_handling,
-                               identifier=identifier, group=group)
-            existed = self.router.add(sub, match_filter)
+                               identifier=identifier, group=group, match_filter=match_filter)
+            existed = self.router.add(sub)
             session.subscriptions[topic_filter] = sub
             codes.append(qos)
             # MQTT-3.3.1-9..11 (5.0); 3.1.1 always sends them (MQTT-3.8.4-3). Shared
@@ -466,9 +464,7 @@ class Broker:
         for topic_filter in packet.topic_filters:
             sub = session.subscriptions.pop(topic_filter, None)
             if sub is not None:
-                shared = parse_shared(topic_filter)
-                self.router.remove(session.client_id, shared[1] if shared else topic_filter,
-                                   sub.group)
+                self.router.remove(sub)
                 codes.append(ReasonCode.SUCCESS)
             elif _filter_ok(topic_filter):
                 codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)

@@ -21,7 +21,7 @@ from ..protocol import (
 
 
 class Message:
-    __slots__ = ("_base_props", "_headers", "_topic_bytes", "expiry_at", "payload",
+    __slots__ = ("_headers", "_props_block", "_topic_bytes", "expiry_at", "payload",
                  "properties", "qos", "retain", "sender", "topic")
 
     def __init__(self, topic: str, payload: Payload, qos: int = 0, retain: bool = False,
@@ -37,7 +37,7 @@ class Message:
         self.expiry_at = expiry_at  # on the broker's monotonic clock
         self.sender = sender  # publisher's client id, for No Local
         self._topic_bytes: bytes | None = None
-        self._base_props: bytes | None = None
+        self._props_block: bytes | None = None  # encoded forwarded properties, with length
         self._headers: dict[tuple[bool, bool], bytes] | None = None
 
     @classmethod
@@ -64,13 +64,13 @@ class Message:
         return self._topic_bytes
 
     def _v5_properties(self, sub_ids: tuple[int, ...], now: float) -> bytes:
-        if self._base_props is None:
-            # Drop the length prefix: per-delivery properties are appended after these.
-            encoded = self.properties.encode()
-            self._base_props = encoded[_varint_len(encoded):]
+        if self._props_block is None:
+            self._props_block = self.properties.encode()
         if not sub_ids and self.expiry_at is None:
-            return (self._base_props and _prefixed(self._base_props)) or b"\x00"
-        body = bytearray(self._base_props)
+            return self._props_block  # the same for every such delivery
+        # Per-delivery properties go after the forwarded ones, under a new length.
+        block = self._props_block
+        body = bytearray(block[_varint_len(block):])
         if self.expiry_at is not None:
             # MQTT-3.3.2-6: the interval less the time the message has waited here.
             remaining = max(1, math.ceil(self.expiry_at - now))

@@ -16,14 +16,17 @@ if TYPE_CHECKING:
 class Subscription:
     """One session's subscription to one filter, with its MQTT 5 options."""
 
-    __slots__ = ("group", "identifier", "no_local", "qos", "retain_as_published",
-                 "retain_handling", "session", "topic_filter")
+    __slots__ = ("group", "identifier", "match_filter", "no_local", "qos",
+                 "retain_as_published", "retain_handling", "session", "topic_filter")
 
     def __init__(self, session: Session, topic_filter: str, qos: int, *, no_local: bool = False,
                  retain_as_published: bool = False, retain_handling: int = 0,
-                 identifier: int | None = None, group: str | None = None) -> None:
+                 identifier: int | None = None, group: str | None = None,
+                 match_filter: str | None = None) -> None:
         self.session = session
         self.topic_filter = topic_filter  # as the client sent it, $share/... included
+        # Where it is filed in the trie: the filter without "$share/group/".
+        self.match_filter = topic_filter if match_filter is None else match_filter
         self.qos = qos
         self.no_local = no_local
         self.retain_as_published = retain_as_published
@@ -82,14 +85,14 @@ class Router:
         self.count = 0
         self._cache: dict[str, Match] = {}
 
-    def add(self, sub: Subscription, topic_filter: str) -> bool:
-        """Add or replace a subscription; ``topic_filter`` is without ``$share/group/``.
+    def add(self, sub: Subscription) -> bool:
+        """Add or replace a subscription, filed under its ``match_filter``.
 
         Returns whether the session already had this subscription (MQTT-3.8.4-3: replaced).
         """
         self._cache.clear()
         node = self._root
-        for level in topic_filter.split("/"):
+        for level in sub.match_filter.split("/"):
             child = node.children.get(level)
             if child is None:
                 child = node.children[level] = _Node()
@@ -108,8 +111,9 @@ class Router:
             self.count += 1
         return existed
 
-    def remove(self, client_id: str, topic_filter: str, group: str | None = None) -> bool:
+    def remove(self, sub: Subscription) -> bool:
         self._cache.clear()
+        client_id, topic_filter, group = sub.session.client_id, sub.match_filter, sub.group
         path = [self._root]
         for level in topic_filter.split("/"):
             child = path[-1].children.get(level)

@@ -74,8 +74,6 @@ class MQTTProtocol(asyncio.Protocol):
         if self._out:
             # Replies to what was just read (CONNACK, PUBACK, PINGRESP ...) go out now, in one
             # write, rather than one loop iteration later.
-            if self._flush_handle is not None:
-                self._flush_handle.cancel()
             self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -123,7 +121,9 @@ class MQTTProtocol(asyncio.Protocol):
         transport.close()  # sends what is buffered, then closes
 
     def _flush(self) -> None:
-        self._flush_handle = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()  # called early, or by the scheduled call itself
+            self._flush_handle = None
         out = self._out
         if out and self._transport is not None and not self._transport.is_closing():
             self._out = []
