@@ -9,10 +9,12 @@ import os
 import queue
 import re
 import select
+import shutil
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -158,11 +160,14 @@ class BrokerProcess:
         self._lines: queue.Queue[str] = queue.Queue()
         self.port = 0
         self.proc: subprocess.Popen[str] | None = None
+        # The default data directory, private to this process (a test that restarts a broker
+        # on the same data passes --data-dir).
+        self.state_home = tempfile.mkdtemp(prefix="culex-test-")
 
     def start(self) -> BrokerProcess:
         listen = ["--listen", "127.0.0.1:0"] if self.listen else []
         cmd = [sys.executable, "-m", "culex", "serve", *listen, *self.args]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = broker_env(self.state_home)
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, env=env)
         threading.Thread(target=self._pump, daemon=True).start()
@@ -201,7 +206,23 @@ class BrokerProcess:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=WAIT)
+        finally:
+            shutil.rmtree(self.state_home, ignore_errors=True)
+
+    def kill(self) -> int:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        assert self.proc is not None
+        self.proc.kill()
         return self.proc.wait(timeout=WAIT)
+
+
+def broker_env(state_home: str) -> dict[str, str]:
+    """The environment of a broker under test: its default data directory in ``state_home``."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", XDG_STATE_HOME=state_home)
+    env.pop("STATE_DIRECTORY", None)
+    return env
 
 
 @contextmanager

@@ -22,6 +22,16 @@ def _parser() -> argparse.ArgumentParser:
                        help="listen on HOST:PORT (repeatable; replaces the configured "
                             "listeners; default 127.0.0.1:1883)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--data-dir", metavar="DIR",
+                       help="where persistent sessions and retained messages are kept "
+                            "(default: $STATE_DIRECTORY, else $XDG_STATE_HOME/culex, else "
+                            "~/.local/state/culex)")
+    serve.add_argument("--no-persistence", action="store_true",
+                       help="keep everything in memory only: nothing survives a restart")
+    serve.add_argument("--durability", choices=["full", "periodic"],
+                       help="full (default): acknowledge QoS 1/2 messages once on disk; "
+                            "periodic: write every autosave_interval seconds (faster; a crash "
+                            "loses what was acknowledged since the last write)")
     passwd = commands.add_parser(
         "passwd", help="manage a password file (mosquitto_passwd's flags and format)")
     passwd.add_argument("-c", dest="create", action="store_true",
@@ -94,6 +104,12 @@ def main(argv: list[str] | None = None) -> None:
             config.listeners = [parse_listen(item) for item in args.listen]
         if args.log_level:
             config.log_level = args.log_level
+        if args.data_dir:
+            config.persistence_location = args.data_dir
+        if args.no_persistence:
+            config.persistence = False
+        if args.durability:
+            config.durability = args.durability
         config.validate()
     except ConfigError as exc:
         print(f"culex: configuration error: {exc}", file=sys.stderr)

@@ -111,6 +111,16 @@ class Config:
     # Seconds a new connection has to send its CONNECT before it is closed.
     connect_timeout: float = 10.0
     log_level: str = "info"
+    # Persistent sessions, their messages and retained messages are kept on disk (SQLite)
+    # in persistence_location (default: $STATE_DIRECTORY, else $XDG_STATE_HOME/culex, else
+    # ~/.local/state/culex). Off: nothing survives a restart.
+    persistence: bool = True
+    persistence_location: str | None = None
+    # "full": a QoS 1/2 message is acknowledged once it is on disk for every persistent
+    # session it goes to. "periodic": written every autosave_interval seconds, acknowledged at
+    # once; a crash loses what was acknowledged since the last write.
+    durability: str = "full"
+    autosave_interval: float = 1.0
 
     def anonymous_allowed(self, listener: ListenerConfig | None) -> bool:
         if listener is not None and listener.allow_anonymous is not None:
@@ -143,6 +153,8 @@ class Config:
              or self.persistent_client_expiration >= 0),
             ("connect_timeout", self.connect_timeout > 0),
             ("log_level", self.log_level.lower() in ("debug", "info", "warning", "error")),
+            ("durability", self.durability in ("full", "periodic")),
+            ("autosave_interval", self.autosave_interval > 0),
         ]
         for name, ok in checks:
             if not ok:
@@ -246,6 +258,7 @@ def load_config(path: str | Path) -> Config:
     # Relative file names are relative to the configuration file, wherever culex runs from.
     base = Path(path).resolve().parent
     for holder, key in [(config, "password_file"), (config, "acl_file"),
+                        (config, "persistence_location"),
                         *[(listener, key) for listener in config.listeners
                           for key in ("certfile", "keyfile", "cafile")]]:
         value = getattr(holder, key)

@@ -15,7 +15,7 @@ from culex.protocol import ConnAck, Connect, Will
 
 from certs import CertSet
 from paho_client import Paho
-from support import WAIT, RawClient, broker_with_config
+from support import WAIT, RawClient, broker_env, broker_with_config
 
 
 def tls_listener(certs: CertSet, **options: object) -> str:
@@ -96,7 +96,8 @@ def test_unloadable_certificate_stops_the_broker(tmp_path: Path, certs: CertSet)
     config = tmp_path / "culex.toml"
     config.write_text(tls_listener(certs).replace(certs.server.key, str(tmp_path / "none.key")))
     result = subprocess.run([sys.executable, "-m", "culex", "serve", "--config", str(config)],
-                            capture_output=True, text=True, timeout=WAIT)
+                            capture_output=True, text=True, timeout=WAIT,
+                            env=broker_env(str(tmp_path)))
     assert result.returncode == 2
     assert "cannot load certfile" in result.stderr and "none.key" in result.stderr
 

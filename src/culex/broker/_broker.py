@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Protocol
 
 from ..auth import Action, AuthChain, ClientInfo
 from ..config import Config
+from ..persistence import Snapshot, Store, StoredMessage
 from ..protocol import (
     MQTT_5,
     NO_PROPERTIES,
@@ -33,7 +35,7 @@ from ._connection import VERSION_NAMES, Connection
 from ._message import Message
 from ._retained import RetainedStore
 from ._router import Router, Subscription
-from ._session import NEVER_EXPIRES, Limits, Session
+from ._session import NEVER_EXPIRES, Limits, Outgoing, Session
 
 log = logging.getLogger("culex")
 
@@ -57,11 +59,12 @@ class Scheduler(Protocol):
 
 class Broker:
     def __init__(self, config: Config, scheduler: Scheduler,
-                 auth: AuthChain | None = None) -> None:
+                 auth: AuthChain | None = None, store: Store | None = None) -> None:
         self.config = config
         self.scheduler = scheduler
         self.clock = scheduler.time
         self.auth = auth or AuthChain()
+        self.store = store or Store()
         self.sessions: dict[str, Session] = {}
         self.router = Router()
         self.retained = RetainedStore()
@@ -207,6 +210,18 @@ class Broker:
             session.will = Message.from_publish(will.topic, will.payload, will.qos, will.retain,
                                                 will_props, now, client_id)
 
+        session.disconnected_at = None
+        store = self.store
+        if expiry and store.persistent:
+            if session.store is None:
+                session.store = store
+                store.session_adopted(session)
+            else:
+                store.session_saved(session)  # so the CONNACK waits for it, as SUBACKs do
+        elif session.store is not None:
+            session.store.session_forgotten(session)  # MQTT 5: expiry 0 from now on
+            session.store = None
+
         keep_alive = packet.keep_alive
         ack_props = NO_PROPERTIES
         if v5:
@@ -240,6 +255,7 @@ class Broker:
         if session is None or session.connection is not conn:
             return
         session.connection = None
+        session.disconnected_at = self.clock()
         if session.will is not None:
             if not publish_will:
                 session.will = None
@@ -251,13 +267,18 @@ class Broker:
             # else: the session ends first, and _end_session publishes the will then.
         if session.expiry_interval == 0:
             self._end_session(session)
-        elif session.expiry_interval != NEVER_EXPIRES:
+            return
+        if session.expiry_interval != NEVER_EXPIRES:
             session.expiry_handle = self.scheduler.call_later(session.expiry_interval,
                                                               self._session_expired, session)
+        if session.store is not None:
+            session.store.session_saved(session)
 
     def _will_due(self, session: Session) -> None:
         session.will_handle = None
         self._publish_will(session)
+        if session.store is not None:
+            session.store.session_saved(session)
 
     def _publish_will(self, session: Session) -> None:
         will, session.will = session.will, None
@@ -277,6 +298,9 @@ class Broker:
         self._cancel(session, "expiry_handle")
         self._cancel(session, "will_handle")
         self._publish_will(session)  # MQTT-3.1.2-8: the session ends before the will delay
+        if session.store is not None:
+            session.store.session_forgotten(session)
+            session.store = None
         for sub in session.subscriptions.values():
             self.router.remove(sub)
         session.subscriptions.clear()
@@ -322,6 +346,7 @@ class Broker:
         """Deliver ``message`` to every matching subscription; the number of sessions."""
         if message.retain:
             self.retained.set(message)
+            self.store.retained_changed(message.topic, message)
         found, groups = self.router.match(message.topic)
         sender = message.sender
         checked = bool(self.auth.authorizers)
@@ -432,6 +457,8 @@ class Broker:
                                identifier=identifier, group=group, match_filter=match_filter)
             existed = self.router.add(sub)
             session.subscriptions[topic_filter] = sub
+            if session.store is not None:
+                session.store.subscription_saved(session, sub)
             codes.append(qos)
             # MQTT-3.3.1-9..11 (5.0); 3.1.1 always sends them (MQTT-3.8.4-3). Shared
             # subscriptions get no retained messages (MQTT 5.0 4.8.2).
@@ -455,6 +482,7 @@ class Broker:
         for message in expired:
             if self.retained.get(message.topic) is message:
                 self.retained.set(Message(message.topic, b""))
+                self.store.retained_changed(message.topic, None)
         return found
 
     def unsubscribe(self, conn: Connection, packet: Unsubscribe) -> list[int]:
@@ -465,12 +493,114 @@ class Broker:
             sub = session.subscriptions.pop(topic_filter, None)
             if sub is not None:
                 self.router.remove(sub)
+                if session.store is not None:
+                    session.store.subscription_removed(session, topic_filter)
                 codes.append(ReasonCode.SUCCESS)
             elif _filter_ok(topic_filter):
                 codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
             else:
                 codes.append(ReasonCode.TOPIC_FILTER_INVALID)
         return codes
+
+    # -- restart ----------------------------------------------------------------------------
+
+    def restore(self, snapshot: Snapshot, wall_now: float) -> None:
+        """Rebuild the persistent sessions, their queues and in-flight state, and the retained
+        messages, from what the store kept; then let the time spent stopped take effect."""
+        now = self.clock()
+        offset = now - wall_now  # wall clock -> the broker's clock
+
+        def rebuild(stored: StoredMessage, sender: str | None = None) -> Message:
+            expiry_at = None if stored.expires_at is None else stored.expires_at + offset
+            return Message(stored.topic, stored.payload, stored.qos, stored.retain,
+                           stored.properties, expiry_at, sender)
+
+        messages: dict[int, Message] = {}
+        for message_id, stored in snapshot.messages.items():
+            message = messages[message_id] = rebuild(stored)
+            message.store_id = message_id
+            message.stored = True
+        restored: list[tuple[Session, bool]] = []
+        for record in snapshot.sessions:
+            session = Session(record.client_id, record.expiry_interval, self.limits)
+            session.store = self.store
+            session.client = ClientInfo(record.client_id, record.username, None, "",
+                                        record.protocol_version, record.cert_subject)
+            # A session that was connected when the broker stopped is disconnected from now.
+            was_connected = record.disconnected_at is None
+            session.disconnected_at = now - max(0.0, wall_now - (record.disconnected_at
+                                                                 or wall_now))
+            if record.will is not None:
+                session.will = rebuild(record.will.message, record.client_id)
+                session.will_delay = record.will.delay
+                session.will_expiry = record.will.expiry
+            self.sessions[record.client_id] = session
+            restored.append((session, was_connected))
+        for sub_record in snapshot.subscriptions:
+            session = self.sessions[sub_record.client_id]
+            topic_filter = sub_record.topic_filter
+            shared = parse_shared(topic_filter)
+            group, match_filter = shared if shared is not None else (None, topic_filter)
+            sub = Subscription(session, topic_filter, sub_record.qos,
+                               no_local=sub_record.no_local,
+                               retain_as_published=sub_record.retain_as_published,
+                               retain_handling=sub_record.retain_handling,
+                               identifier=sub_record.identifier, group=group,
+                               match_filter=match_filter)
+            self.router.add(sub)
+            session.subscriptions[topic_filter] = sub
+        for delivery in snapshot.deliveries:
+            session = self.sessions[delivery.client_id]
+            message = messages[delivery.message_id]
+            out = Outgoing(message, delivery.qos, delivery.retain, delivery.sub_ids)
+            out.seq = delivery.seq
+            out.stored = True
+            message.store_refs += 1
+            if delivery.packet_id:
+                out.packet_id = delivery.packet_id
+                out.state = delivery.state
+                session.inflight[delivery.packet_id] = out
+            else:
+                if session.queue is None:
+                    session.queue = deque()
+                session.queue.append(out)
+                session.queued_bytes += len(message.payload)
+        for client_id, packet_id in snapshot.awaiting_release:
+            session = self.sessions[client_id]
+            if session.awaiting_rel is None:
+                session.awaiting_rel = set()
+            session.awaiting_rel.add(packet_id)
+        for stored in snapshot.retained:
+            self.retained.set(rebuild(stored))
+        if snapshot.sessions or snapshot.retained:
+            log.info("restored %d sessions (%d queued or in-flight messages) and %d retained "
+                     "messages", len(snapshot.sessions), len(snapshot.deliveries),
+                     len(snapshot.retained))
+        for session, was_connected in restored:
+            self._resume_offline(session, now, was_connected)
+
+    def _resume_offline(self, session: Session, now: float, was_connected: bool) -> None:
+        """Timers of a restored session, as if it had been offline all along."""
+        offline = now - (session.disconnected_at or now)
+        if session.expiry_interval != NEVER_EXPIRES:
+            left = session.expiry_interval - offline
+            if left <= 0:
+                log.info("expired: session of client %s (while the broker was stopped)",
+                         session.client_id)
+                self._end_session(session)
+                return
+            session.expiry_handle = self.scheduler.call_later(left, self._session_expired,
+                                                              session)
+        if session.will is not None:
+            due = session.will_delay - offline
+            if due <= 0:
+                # The client's connection ended when the broker stopped: its will is due.
+                self._publish_will(session)
+                was_connected = True
+            elif session.will_delay < session.expiry_interval:
+                session.will_handle = self.scheduler.call_later(due, self._will_due, session)
+        if was_connected:
+            self.store.session_saved(session)
 
     # -- shutdown ---------------------------------------------------------------------------
 

@@ -67,7 +67,8 @@ class Sink(Protocol):
 
 
 class Connection:
-    __slots__ = ("_clean_exit", "_in_process", "_keepalive_limit", "_last_rx", "_timer",
+    __slots__ = ("_clean_exit", "_held", "_hold_until", "_in_process", "_keepalive_limit",
+                 "_last_rx", "_timer",
                  "aliases", "broker", "cert_cn", "cert_subject", "client", "client_id",
                  "connect_expiry", "decoder", "keep_alive", "listener", "max_out_packet",
                  "paused", "peer", "send_window", "session", "sink", "state", "version")
@@ -92,6 +93,9 @@ class Connection:
         self.max_out_packet = 0  # the client's Maximum Packet Size (v5); 0 = no limit
         self.aliases: dict[int, str] = {}  # inbound topic aliases (MQTT-3.3.2-7: per connection)
         self.paused = False  # the transport's buffer is full: queue instead of writing
+        # Writes waiting for a store commit (see hold), each with the commit it waits for.
+        self._hold_until = 0
+        self._held: list[tuple[int, bytes | memoryview]] | None = None
         self._clean_exit = False
         self._in_process = False
         self.connect_expiry = 0
@@ -164,8 +168,40 @@ class Connection:
 
     # -- output -----------------------------------------------------------------------------
 
+    def hold(self, batch: int) -> None:
+        """From now on, writes wait until the store has committed ``batch`` (a durable store
+        calls this when it records a change this client's next reply depends on)."""
+        self._hold_until = batch
+        if self._held is None:
+            self._held = []
+
+    def release(self, batch: int) -> None:
+        """The store committed ``batch``: what waited for it goes out, in order."""
+        held = self._held
+        if held is None:
+            return
+        count = 0
+        for waits_for, _ in held:
+            if waits_for > batch:
+                break
+            count += 1
+        if self.state != CLOSED:
+            for _, data in held[:count]:
+                self.sink.write(data)
+        del held[:count]
+        if self._hold_until <= batch:
+            self._hold_until = 0
+            self._held = None
+
+    def _write(self, data: bytes | memoryview) -> None:
+        if self._hold_until:
+            assert self._held is not None
+            self._held.append((self._hold_until, data))
+        else:
+            self.sink.write(data)
+
     def send(self, packet: Packet) -> None:
-        self.sink.write(packet.encode(self.version))
+        self._write(packet.encode(self.version))
 
     def send_publish(self, message: Message, qos: int, retain: bool, dup: bool, packet_id: int,
                      sub_ids: tuple[int, ...]) -> bool:
@@ -177,14 +213,14 @@ class Connection:
         if self.max_out_packet and len(header) + len(payload) > self.max_out_packet:
             return False  # MQTT-3.1.2-24, -25
         if len(payload) <= SMALL_PAYLOAD:
-            self.sink.write(header + payload)  # one buffer instead of two for the transport
+            self._write(header + payload)  # one buffer instead of two for the transport
         else:
-            self.sink.write(header)
-            self.sink.write(payload)  # large payloads are never copied
+            self._write(header)
+            self._write(payload)  # large payloads are never copied
         return True
 
     def send_pubrel(self, packet_id: int) -> None:
-        self.sink.write(PubRel(packet_id).encode(self.version))
+        self._write(PubRel(packet_id).encode(self.version))
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -319,9 +355,15 @@ class Connection:
         if qos == 2 and session.awaits_release(packet.packet_id):
             # A re-sent PUBLISH whose PUBREL has not come yet: already delivered once
             # (MQTT-4.3.3-10 method B), so only the PUBREC is repeated.
-            self.sink.write(PubRec(packet.packet_id).encode(self.version))
+            self._write(PubRec(packet.packet_id).encode(self.version))
             return
+        store = self.broker.store
+        changes = store.changes
         reason = self.broker.publish_from_client(self, topic, packet)
+        if qos and store.changes != changes:
+            # The message went to a persistent session or the retained store: the
+            # acknowledgement waits until that is on disk.
+            store.touch(self)
         if qos == 1:
             self.send(PubAck(packet.packet_id, reason if self.version == MQTT_5 else 0))
         elif qos == 2:

@@ -22,7 +22,8 @@ from ..protocol import (
 
 class Message:
     __slots__ = ("_headers", "_props_block", "_topic_bytes", "expiry_at", "payload",
-                 "properties", "qos", "retain", "sender", "topic")
+                 "properties", "qos", "retain", "sender", "store_id", "store_refs", "stored",
+                 "topic")
 
     def __init__(self, topic: str, payload: Payload, qos: int = 0, retain: bool = False,
                  properties: Properties = NO_PROPERTIES, expiry_at: float | None = None,
@@ -39,6 +40,11 @@ class Message:
         self._topic_bytes: bytes | None = None
         self._props_block: bytes | None = None  # encoded forwarded properties, with length
         self._headers: dict[tuple[bool, bool], bytes] | None = None
+        # Kept by a persistent store: the message's row, how many deliveries refer to it,
+        # and whether the row has been written yet.
+        self.store_id = 0
+        self.store_refs = 0
+        self.stored = False
 
     @classmethod
     def from_publish(cls, topic: str, payload: Payload, qos: int, retain: bool,

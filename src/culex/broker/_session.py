@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..auth import ClientInfo
+    from ..persistence import Store
     from ._connection import Connection
     from ._message import Message
     from ._router import Subscription
@@ -29,7 +30,7 @@ AWAITING_COMP = 1  # PUBREL sent, waiting for PUBCOMP
 class Outgoing:
     """One message on its way to one session."""
 
-    __slots__ = ("message", "packet_id", "qos", "retain", "state", "sub_ids")
+    __slots__ = ("message", "packet_id", "qos", "retain", "seq", "state", "stored", "sub_ids")
 
     def __init__(self, message: Message, qos: int, retain: bool,
                  sub_ids: tuple[int, ...]) -> None:
@@ -39,6 +40,8 @@ class Outgoing:
         self.sub_ids = sub_ids
         self.packet_id = 0
         self.state = AWAITING_ACK
+        self.seq = 0  # its row in a persistent store, 0 if it has none
+        self.stored = False  # whether that row has been written yet
 
 
 class Limits:
@@ -56,10 +59,10 @@ class Limits:
 
 
 class Session:
-    __slots__ = ("_next_id", "awaiting_rel", "client", "client_id", "connection", "dropped",
-                 "expiry_handle", "expiry_interval", "inflight", "limits", "overflowing", "queue",
-                 "queued_bytes", "read_allowed", "subscriptions", "will", "will_delay",
-                 "will_expiry", "will_handle")
+    __slots__ = ("_next_id", "awaiting_rel", "client", "client_id", "connection",
+                 "disconnected_at", "dropped", "expiry_handle", "expiry_interval", "inflight",
+                 "limits", "overflowing", "queue", "queued_bytes", "read_allowed", "store",
+                 "subscriptions", "will", "will_delay", "will_expiry", "will_handle")
 
     def __init__(self, client_id: str, expiry_interval: int, limits: Limits) -> None:
         self.client_id = client_id
@@ -86,6 +89,9 @@ class Session:
         # and the answers of those checks per topic (emptied when either changes).
         self.client: ClientInfo | None = None
         self.read_allowed: dict[str, bool] = {}
+        # Where a persistent session records its changes (None: not persistent, or no store).
+        self.store: Store | None = None
+        self.disconnected_at: float | None = None  # on the broker's clock
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -124,13 +130,22 @@ class Session:
             self.queue = deque()
         self.queue.append(out)
         self.queued_bytes += size
+        if self.store is not None:
+            self.store.outgoing_saved(self, out)
 
     def _send_new(self, conn: Connection, out: Outgoing) -> None:
         out.packet_id = self._allocate_id()
+        store = self.store
+        if store is not None:
+            # Recorded before the PUBLISH is written, so that the write waits for it: a
+            # packet id the client saw must survive a restart (MQTT 4.3.3, 4.4).
+            store.outgoing_saved(self, out)
         if conn.send_publish(out.message, out.qos, out.retain, False, out.packet_id,
                              out.sub_ids):
             self.inflight[out.packet_id] = out
-        # else: too large for this client, dropped as if delivered (MQTT-3.1.2-25)
+        elif store is not None:
+            # Too large for this client: dropped as if delivered (MQTT-3.1.2-25).
+            store.outgoing_removed(self, out)
 
     def _allocate_id(self) -> int:
         # MQTT-2.2.1-4: non-zero and not in use by another unacknowledged PUBLISH.
@@ -151,12 +166,14 @@ class Session:
                and len(self.inflight) < conn.send_window):
             out = queue.popleft()
             self.queued_bytes -= len(out.message.payload)
-            if out.message.expired(now):
-                continue  # MQTT-3.3.2-5
-            if out.qos == 0:
-                conn.send_publish(out.message, 0, out.retain, False, 0, out.sub_ids)
-            else:
+            expired = out.message.expired(now)  # MQTT-3.3.2-5: not delivered
+            if out.qos and not expired:
                 self._send_new(conn, out)
+                continue
+            if self.store is not None:
+                self.store.outgoing_removed(self, out)
+            if not expired:
+                conn.send_publish(out.message, 0, out.retain, False, 0, out.sub_ids)
         if self.overflowing and not queue:
             self.overflowing = False
             log.info("client %s has caught up; %d messages dropped for it so far",
@@ -172,6 +189,8 @@ class Session:
                 if not conn.send_publish(out.message, out.qos, out.retain, True, pid,
                                          out.sub_ids):
                     del self.inflight[pid]
+                    if self.store is not None:
+                        self.store.outgoing_removed(self, out)
             else:
                 conn.send_pubrel(pid)
         self.pump(now)
@@ -184,12 +203,18 @@ class Session:
         if self.awaiting_rel is None:
             self.awaiting_rel = set()
         self.awaiting_rel.add(packet_id)
+        if self.store is not None:
+            self.store.release_awaited(self, packet_id, True)
 
     def release(self, packet_id: int) -> bool:
         """PUBREL came: whether ``packet_id`` was awaited."""
         if self.awaiting_rel is None or packet_id not in self.awaiting_rel:
             return False
         self.awaiting_rel.discard(packet_id)
+        if self.store is not None:
+            # The PUBCOMP waits for this: a packet id still awaited after a restart would
+            # make the client's next message with that id look like a duplicate.
+            self.store.release_awaited(self, packet_id, False)
         return True
 
     # -- acknowledgements of outgoing messages ----------------------------------------------
@@ -198,9 +223,14 @@ class Session:
         out = self.inflight.get(packet_id)
         if out is None or out.qos != 1:
             return False
-        del self.inflight[packet_id]
-        self.pump(now)
+        self._done(packet_id, out, now)
         return True
+
+    def _done(self, packet_id: int, out: Outgoing, now: float) -> None:
+        del self.inflight[packet_id]
+        if self.store is not None:
+            self.store.outgoing_removed(self, out)
+        self.pump(now)
 
     def on_pubrec(self, packet_id: int, failed: bool, now: float) -> bool:
         """Whether a PUBREL is to be sent for ``packet_id``."""
@@ -208,16 +238,18 @@ class Session:
         if out is None or out.qos != 2:
             return False
         if failed:  # a PUBREC reason code >= 0x80 ends the exchange (MQTT 4.3.3)
-            del self.inflight[packet_id]
-            self.pump(now)
+            self._done(packet_id, out, now)
             return False
         out.state = AWAITING_COMP
+        if self.store is not None:
+            # The PUBREL waits for this: resent as a PUBLISH after a restart, a message the
+            # client has completed would reach it twice.
+            self.store.outgoing_saved(self, out)
         return True
 
     def on_pubcomp(self, packet_id: int, now: float) -> bool:
         out = self.inflight.get(packet_id)
         if out is None or out.state != AWAITING_COMP:
             return False
-        del self.inflight[packet_id]
-        self.pump(now)
+        self._done(packet_id, out, now)
         return True

@@ -33,7 +33,7 @@ from ._packets import (
     encode_publish_header,
     prefixed_topic,
 )
-from ._properties import NO_PROPERTIES, PacketType, Properties
+from ._properties import NO_PROPERTIES, PacketType, Properties, decode_properties
 from ._reason_codes import V5_TO_V3_CONNACK, ConnackCode, ReasonCode
 from ._topics import (
     SHARE_PREFIX,
@@ -79,6 +79,7 @@ __all__ = [
     "UnsupportedProtocolVersion",
     "Will",
     "check_utf8",
+    "decode_properties",
     "decode_varint",
     "encode_publish_header",
     "encode_utf8",

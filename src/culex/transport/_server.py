@@ -6,10 +6,12 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 
 from ..auth import AuthChain, Authenticator, Authorizer
 from ..broker import Broker
 from ..config import Config, ConfigError, ListenerConfig
+from ..persistence import Store, StoreError, open_store
 from ..protocol import ReasonCode
 from ._tcp import MQTTProtocol
 from ._tls import HANDSHAKE_TIMEOUT, TLSListener
@@ -44,14 +46,20 @@ class Server:
     """A broker and its listening sockets, on the running event loop."""
 
     def __init__(self, config: Config, authenticators: list[Authenticator] | None = None,
-                 authorizers: list[Authorizer] | None = None) -> None:
+                 authorizers: list[Authorizer] | None = None,
+                 store: Store | None = None) -> None:
         self.config = config
         loop = asyncio.get_running_loop()
         # Everything that can be wrong in the files is found here, before any socket opens.
         auth = build_auth(config, authenticators, authorizers)
         self.tls = {id(listener): TLSListener(listener)
                     for listener in config.listeners if listener.tls}
-        self.broker = Broker(config, loop, auth)
+        self.store = store if store is not None else open_store(config)
+        snapshot = self.store.load()  # StoreError if it cannot be used at all
+        log.info("persistence: %s", self.store.description)
+        self.broker = Broker(config, loop, auth, self.store)
+        self.store.start(loop)
+        self.broker.restore(snapshot, time.time())
         self._servers: list[asyncio.Server] = []
         self._protocols: set[MQTTProtocol] = set()
         self._stopped = asyncio.Event()
@@ -115,6 +123,8 @@ class Server:
     async def shutdown(self) -> None:
         for server in self._servers:
             server.close()
+        # Acknowledgements waiting for the disk go out before the connections close.
+        await self.store.flush()
         # v5 clients are told why (MQTT 4.13). As for any close the client did not ask for,
         # wills are published (MQTT 5.0 3.1.2.5).
         self.broker.close_all(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
@@ -122,6 +132,7 @@ class Server:
             protocol.close()
         for server in self._servers:
             await server.wait_closed()
+        await self.store.close()  # what the wills and disconnections changed, then the file
         log.info("stopped")
 
 
@@ -130,6 +141,9 @@ async def serve(config: Config) -> None:
         server = Server(config)
     except ConfigError as exc:
         print(f"culex: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except StoreError as exc:
+        print(f"culex: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
         await server.start()

@@ -1,0 +1,35 @@
+"""What outlives the process: the store interface, and its in-memory and SQLite kinds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._store import (
+    EMPTY,
+    Snapshot,
+    Store,
+    StoredDelivery,
+    StoredMessage,
+    StoredSession,
+    StoredSubscription,
+    StoredWill,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = ["EMPTY", "Snapshot", "Store", "StoreError", "StoredDelivery", "StoredMessage",
+           "StoredSession", "StoredSubscription", "StoredWill", "open_store"]
+
+
+def open_store(config: Config) -> Store:
+    """The store the configuration asks for (not yet loaded)."""
+    if not config.persistence:
+        return Store()
+    from ._sqlite import SqliteStore, default_directory  # sqlite3 only when it is used
+
+    directory = (Path(config.persistence_location) if config.persistence_location
+                 else default_directory())
+    return SqliteStore(directory, config.durability, config.autosave_interval)

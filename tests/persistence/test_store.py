@@ -1,0 +1,368 @@
+"""The SQLite store inside one process: what waits for a commit, and what a restart restores.
+
+A real event loop and the real writer thread; clients are in memory. A "restart" closes the
+store and opens a new broker on the same directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from culex.broker import Broker
+from culex.config import Config
+from culex.persistence import StoreError
+from culex.persistence._sqlite import SqliteStore
+from culex.protocol import (
+    ConnAck,
+    Connect,
+    Disconnect,
+    Properties,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    SubAck,
+    Subscribe,
+    SubscriptionRequest,
+    Will,
+)
+
+from support import MemoryClient
+
+
+class Harness:
+    """A broker with a SQLite store on a real loop, stepped by the test."""
+
+    def __init__(self, directory: Path, durability: str = "full",
+                 wall_now: float | None = None, **options: object) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.store = SqliteStore(directory, durability, autosave_interval=3600)
+        snapshot = self.store.load()
+        config = Config(**options)  # type: ignore[arg-type]
+        self.broker = Broker(config, self.loop, store=self.store)
+        self.store.start(self.loop)
+        self.broker.restore(snapshot, time.time() if wall_now is None else wall_now)
+
+    def client(self, client_id: str, version: int = 4, clean: bool = True,
+               **connect: object) -> MemoryClient:
+        client = MemoryClient(self.broker, version)
+        client.send(Connect(client_id, version, clean_start=clean, **connect))  # type: ignore
+        self.commit()
+        ack = client.received()
+        assert isinstance(ack[0], ConnAck) and ack[0].reason_code == 0, ack
+        client.backlog = ack[1:]
+        return client
+
+    def commit(self) -> None:
+        self.loop.run_until_complete(self.store.flush())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.store.close())
+        self.loop.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(tmp_path)
+    yield h
+    h.close()
+
+
+def rows(directory: Path, table: str) -> int:
+    with sqlite3.connect(directory / "culex.db") as db:
+        count: int = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return count
+
+
+def offline_subscriber(h: Harness, client_id: str, *filters: tuple[str, int],
+                       version: int = 4, **connect: object) -> None:
+    sub = h.client(client_id, version, clean=False, **connect)
+    sub.send(Subscribe(1, [SubscriptionRequest(f, q) for f, q in filters]))
+    h.commit()
+    assert isinstance(sub.received()[-1], SubAck)
+    sub.send(Disconnect())
+    h.commit()
+
+
+def test_puback_waits_until_the_message_is_on_disk(harness: Harness, tmp_path: Path) -> None:
+    offline_subscriber(harness, "sub", ("t", 1))
+    pub = harness.client("pub")
+    pub.send(Publish("t", b"m", qos=1, packet_id=7))
+    assert pub.received() == []  # MQTT 4.3.2: acknowledged means stored
+    assert rows(tmp_path, "deliveries") == 0
+    harness.commit()
+    assert pub.received() == [PubAck(7)]
+    assert rows(tmp_path, "deliveries") == 1 and rows(tmp_path, "messages") == 1
+
+
+def test_pubrec_and_pubcomp_wait_for_the_disk(harness: Harness) -> None:
+    offline_subscriber(harness, "sub", ("t", 2))
+    pub = harness.client("pub", clean=False)
+    pub.send(Publish("t", b"m", qos=2, packet_id=3))
+    assert pub.received() == []
+    harness.commit()
+    assert pub.received() == [PubRec(3)]
+    pub.send(PubRel(3))
+    assert pub.received() == []  # the awaited id must be gone from disk first
+    harness.commit()
+    assert pub.received() == [PubComp(3)]
+
+
+def test_acknowledgements_do_not_wait_when_nothing_is_stored(harness: Harness) -> None:
+    live = harness.client("live")  # a clean session: nothing of it is stored
+    live.send(Subscribe(1, [SubscriptionRequest("t", 1)]))
+    assert isinstance(live.received()[0], SubAck)
+    pub = harness.client("pub")
+    pub.send(Publish("t", b"m", qos=1, packet_id=1))
+    assert pub.received() == [PubAck(1)]
+    assert [p.payload for p in live.received() if isinstance(p, Publish)] == [b"m"]
+
+
+def test_writes_after_a_held_reply_keep_their_order(harness: Harness) -> None:
+    offline_subscriber(harness, "sub", ("stored", 1))
+    pub = harness.client("pub")
+    pub.send(Publish("stored", b"1", qos=1, packet_id=1),
+             Publish("other", b"2", qos=1, packet_id=2))
+    assert pub.received() == []  # the second PUBACK may not overtake the first
+    harness.commit()
+    assert pub.received() == [PubAck(1, 0x00), PubAck(2, 0x00)]
+
+
+def test_periodic_durability_acknowledges_at_once(tmp_path: Path) -> None:
+    h = Harness(tmp_path, durability="periodic")
+    try:
+        offline_subscriber(h, "sub", ("t", 1))
+        pub = h.client("pub")
+        pub.send(Publish("t", b"m", qos=1, packet_id=1))
+        assert pub.received() == [PubAck(1)]
+        assert rows(tmp_path, "deliveries") == 0  # written later, every autosave_interval
+        h.commit()
+        assert rows(tmp_path, "deliveries") == 1
+    finally:
+        h.close()
+
+
+def test_a_message_for_many_sessions_is_stored_once(harness: Harness, tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        offline_subscriber(harness, name, ("t", 1))
+    pub = harness.client("pub")
+    pub.send(Publish("t", b"x" * 1000, qos=1, packet_id=1))
+    harness.commit()
+    assert rows(tmp_path, "messages") == 1 and rows(tmp_path, "deliveries") == 3
+    for name in ("a", "b", "c"):
+        sub = harness.client(name, clean=False)
+        (publish,) = sub.received()
+        assert isinstance(publish, Publish)
+        sub.send(PubAck(publish.packet_id))
+    harness.commit()
+    assert rows(tmp_path, "messages") == 0 and rows(tmp_path, "deliveries") == 0
+
+
+def test_restart_restores_sessions_queues_and_retained(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    props = Properties(user_properties=[("k", "v"), ("k", "w")], content_type="text/plain")
+    offline_subscriber(h, "sub", ("q/1", 1), ("q/2", 2), ("$share/g/s", 1), version=5,
+                       properties=Properties(session_expiry_interval=3600))
+    pub = h.client("pub", 5)
+    for i in range(5):
+        pub.send(Publish(f"q/{i % 2 + 1}", f"m{i}".encode(), qos=i % 2 + 1, packet_id=i + 1,
+                         properties=props))
+    pub.send(Publish("s", b"shared", qos=1, packet_id=9),
+             Publish("keep/me", b"retained", qos=1, retain=True, packet_id=10))
+    h.commit()
+    assert len(pub.received()) == 7
+    h.close()
+
+    h = Harness(tmp_path)
+    try:
+        sub = h.client("sub", 5, clean=False, properties=Properties(session_expiry_interval=3600))
+        got = [p for p in sub.received() if isinstance(p, Publish)]
+        assert [(p.topic, p.payload, p.qos) for p in got] == [
+            ("q/1", b"m0", 1), ("q/2", b"m1", 2), ("q/1", b"m2", 1), ("q/2", b"m3", 2),
+            ("q/1", b"m4", 1), ("s", b"shared", 1)]
+        assert got[0].properties.user_properties == [("k", "v"), ("k", "w")]
+        assert got[0].properties.content_type == "text/plain"
+        # Subscriptions survived: a new message still reaches the session.
+        h.client("pub2").send(Publish("q/1", b"after", qos=0))
+        assert [p.payload for p in sub.received() if isinstance(p, Publish)] == [b"after"]
+        reader = h.client("reader")
+        reader.send(Subscribe(1, [SubscriptionRequest("keep/#", 1)]))
+        h.commit()
+        retained = [p for p in reader.received() if isinstance(p, Publish)]
+        assert [(p.topic, p.payload, p.retain) for p in retained] == [
+            ("keep/me", b"retained", True)]
+    finally:
+        h.close()
+
+
+def test_in_flight_messages_are_resent_with_their_packet_ids(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    sub = h.client("sub", clean=False)
+    sub.send(Subscribe(1, [SubscriptionRequest("t", 2)]))
+    h.commit()
+    sub.received()
+    pub = h.client("pub")
+    pub.send(Publish("t", b"one", qos=2, packet_id=1), Publish("t", b"two", qos=2, packet_id=2))
+    h.commit()
+    first, second = [p for p in sub.received() if isinstance(p, Publish)]
+    sub.send(PubRec(first.packet_id))  # the first goes on to PUBREL; the second is unanswered
+    h.commit()
+    assert sub.received() == [PubRel(first.packet_id)]
+    h.close()  # a stop with the client still connected
+
+    h = Harness(tmp_path)
+    try:
+        sub = h.client("sub", clean=False)
+        # MQTT-4.4.0-1: the PUBREL again, then the PUBLISH again with DUP and the same id.
+        assert sub.received() == [PubRel(first.packet_id),
+                                  Publish("t", b"two", qos=2, dup=True,
+                                          packet_id=second.packet_id)]
+    finally:
+        h.close()
+
+
+def test_an_awaited_pubrel_survives_a_restart(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    offline_subscriber(h, "sub", ("t", 2))
+    pub = h.client("pub", clean=False)
+    pub.send(Publish("t", b"once", qos=2, packet_id=5))
+    h.commit()
+    assert pub.received() == [PubRec(5)]
+    h.close()  # the publisher never got to send its PUBREL
+
+    h = Harness(tmp_path)
+    try:
+        pub = h.client("pub", clean=False)
+        pub.send(Publish("t", b"once", qos=2, dup=True, packet_id=5))  # MQTT-4.3.3-10
+        h.commit()
+        assert pub.received() == [PubRec(5)]
+        pub.send(PubRel(5))
+        h.commit()
+        assert pub.received() == [PubComp(5)]
+        sub = h.client("sub", clean=False)
+        assert [p.payload for p in sub.received() if isinstance(p, Publish)] == [b"once"]
+    finally:
+        h.close()
+
+
+def test_a_clean_start_removes_the_stored_session(harness: Harness, tmp_path: Path) -> None:
+    offline_subscriber(harness, "sub", ("t", 1))
+    harness.client("pub").send(Publish("t", b"m", qos=1, packet_id=1))
+    harness.commit()
+    assert rows(tmp_path, "sessions") == 2 - 1  # "pub" is a clean session: not stored
+    harness.client("sub", clean=True)
+    harness.commit()
+    for table in ("sessions", "subscriptions", "deliveries", "messages"):
+        assert rows(tmp_path, table) == 0, table
+
+
+def test_time_spent_stopped_counts_towards_expiry(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    offline_subscriber(h, "short", ("t", 1), version=5,
+                       properties=Properties(session_expiry_interval=60))
+    offline_subscriber(h, "long", ("t", 1), version=5,
+                       properties=Properties(session_expiry_interval=7200))
+    h.close()
+    h = Harness(tmp_path, wall_now=time.time() + 3600)  # as if stopped for an hour
+    try:
+        assert sorted(h.broker.sessions) == ["long"]
+        h.commit()
+        assert rows(tmp_path, "sessions") == 1
+    finally:
+        h.close()
+
+
+def test_a_delayed_will_is_published_after_a_restart(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    offline_subscriber(h, "watcher", ("wills/#", 1))
+    will = Will("wills/dev", b"gone", qos=1, properties=Properties(will_delay_interval=30))
+    dev = h.client("dev", 5, properties=Properties(session_expiry_interval=3600), will=will)
+    dev.drop()  # no DISCONNECT: the will is due in 30 s
+    h.commit()
+    h.close()
+    h = Harness(tmp_path, wall_now=time.time() + 60)
+    try:
+        watcher = h.client("watcher", clean=False)
+        assert [p.payload for p in watcher.received() if isinstance(p, Publish)] == [b"gone"]
+    finally:
+        h.close()
+
+
+# -- damaged stores ---------------------------------------------------------------------------
+
+
+def _damaged_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="culex"):
+        h = Harness(tmp_path)
+    try:
+        assert h.broker.sessions == {}
+        assert "is damaged" in caplog.text and "starts with an empty store" in caplog.text
+        assert list(tmp_path.glob("culex.db.damaged-*")), "the damaged file is kept aside"
+        offline_subscriber(h, "new", ("t", 1))  # and the new store works
+    finally:
+        h.close()
+
+
+def _filled_store(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    offline_subscriber(h, "sub", ("t", 1))
+    pub = h.client("pub")
+    for i in range(200):
+        pub.send(Publish("t", bytes(500), qos=1, packet_id=i % 60000 + 1))
+    h.commit()
+    h.close()
+
+
+def test_a_file_that_is_not_a_database_is_set_aside(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "culex.db").write_bytes(b"this is not SQLite" * 100)
+    _damaged_start(tmp_path, caplog)
+
+
+def test_a_truncated_database_is_set_aside(tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    _filled_store(tmp_path)
+    path = tmp_path / "culex.db"
+    data = path.read_bytes()
+    assert len(data) > 8192
+    path.write_bytes(data[:len(data) // 2])
+    _damaged_start(tmp_path, caplog)
+
+
+def test_a_corrupted_page_is_found(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _filled_store(tmp_path)
+    path = tmp_path / "culex.db"
+    data = bytearray(path.read_bytes())
+    page = 4096
+    for offset in range(page, len(data), page):  # every page but the header's
+        data[offset:offset + 64] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+    _damaged_start(tmp_path, caplog)
+
+
+def test_a_database_of_another_program_is_set_aside(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with sqlite3.connect(tmp_path / "culex.db") as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    _damaged_start(tmp_path, caplog)
+
+
+def test_bad_values_in_a_valid_file_are_damage(tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    _filled_store(tmp_path)
+    with sqlite3.connect(tmp_path / "culex.db") as db:
+        db.execute("UPDATE subscriptions SET topic_filter = 'a/#/b'")
+    _damaged_start(tmp_path, caplog)
+
+
+def test_a_data_directory_in_use_is_refused(harness: Harness, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="in use by another culex process"):
+        SqliteStore(tmp_path).load()
