@@ -1,0 +1,144 @@
+"""Restarts of a real broker process: stopped with SIGTERM, or killed with SIGKILL mid-stream.
+
+What a publisher was told is stored (a PUBACK or a PUBREC) must reach the persistent
+subscriber after the restart; QoS 2 messages exactly once; everything in order.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from culex.protocol import ConnAck, Connect, PubAck, PubComp, Publish, PubRec, PubRel
+
+from paho_client import Paho
+from support import RawClient, running_broker
+
+
+def collect_until(client: Paho, marker: bytes) -> list[mqtt.MQTTMessage]:
+    """Messages up to the one whose payload is ``marker``. The marker is published last, at
+    QoS 2: paho hands a QoS 2 message over at its PUBREL, which the broker sends after every
+    earlier PUBLISH and PUBREL, so every message queued before it has arrived by then."""
+    got = []
+    while True:
+        message = client.get()
+        if message.payload == marker:
+            return got
+        got.append(message)
+
+
+def test_sigterm_restart_keeps_queues_subscriptions_and_retained(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    with running_broker("--data-dir", data) as broker:
+        keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
+        keeper.subscribe("q1/#", 1)
+        keeper.subscribe("q2/#", 2)
+        keeper.disconnect()
+        pub = Paho(broker.port).connect()
+        for i in range(40):
+            pub.publish(f"q{i % 2 + 1}/x", str(i).encode(), qos=i % 2 + 1)
+        pub.publish("q1/config", b"retained", qos=1, retain=True)
+        pub.disconnect()
+    assert broker.proc is not None and broker.proc.returncode == 0
+    assert any("stopped" in line for line in broker.lines)
+
+    with running_broker("--data-dir", data) as broker:
+        broker.wait_for_log(r"restored 1 sessions \(41 queued")
+        keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
+        assert keeper.session_present
+        Paho(broker.port).connect().publish("q2/x", b"end", qos=2)  # the subscription is there
+        got = collect_until(keeper, b"end")
+        assert sorted(m.payload for m in got) == sorted(
+            [str(i).encode() for i in range(40)] + [b"retained"])
+        for qos in (1, 2):  # paho reorders QoS 1 and QoS 2 between them, not within
+            numbers = [int(m.payload) for m in got if m.qos == qos and m.payload.isdigit()]
+            assert numbers == list(range(qos - 1, 40, 2))
+        reader = Paho(broker.port).connect()
+        reader.subscribe("q1/config", 1)
+        retained = reader.get()
+        assert (retained.payload, retained.retain) == (b"retained", True)
+
+
+class Streamer(threading.Thread):
+    """Publishes numbered QoS 1 and QoS 2 messages, 16 in flight, until its connection dies,
+    and records which ones the broker acknowledged (PUBACK, or PUBREC for QoS 2)."""
+
+    def __init__(self, port: int, total: int, signal_at: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.total = total
+        self.signal_at = signal_at
+        self.acked: set[int] = set()
+        self.reached = threading.Event()
+        self.ended = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._stream()
+        except (OSError, AssertionError):
+            pass  # the broker was killed: the point of the test
+        finally:
+            self.ended.set()
+
+    def _stream(self) -> None:
+        client = RawClient(self.port)
+        client.send(Connect("streamer"))
+        assert isinstance(client.recv_packet(), ConnAck)
+        inflight: dict[int, int] = {}
+        seq = 0
+        while seq < self.total or inflight:
+            while len(inflight) < 16 and seq < self.total:
+                pid = seq + 1
+                client.send(Publish("stream", str(seq).encode(), qos=1 + seq % 2,
+                                    packet_id=pid))
+                inflight[pid] = seq
+                seq += 1
+            packet = client.recv_packet()
+            if isinstance(packet, PubAck):
+                self.acked.add(inflight.pop(packet.packet_id))
+            elif isinstance(packet, PubRec):
+                self.acked.add(inflight[packet.packet_id])
+                client.send(PubRel(packet.packet_id))
+            elif isinstance(packet, PubComp):
+                del inflight[packet.packet_id]
+            if len(self.acked) >= self.signal_at:
+                self.reached.set()
+
+
+def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    config = tmp_path / "culex.toml"
+    config.write_text("max_queued_messages = 0\n")
+    args = ("--data-dir", data, "--config", str(config))
+    with running_broker(*args) as broker:
+        keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
+        keeper.subscribe("stream", 2)
+        keeper.subscribe("wills/#", 1)
+        keeper.disconnect()
+        # A persistent client connected at the crash: its will is due after the restart.
+        device = Paho(broker.port, client_id="device", clean=False)
+        device.client.will_set("wills/device", b"gone", qos=1)
+        device.connect()
+        streamer = Streamer(broker.port, total=20_000, signal_at=300)
+        streamer.start()
+        assert streamer.reached.wait(30), "the stream did not get going"
+        broker.kill()  # SIGKILL, mid-stream: no shutdown code runs
+        assert streamer.ended.wait(10)
+        device.client.loop_stop()
+    acked = set(streamer.acked)
+    assert 300 <= len(acked) < 20_000
+
+    with running_broker(*args) as broker:
+        keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
+        assert keeper.session_present
+        Paho(broker.port).connect().publish("stream", b"end", qos=2)
+        got = collect_until(keeper, b"end")
+    stream = [int(m.payload) for m in got if m.topic == "stream"]
+    assert acked <= set(stream), f"lost: {sorted(acked - set(stream))[:10]}"
+    qos1 = [seq for seq in stream if not seq % 2]
+    qos2 = [seq for seq in stream if seq % 2]
+    assert qos1 == sorted(qos1) and qos2 == sorted(qos2), "out of order"
+    assert len(qos2) == len(set(qos2)), "a QoS 2 message was delivered twice"
+    assert [m.payload for m in got if m.topic == "wills/device"] == [b"gone"]
