@@ -5,6 +5,7 @@
     python3 benchmarks/run.py --only fanin # some scenarios, printed, not recorded
     python3 benchmarks/run.py --quick      # regression guard (under 2 minutes): prints the
                                            # throughput table and headline, writes nothing
+    python3 benchmarks/run.py --persistent # QoS 1/2 to a persistent subscriber, printed
 
 Mosquitto and culex run side by side on loopback, driven by the same C load generator, and
 every figure is quoted as a ratio to Mosquitto measured in the same run: the machines are
@@ -21,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +52,55 @@ def _machine() -> str:
     return f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
 
 
+# mqbench connects every client with a clean session. For the persistent scenarios a copy of it
+# is built whose subscriber connects with Clean Session 0: its messages then go through culex's
+# store, while Mosquitto (persistence false, as compare.py configures it) keeps them in memory.
+_CONNECT_FLAGS = 'memcpy(p, "\\0\\4MQTT\\4\\2", 8); p += 8;'
+_PERSISTENT_SUB = _CONNECT_FLAGS + " if (c->role == R_SUB) p[-1] = 0;"
+
+
+def build_persistent_mqbench(compare: Path, directory: Path) -> Path:
+    source = (compare.parent / "mqbench.c").read_text()
+    if source.count(_CONNECT_FLAGS) != 1:
+        raise SystemExit("benchmarks: mqbench.c has changed; cannot make its subscriber "
+                         "persistent (see _CONNECT_FLAGS in benchmarks/run.py)")
+    patched = directory / "mqbench-persistent.c"
+    patched.write_text(source.replace(_CONNECT_FLAGS, _PERSISTENT_SUB))
+    binary = directory / "mqbench"
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(binary), str(patched)], check=True)
+    return binary
+
+
+def compare(args: argparse.Namespace, only: str, extra: str = "", quick: bool = False,
+            env: dict[str, str] | None = None) -> str:
+    """One compare.py run against a culex with a fresh data directory; its table."""
+    culex = shutil.which("culex") or f"{sys.executable} -m culex"
+    with tempfile.TemporaryDirectory(prefix="culex-bench-") as data:
+        cmd = [sys.executable, str(args.compare), "--name", "culex", "--port", str(args.port),
+               "--cmd", f"{culex} serve --config {CONFIG} --data-dir {data} {extra}"
+                        f"--listen 127.0.0.1:{{port}}",
+               "--runs", str(args.runs)]
+        if quick:
+            cmd.append("--quick")
+        if only:
+            cmd += ["--only", only]
+        result = subprocess.run(cmd, capture_output=True, text=True,
+                                env=dict(os.environ, **(env or {})))
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr[-4000:])
+        raise SystemExit(result.returncode)
+    return result.stdout.strip()
+
+
+def persistent_tables(args: argparse.Namespace) -> str:
+    with tempfile.TemporaryDirectory(prefix="mqbench-persistent-") as build:
+        env = {"MQBENCH_BIN": str(build_persistent_mqbench(args.compare, Path(build)))}
+        full = compare(args, "qos1,qos2", env=env)
+        periodic = compare(args, "qos1,qos2", "--durability periodic ", env=env)
+    return (f"Full durability (the default):\n\n```\n{full}\n```\n\n"
+            f"Periodic durability (`--durability periodic`):\n\n```\n{periodic}\n```\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,6 +110,8 @@ def main() -> int:
     parser.add_argument("--compare", type=Path, default=DEFAULT_COMPARE,
                         help="path of the shared compare.py")
     parser.add_argument("--port", type=int, default=18940)
+    parser.add_argument("--persistent", action="store_true",
+                        help="only the QoS 1/2 scenarios to a persistent subscriber")
     args = parser.parse_args()
     if not args.compare.exists():
         print(f"benchmarks: {args.compare} not found (use --compare)", file=sys.stderr)
@@ -67,22 +120,17 @@ def main() -> int:
         print("benchmarks: Mosquitto is needed: apt-get install -y mosquitto gcc",
               file=sys.stderr)
         return 2
-    culex = shutil.which("culex") or f"{sys.executable} -m culex"
-    cmd = [sys.executable, str(args.compare), "--name", "culex", "--port", str(args.port),
-           "--cmd", f"{culex} serve --config {CONFIG} --listen 127.0.0.1:{{port}}",
-           "--runs", str(args.runs)]
+    if args.persistent:
+        print(persistent_tables(args))
+        return 0
     if args.quick:
-        cmd += ["--quick", "--only", args.only or "fanin,fanout,qos1,qos2"]
-    elif args.only:
-        cmd += ["--only", args.only]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.stderr.write(result.stderr[-4000:])
-        return result.returncode
-    table = result.stdout.strip()
+        table = compare(args, args.only or "fanin,fanout,qos1,qos2", quick=True)
+    else:
+        table = compare(args, args.only)
     if args.quick or args.only:
         print(table)  # the last line is the headline ratio; a partial run is not recorded
         return 0
+    persistent = persistent_tables(args)
     commit = _version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     mosquitto = _version(["mosquitto", "-h"])
     mosquitto = re.sub(r"^mosquitto version ", "", mosquitto)
@@ -107,7 +155,14 @@ Written by `python3 benchmarks/run.py` on {now}; do not edit by hand.
 ```
 {table}
 ```
-""")
+
+## QoS 1 and 2 to a persistent subscriber
+
+The same scenarios with a subscriber that connects with Clean Session 0 (mqbench built with
+that one change by `benchmarks/run.py`). culex writes every message to its store before the
+publisher's acknowledgement; Mosquitto (`persistence false`) keeps them in memory only.
+
+{persistent}""")
     print(table)
     print(f"written to {DOCUMENT.relative_to(ROOT)}")
     return 0

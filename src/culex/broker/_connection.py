@@ -193,6 +193,10 @@ class Connection:
             self._hold_until = 0
             self._held = None
 
+    def waiting_for(self) -> int:
+        """The first store batch a held write waits for (0: none is held)."""
+        return self._held[0][0] if self._held else 0
+
     def _write(self, data: bytes | memoryview) -> None:
         if self._hold_until:
             assert self._held is not None

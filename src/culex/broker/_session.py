@@ -30,7 +30,8 @@ AWAITING_COMP = 1  # PUBREL sent, waiting for PUBCOMP
 class Outgoing:
     """One message on its way to one session."""
 
-    __slots__ = ("message", "packet_id", "qos", "retain", "seq", "state", "stored", "sub_ids")
+    __slots__ = ("batch", "message", "packet_id", "qos", "retain", "seq", "state", "stored",
+                 "sub_ids")
 
     def __init__(self, message: Message, qos: int, retain: bool,
                  sub_ids: tuple[int, ...]) -> None:
@@ -41,7 +42,8 @@ class Outgoing:
         self.packet_id = 0
         self.state = AWAITING_ACK
         self.seq = 0  # its row in a persistent store, 0 if it has none
-        self.stored = False  # whether that row has been written yet
+        self.stored = False  # whether that row has been handed to the store's writer yet
+        self.batch = 0  # the store's batch that last wrote it
 
 
 class Limits:

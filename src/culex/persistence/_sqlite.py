@@ -105,12 +105,17 @@ class Damaged(Exception):
 
 
 class _Batch:
-    __slots__ = ("ops", "seq", "touched")
+    __slots__ = ("live", "only_deliveries", "ops", "seq", "touched")
 
-    def __init__(self, seq: int, ops: Ops, touched: set[Connection]) -> None:
+    def __init__(self, seq: int, touched: set[Connection]) -> None:
         self.seq = seq
-        self.ops = ops
-        self.touched = touched
+        self.ops: Ops = []
+        self.touched = touched  # connections whose writes wait for this batch
+        # Deliveries written by this batch and not yet acknowledged. When a batch holds nothing
+        # else and they have all been acknowledged while it was being written, what waited for
+        # it is released early: those messages reached every persistent session they were for.
+        self.live = 0
+        self.only_deliveries = True
 
 
 def default_directory() -> Path:
@@ -149,9 +154,10 @@ class SqliteStore(Store):
         self._awaiting: dict[tuple[str, int], bool] = {}
         self._retained: dict[str, Message | None] = {}
         self._touched: set[Connection] = set()
+        self._upserts = 0  # entries of _deliveries that write a row (not None)
         self._batch_seq = 1  # the batch now gathering changes
         self._scheduled = False
-        self._writing = False
+        self._writing: _Batch | None = None  # the batch the writer thread has now
         self._closing = False
         self._waiters: list[asyncio.Future[None]] = []
         self._next_seq = 1
@@ -317,18 +323,29 @@ class SqliteStore(Store):
                 self._next_message_id += 1
                 self._messages[message.store_id] = message
             message.store_refs += 1
-        self._deliveries[out.seq] = (session.client_id, out)
+        deliveries = self._deliveries
+        if deliveries.get(out.seq) is None:
+            self._upserts += 1
+        deliveries[out.seq] = (session.client_id, out)
         self._changed()
-        self.touch(session.connection)
+        if out.qos == 2 and out.packet_id:
+            # A QoS 2 packet id the client sees (PUBLISH, then PUBREL) must survive a restart,
+            # or the message would come back under a new id: a duplicate. A QoS 1 message may
+            # go out before its row is written: if the broker dies first, the publisher has
+            # not been acknowledged and sends it again, which QoS 1 allows.
+            self.touch(session.connection)
 
     def outgoing_removed(self, session: Session, out: Outgoing) -> None:
         seq = out.seq
         if not seq:
             return
+        deliveries = self._deliveries
+        if deliveries.get(seq) is not None:
+            self._upserts -= 1
         if out.stored:
-            self._deliveries[seq] = None
+            deliveries[seq] = None
         else:
-            self._deliveries.pop(seq, None)
+            deliveries.pop(seq, None)  # never written: nothing to undo
         out.seq = 0
         out.stored = False
         message = out.message
@@ -341,6 +358,17 @@ class SqliteStore(Store):
             message.store_id = 0
             message.stored = False
         self._changed()
+        # An acknowledged message no longer needs to be on disk: whoever waits only for it
+        # need not wait for the disk (MQTT 4.3.2: the publisher's PUBACK means the broker has
+        # taken ownership, and the message has reached every persistent session it was for).
+        writing = self._writing
+        if writing is not None and out.batch == writing.seq:
+            writing.live -= 1
+            if not writing.live and writing.only_deliveries:
+                self._release(writing)
+                self._release_open()
+        elif not self._upserts:
+            self._release_open()
 
     def release_awaited(self, session: Session, packet_id: int, awaited: bool) -> None:
         self._awaiting[session.client_id, packet_id] = awaited
@@ -359,18 +387,26 @@ class SqliteStore(Store):
 
     def _hand_off(self) -> None:
         self._scheduled = False
-        if self._writing or not self._pending():
+        if self._writing is not None:
             return
-        batch = _Batch(self._batch_seq, self._build(), self._touched)
+        batch = _Batch(self._batch_seq, self._touched)
         self._batch_seq += 1
         self._touched = set()
-        self._writing = True
+        if not self._pending():
+            # What the touched connections waited for cancelled out (a message stored and
+            # acknowledged within the same batch): nothing to wait for.
+            self._release(batch)
+            return
+        self._build(batch)
+        if not batch.live and batch.only_deliveries:
+            self._release(batch)  # only deletions left to write
+        self._writing = batch
         self._inbox.put(batch)
 
-    def _build(self) -> Ops:
+    def _build(self, batch: _Batch) -> None:
         """The rows of every change gathered so far (on the loop thread: the objects are live)."""
         wall = time.time() - self._clock()  # monotonic -> wall clock, for what must outlive us
-        ops: Ops = []
+        ops = batch.ops
         up: Rows
         down: Rows
 
@@ -380,6 +416,8 @@ class SqliteStore(Store):
             if up:
                 ops.append((upsert, up))
 
+        batch.only_deliveries = not (self._sessions or self._subs or self._awaiting
+                                     or self._retained)
         if self._sessions:
             up, down = [], []
             for client_id, session in self._sessions.items():
@@ -417,11 +455,14 @@ class SqliteStore(Store):
                 else:
                     client_id, out = entry
                     out.stored = True
+                    out.batch = batch.seq
                     up.append((seq, client_id, out.message.store_id, out.qos, out.retain,
                                ",".join(map(str, out.sub_ids)) or None, out.packet_id,
                                out.state))
             add(_UPSERT_DELIVERY, up, _DELETE_DELIVERY, down)
+            batch.live = len(up)
             self._deliveries = {}
+            self._upserts = 0
         if self._awaiting:
             up = [key for key, awaited in self._awaiting.items() if awaited]
             down = [key for key, awaited in self._awaiting.items() if not awaited]
@@ -437,7 +478,6 @@ class SqliteStore(Store):
                     up.append((topic, row[1], row[2], row[4], row[5]))
             add(_UPSERT_RETAINED, up, _DELETE_RETAINED, down)
             self._retained = {}
-        return ops
 
     def _write_loop(self) -> None:
         """The writer thread: one transaction per batch, retried until the disk takes it."""
@@ -470,30 +510,50 @@ class SqliteStore(Store):
                     delay = min(delay * 2, 5.0)
             self._loop.call_soon_threadsafe(self._committed, batch)
 
+    @staticmethod
+    def _release(batch: _Batch) -> None:
+        touched, batch.touched = batch.touched, set()
+        for conn in touched:
+            conn.release(batch.seq)
+
+    def _release_open(self) -> None:
+        """Release what waits for the batch still gathering, if it only deletes rows; a
+        connection also waiting for the batch being written keeps waiting (order)."""
+        if not self._touched or self._sessions or self._subs or self._awaiting \
+                or self._retained or self._upserts:
+            return
+        seq = self._batch_seq
+        waiting = set()
+        for conn in self._touched:
+            if conn.waiting_for() in (0, seq):
+                conn.release(seq)
+            else:
+                waiting.add(conn)
+        self._touched = waiting
+
     def _committed(self, batch: _Batch) -> None:
-        self._writing = False
-        seq = batch.seq
-        for conn in batch.touched:
-            conn.release(seq)
-        if self._pending():
+        self._writing = None
+        self._release(batch)
+        if self._pending() or self._touched:
             if self.durable or self._closing:
                 self._hand_off()
             elif not self._scheduled:
                 self._schedule()
-        if not self._writing:
+        if self._writing is None:
             waiters, self._waiters = self._waiters, []
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
 
     async def flush(self) -> None:
-        if self._loop is None or not (self._writing or self._pending()):
+        if self._loop is None:
             return
-        waiter = self._loop.create_future()
-        self._waiters.append(waiter)
-        if not self._writing:
+        if self._writing is None:
             self._hand_off()
-        await waiter
+        if self._writing is not None:
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
 
     async def close(self) -> None:
         """Write everything still pending, stop the writer thread, close the file."""
