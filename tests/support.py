@@ -103,6 +103,9 @@ class MemorySink:
         if not self.closed:
             self.data += data
 
+    def flush(self) -> None:
+        pass
+
     def close(self) -> None:
         self.closed = True
 

@@ -63,6 +63,9 @@ class Sink(Protocol):
 
     def write(self, data: bytes | memoryview) -> None: ...
 
+    def flush(self) -> None:
+        """Send what was written now rather than at the end of the loop iteration."""
+
     def close(self) -> None: ...
 
 
@@ -185,9 +188,12 @@ class Connection:
             if waits_for > batch:
                 break
             count += 1
-        if self.state != CLOSED:
+        if self.state != CLOSED and count:
             for _, data in held[:count]:
                 self.sink.write(data)
+            # Released from a store callback, not while reading this client: the write goes
+            # out now instead of one loop iteration later.
+            self.sink.flush()
         del held[:count]
         if self._hold_until <= batch:
             self._hold_until = 0

@@ -16,13 +16,15 @@ durability changes are written every ``autosave_interval`` seconds and nothing w
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import logging
 import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +57,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("culex")
 
 FILE_NAME = "culex.db"
+# How long a batch of QoS 1 messages in flight to connected clients waits for their
+# acknowledgements before it is written anyway: a few round trips on a local network.
+LINGER = 0.002
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -87,17 +92,48 @@ _UPSERT_SESSION = "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?
 _DELETE_SESSION = "DELETE FROM sessions WHERE client_id = ?"
 _UPSERT_SUB = "INSERT OR REPLACE INTO subscriptions VALUES (?,?,?,?,?,?,?)"
 _DELETE_SUB = "DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?"
-_INSERT_MESSAGE = "INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?)"
-_DELETE_MESSAGE = "DELETE FROM messages WHERE id = ?"
-_UPSERT_DELIVERY = "INSERT OR REPLACE INTO deliveries VALUES (?,?,?,?,?,?,?,?)"
-_DELETE_DELIVERY = "DELETE FROM deliveries WHERE seq = ?"
 _INSERT_AWAITING = "INSERT OR IGNORE INTO awaiting_release VALUES (?,?)"
 _DELETE_AWAITING = "DELETE FROM awaiting_release WHERE client_id = ? AND packet_id = ?"
 _UPSERT_RETAINED = "INSERT OR REPLACE INTO retained VALUES (?,?,?,?,?)"
 _DELETE_RETAINED = "DELETE FROM retained WHERE topic = ?"
 
 Rows = list[tuple[Any, ...]]
-Ops = list[tuple[str, Rows]]
+# (statement, parameters, whether the parameters are many rows for executemany)
+Ops = list[tuple[str, Any, bool]]
+
+# The rows of messages and deliveries, the bulk of the writing, go many to a statement: each
+# statement is one step of SQLite's, during which the writer thread does not hold the GIL.
+# Chunks have power-of-two sizes, so that few distinct statements exist (each is prepared once).
+_CHUNKS = (128, 32, 8, 1)
+
+
+def _multi_row(ops: Ops, table: str, width: int, rows: Rows) -> None:
+    for size, params in _chunks(rows):
+        ops.append((_insert_sql(table, width, size), params, False))
+
+
+def _multi_delete(ops: Ops, table: str, key: str, keys: Rows) -> None:
+    for size, params in _chunks(keys):
+        ops.append((_delete_sql(table, key, size), params, False))
+
+
+def _chunks(rows: Rows) -> Iterator[tuple[int, list[Any]]]:
+    start = 0
+    for size in _CHUNKS:
+        while len(rows) - start >= size:
+            yield size, list(itertools.chain.from_iterable(rows[start:start + size]))
+            start += size
+
+
+@functools.cache
+def _insert_sql(table: str, width: int, count: int) -> str:
+    values = "(" + ",".join("?" * width) + ")"
+    return f"INSERT OR REPLACE INTO {table} VALUES " + ",".join([values] * count)
+
+
+@functools.cache
+def _delete_sql(table: str, key: str, count: int) -> str:
+    return f"DELETE FROM {table} WHERE {key} IN (" + ",".join("?" * count) + ")"
 
 
 class Damaged(Exception):
@@ -157,6 +193,7 @@ class SqliteStore(Store):
         self._upserts = 0  # entries of _deliveries that write a row (not None)
         self._batch_seq = 1  # the batch now gathering changes
         self._scheduled = False
+        self._lingered = False
         self._writing: _Batch | None = None  # the batch the writer thread has now
         self._closing = False
         self._waiters: list[asyncio.Future[None]] = []
@@ -230,6 +267,16 @@ class SqliteStore(Store):
             if "meta" in tables else None
         if version is None or version[0] != SCHEMA_VERSION:
             raise Damaged(f"not a culex store of schema version {SCHEMA_VERSION}")
+        # Rows whose session or message is gone cannot be left by the writer (a batch is one
+        # transaction), but a file edited by hand could have them: they are dropped.
+        db.executescript("""BEGIN;
+            DELETE FROM subscriptions WHERE client_id NOT IN (SELECT client_id FROM sessions);
+            DELETE FROM deliveries WHERE client_id NOT IN (SELECT client_id FROM sessions)
+                OR message_id NOT IN (SELECT id FROM messages);
+            DELETE FROM awaiting_release
+                WHERE client_id NOT IN (SELECT client_id FROM sessions);
+            DELETE FROM messages WHERE id NOT IN (SELECT message_id FROM deliveries);
+            COMMIT;""")
         return _read(db)
 
     def _set_aside(self) -> Path:
@@ -385,10 +432,20 @@ class SqliteStore(Store):
         return bool(self._sessions or self._subs or self._messages or self._deliveries
                     or self._awaiting or self._retained)
 
-    def _hand_off(self) -> None:
+    def _hand_off(self, force: bool = False) -> None:
         self._scheduled = False
         if self._writing is not None:
             return
+        if not (force or self._lingered) and self._loop is not None and self._only_in_flight():
+            # Every row to write is a QoS 1 message already sent to a connected client, which
+            # usually acknowledges it within a round trip: waiting that long may save writing
+            # it at all (and deleting it after). Its publisher waits no longer than it would
+            # have if the acknowledgement comes: that makes the write moot and releases it.
+            self._lingered = True
+            self._scheduled = True
+            self._loop.call_later(LINGER, self._hand_off)
+            return
+        self._lingered = False
         batch = _Batch(self._batch_seq, self._touched)
         self._batch_seq += 1
         self._touched = set()
@@ -403,6 +460,14 @@ class SqliteStore(Store):
         self._writing = batch
         self._inbox.put(batch)
 
+    def _only_in_flight(self) -> bool:
+        """Whether every change gathered is a QoS 1 delivery already sent (or a deletion)."""
+        if not self._upserts or self._sessions or self._subs or self._awaiting \
+                or self._retained:
+            return False
+        return all(entry is None or (entry[1].qos == 1 and entry[1].packet_id)
+                   for entry in self._deliveries.values())
+
     def _build(self, batch: _Batch) -> None:
         """The rows of every change gathered so far (on the loop thread: the objects are live)."""
         wall = time.time() - self._clock()  # monotonic -> wall clock, for what must outlive us
@@ -412,9 +477,9 @@ class SqliteStore(Store):
 
         def add(upsert: str, up: Rows, delete: str, down: Rows) -> None:
             if down:
-                ops.append((delete, down))
+                ops.append((delete, down, True))
             if up:
-                ops.append((upsert, up))
+                ops.append((upsert, up, True))
 
         batch.only_deliveries = not (self._sessions or self._subs or self._awaiting
                                      or self._retained)
@@ -445,7 +510,8 @@ class SqliteStore(Store):
                 else:
                     message.stored = True
                     up.append((message_id, *_message_row(message, wall)))
-            add(_INSERT_MESSAGE, up, _DELETE_MESSAGE, down)
+            _multi_delete(ops, "messages", "id", down)
+            _multi_row(ops, "messages", 7, up)
             self._messages = {}
         if self._deliveries:
             up, down = [], []
@@ -459,7 +525,8 @@ class SqliteStore(Store):
                     up.append((seq, client_id, out.message.store_id, out.qos, out.retain,
                                ",".join(map(str, out.sub_ids)) or None, out.packet_id,
                                out.state))
-            add(_UPSERT_DELIVERY, up, _DELETE_DELIVERY, down)
+            _multi_delete(ops, "deliveries", "seq", down)
+            _multi_row(ops, "deliveries", 8, up)
             batch.live = len(up)
             self._deliveries = {}
             self._upserts = 0
@@ -491,8 +558,11 @@ class SqliteStore(Store):
             while True:
                 try:
                     db.execute("BEGIN")
-                    for sql, rows in batch.ops:
-                        db.executemany(sql, rows)
+                    for sql, params, many in batch.ops:
+                        if many:
+                            db.executemany(sql, params)
+                        else:
+                            db.execute(sql, params)
                     db.execute("COMMIT")
                     break
                 except sqlite3.Error as exc:
@@ -549,7 +619,7 @@ class SqliteStore(Store):
         if self._loop is None:
             return
         if self._writing is None:
-            self._hand_off()
+            self._hand_off(True)
         if self._writing is not None:
             waiter = self._loop.create_future()
             self._waiters.append(waiter)

@@ -113,6 +113,9 @@ class MQTTProtocol(asyncio.Protocol):
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
+    def flush(self) -> None:
+        self._flush()
+
     def close(self) -> None:
         transport = self._transport
         if transport is None:
