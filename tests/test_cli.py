@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from culex.config import Config, ConfigError, config_from_mapping, parse_listen
+from culex.config import Config, ConfigError, config_from_mapping, load_config, parse_listen
 
 from support import broker_env
 
@@ -45,6 +45,9 @@ def test_config_file_keys() -> None:
     ({"allow_anonymous": 1}, "allow_anonymous"),
     ({"persistent_client_expiration": "soon"}, "persistent_client_expiration"),
     ({"max_packet_size": 10}, "max_packet_size"),
+    ({"durability": "sometimes"}, "durability"),
+    ({"autosave_interval": 0}, "autosave_interval"),
+    ({"persistence": "yes"}, "persistence"),
 ])
 def test_bad_config_values(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -115,3 +118,11 @@ def test_passwd_errors(tmp_path: Path, args: list[str], message: str) -> None:
     filled = [a.format(file=path, missing=tmp_path / "missing") for a in args]
     result = run_culex("passwd", *filled)
     assert result.returncode == 1 and message in result.stderr
+
+
+def test_persistence_location_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "culex.toml"
+    path.write_text('persistence_location = "data"\ndurability = "periodic"\n')
+    config = load_config(path)
+    assert config.persistence_location == str(tmp_path / "data")
+    assert config.durability == "periodic" and config.persistence

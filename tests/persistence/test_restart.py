@@ -6,15 +6,18 @@ subscriber after the restart; QoS 2 messages exactly once; everything in order.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from culex.protocol import ConnAck, Connect, PubAck, PubComp, Publish, PubRec, PubRel
 
 from paho_client import Paho
-from support import RawClient, running_broker
+from support import WAIT, RawClient, broker_env, running_broker
 
 
 def collect_until(client: Paho, marker: bytes) -> list[mqtt.MQTTMessage]:
@@ -29,9 +32,12 @@ def collect_until(client: Paho, marker: bytes) -> list[mqtt.MQTTMessage]:
         got.append(message)
 
 
-def test_sigterm_restart_keeps_queues_subscriptions_and_retained(tmp_path: Path) -> None:
+@pytest.mark.parametrize("durability", ["full", "periodic"])
+def test_sigterm_restart_keeps_queues_subscriptions_and_retained(tmp_path: Path,
+                                                                 durability: str) -> None:
+    # Periodic durability loses nothing on a clean stop either: the store is written then.
     data = str(tmp_path / "data")
-    with running_broker("--data-dir", data) as broker:
+    with running_broker("--data-dir", data, "--durability", durability) as broker:
         keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
         keeper.subscribe("q1/#", 1)
         keeper.subscribe("q2/#", 2)
@@ -44,7 +50,7 @@ def test_sigterm_restart_keeps_queues_subscriptions_and_retained(tmp_path: Path)
     assert broker.proc is not None and broker.proc.returncode == 0
     assert any("stopped" in line for line in broker.lines)
 
-    with running_broker("--data-dir", data) as broker:
+    with running_broker("--data-dir", data, "--durability", durability) as broker:
         broker.wait_for_log(r"restored 1 sessions \(41 queued")
         keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
         assert keeper.session_present
@@ -142,3 +148,38 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
     assert qos1 == sorted(qos1) and qos2 == sorted(qos2), "out of order"
     assert len(qos2) == len(set(qos2)), "a QoS 2 message was delivered twice"
     assert [m.payload for m in got if m.topic == "wills/device"] == [b"gone"]
+
+
+def test_a_damaged_store_is_set_aside_and_the_broker_serves(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "culex.db").write_bytes(b"\x00garbage" * 1000)
+    with running_broker("--data-dir", str(data)) as broker:
+        line = broker.wait_for_log(r"ERROR the store .* is damaged")
+        assert "moved to" in line and "starts with an empty store" in line
+        client = Paho(broker.port, client_id="after", clean=False).connect()
+        assert client.session_present is False
+    assert len(list(data.glob("culex.db.damaged-*"))) == 1
+
+
+def test_a_data_directory_in_use_is_refused(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    with running_broker("--data-dir", data):
+        second = subprocess.run(
+            [sys.executable, "-m", "culex", "serve", "--listen", "127.0.0.1:0",
+             "--data-dir", data], capture_output=True, text=True, timeout=WAIT,
+            env=broker_env(str(tmp_path)))
+    assert second.returncode == 2
+    assert "in use by another culex process" in second.stderr
+
+
+def test_no_persistence_keeps_nothing() -> None:
+    with running_broker("--no-persistence") as broker:
+        broker.wait_for_log(r"persistence: in memory only")
+        keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
+        keeper.subscribe("t", 1)
+        keeper.disconnect()
+        assert not (Path(broker.state_home) / "culex").exists()  # no default data directory
+    with running_broker("--no-persistence") as broker:
+        keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
+        assert keeper.session_present is False

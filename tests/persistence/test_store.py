@@ -280,6 +280,28 @@ def test_time_spent_stopped_counts_towards_expiry(tmp_path: Path) -> None:
         h.close()
 
 
+def test_message_expiry_counts_the_time_stopped(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    offline_subscriber(h, "sub", ("t/#", 1))
+    pub = h.client("pub", 5)
+    pub.send(Publish("t/short", b"s", qos=1, packet_id=1,
+                     properties=Properties(message_expiry_interval=60)),
+             Publish("t/long", b"l", qos=1, packet_id=2,
+                     properties=Properties(message_expiry_interval=7200)))
+    h.commit()
+    h.close()
+    h = Harness(tmp_path, wall_now=time.time() + 3600)
+    try:
+        sub = h.client("sub", 5, clean=False)
+        (publish,) = [p for p in sub.received() if isinstance(p, Publish)]
+        assert publish.payload == b"l"  # MQTT-3.3.2-5: the other one expired meanwhile
+        # MQTT-3.3.2-6: what is left of the interval, less the hour spent stopped.
+        interval = publish.properties.message_expiry_interval
+        assert interval is not None and 3590 <= interval <= 3600
+    finally:
+        h.close()
+
+
 def test_a_delayed_will_is_published_after_a_restart(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     offline_subscriber(h, "watcher", ("wills/#", 1))
