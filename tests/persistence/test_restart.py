@@ -183,3 +183,36 @@ def test_no_persistence_keeps_nothing() -> None:
     with running_broker("--no-persistence") as broker:
         keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
         assert keeper.session_present is False
+
+
+def test_kill_9_with_the_subscriber_online_duplicates_no_qos2_message(tmp_path: Path) -> None:
+    """Exactly once across a crash while messages are in flight to the subscriber: the packet
+    ids it has seen survive, so whatever is resent is resent under the same id."""
+    data = str(tmp_path / "data")
+    config = tmp_path / "culex.toml"
+    config.write_text("max_queued_messages = 0\n")
+    args = ("--data-dir", data, "--config", str(config))
+    with running_broker(*args) as broker:
+        keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
+        keeper.subscribe("stream", 2)
+        streamer = Streamer(broker.port, total=20_000, signal_at=400)
+        streamer.start()
+        assert streamer.reached.wait(30), "the stream did not get going"
+        broker.kill()
+        assert streamer.ended.wait(10)
+        assert keeper.disconnected.wait(10)
+        keeper.client.loop_stop()
+    acked = set(streamer.acked)
+
+    with running_broker(*args) as broker:
+        # The same client object: it remembers the QoS 2 packet ids it has answered.
+        keeper.port = broker.port
+        keeper.connected.clear()
+        keeper.connect()
+        assert keeper.session_present
+        Paho(broker.port).connect().publish("stream", b"end", qos=2)
+        got = collect_until(keeper, b"end")
+    stream = [int(m.payload) for m in got]
+    assert acked <= set(stream), f"lost: {sorted(acked - set(stream))[:10]}"
+    qos2 = [seq for seq in stream if seq % 2]
+    assert len(qos2) == len(set(qos2)), "a QoS 2 message was delivered twice"
