@@ -7,10 +7,12 @@ new changes gather into the next one, so the batches grow with the load and the 
 never waits for the disk.
 
 In ``full`` durability the broker holds back each reply that follows a change (PUBACK, PUBREC,
-PUBCOMP, SUBACK, CONNACK, a QoS 1/2 PUBLISH or PUBREL to a persistent session) until the commit
-that contains the change is done: whatever a client was told is on disk. In ``periodic``
-durability changes are written every ``autosave_interval`` seconds and nothing waits; a crash
-(not a clean stop) loses what was acknowledged since the last write.
+PUBCOMP, SUBACK, CONNACK, a QoS 2 PUBLISH or PUBREL to a persistent session) until the commit
+that contains the change is done: whatever a client was told is on disk. A reply that waited
+only for messages which every persistent session has since acknowledged is released without
+waiting any longer: those messages need no disk. In ``periodic`` durability changes are
+written every ``autosave_interval`` seconds and nothing waits; a crash (not a clean stop) loses
+what was acknowledged since the last write.
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ class SqliteStore(Store):
 
     def __init__(self, directory: Path, durability: str = "full",
                  autosave_interval: float = 1.0) -> None:
-        self.directory = directory
+        self.directory = directory = directory.expanduser().absolute()
         self.path = directory / FILE_NAME
         self.durable = durability == "full"
         self.autosave_interval = autosave_interval
