@@ -222,11 +222,12 @@ class Connection:
         payload = message.payload
         if self.max_out_packet and len(header) + len(payload) > self.max_out_packet:
             return False  # MQTT-3.1.2-24, -25
+        write = self._write if self._hold_until else self.sink.write
         if len(payload) <= SMALL_PAYLOAD:
-            self._write(header + payload)  # one buffer instead of two for the transport
+            write(header + payload)  # one buffer instead of two for the transport
         else:
-            self._write(header)
-            self._write(payload)  # large payloads are never copied
+            write(header)
+            write(payload)  # large payloads are never copied
         return True
 
     def send_pubrel(self, packet_id: int) -> None:
