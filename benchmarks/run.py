@@ -55,17 +55,25 @@ def _machine() -> str:
 # mqbench connects every client with a clean session. For the persistent scenarios a copy of it
 # is built whose subscriber connects with Clean Session 0: its messages then go through culex's
 # store, while Mosquitto (persistence false, as compare.py configures it) keeps them in memory.
-_CONNECT_FLAGS = 'memcpy(p, "\\0\\4MQTT\\4\\2", 8); p += 8;'
-_PERSISTENT_SUB = _CONNECT_FLAGS + " if (c->role == R_SUB) p[-1] = 0;"
+# Client ids lose mqbench's process id, so that each run resumes the subscriber session of the
+# run before (emptied by then) instead of leaving one more offline session that queues every
+# later message.
+_PATCHES = [
+    ('memcpy(p, "\\0\\4MQTT\\4\\2", 8); p += 8;',
+     'memcpy(p, "\\0\\4MQTT\\4\\2", 8); p += 8; if (c->role == R_SUB) p[-1] = 0;'),
+    ('"mqb-%d-%c%d", (int)getpid(),', '"mqb-%d-%c%d", 0,'),
+]
 
 
 def build_persistent_mqbench(compare: Path, directory: Path) -> Path:
     source = (compare.parent / "mqbench.c").read_text()
-    if source.count(_CONNECT_FLAGS) != 1:
-        raise SystemExit("benchmarks: mqbench.c has changed; cannot make its subscriber "
-                         "persistent (see _CONNECT_FLAGS in benchmarks/run.py)")
+    for old, new in _PATCHES:
+        if source.count(old) != 1:
+            raise SystemExit("benchmarks: mqbench.c has changed; cannot make its subscriber "
+                             f"persistent (see _PATCHES in benchmarks/run.py): {old}")
+        source = source.replace(old, new)
     patched = directory / "mqbench-persistent.c"
-    patched.write_text(source.replace(_CONNECT_FLAGS, _PERSISTENT_SUB))
+    patched.write_text(source)
     binary = directory / "mqbench"
     subprocess.run(["gcc", "-O2", "-Wall", "-o", str(binary), str(patched)], check=True)
     return binary
