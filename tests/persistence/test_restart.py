@@ -113,11 +113,15 @@ class Streamer(threading.Thread):
                 self.reached.set()
 
 
-def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+def crash_test_args(tmp_path: Path) -> tuple[str, ...]:
+    """A data directory to restart on, and no queue limit: nothing may be dropped."""
     config = tmp_path / "culex.toml"
     config.write_text("max_queued_messages = 0\n")
-    args = ("--data-dir", data, "--config", str(config))
+    return ("--data-dir", str(tmp_path / "data"), "--config", str(config))
+
+
+def test_kill_9_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    args = crash_test_args(tmp_path)
     with running_broker(*args) as broker:
         keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
         keeper.subscribe("stream", 2)
@@ -188,10 +192,7 @@ def test_no_persistence_keeps_nothing() -> None:
 def test_kill_9_with_the_subscriber_online_duplicates_no_qos2_message(tmp_path: Path) -> None:
     """Exactly once across a crash while messages are in flight to the subscriber: the packet
     ids it has seen survive, so whatever is resent is resent under the same id."""
-    data = str(tmp_path / "data")
-    config = tmp_path / "culex.toml"
-    config.write_text("max_queued_messages = 0\n")
-    args = ("--data-dir", data, "--config", str(config))
+    args = crash_test_args(tmp_path)
     with running_broker(*args) as broker:
         keeper = Paho(broker.port, client_id="keeper", clean=False).connect()
         keeper.subscribe("stream", 2)
