@@ -18,6 +18,8 @@ from ._tls import HANDSHAKE_TIMEOUT, TLSListener
 
 log = logging.getLogger("culex")
 
+STOP_FLUSH_TIMEOUT = 10  # seconds
+
 
 def build_auth(config: Config, authenticators: list[Authenticator] | None = None,
                authorizers: list[Authorizer] | None = None) -> AuthChain:
@@ -123,8 +125,13 @@ class Server:
     async def shutdown(self) -> None:
         for server in self._servers:
             server.close()
-        # Acknowledgements waiting for the disk go out before the connections close.
-        await self.store.flush()
+        # Acknowledgements waiting for the disk go out before the connections close (unless
+        # the disk has been refusing writes: a stop must not wait for it forever).
+        try:
+            await asyncio.wait_for(self.store.flush(), STOP_FLUSH_TIMEOUT)
+        except TimeoutError:
+            log.error("the store could not be written within %ds; stopping anyway",
+                      STOP_FLUSH_TIMEOUT)
         # v5 clients are told why (MQTT 4.13). As for any close the client did not ask for,
         # wills are published (MQTT 5.0 3.1.2.5).
         self.broker.close_all(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
