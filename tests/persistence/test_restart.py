@@ -49,6 +49,8 @@ def test_sigterm_restart_keeps_queues_subscriptions_and_retained(tmp_path: Path,
         pub.disconnect()
     assert broker.proc is not None and broker.proc.returncode == 0
     assert any("stopped" in line for line in broker.lines)
+    # Closed cleanly: the write-ahead log has been folded into the database file.
+    assert not (tmp_path / "data" / "culex.db-wal").exists()
 
     with running_broker("--data-dir", data, "--durability", durability) as broker:
         broker.wait_for_log(r"restored 1 sessions \(41 queued")
