@@ -36,6 +36,7 @@ class Paho:
         self.subscribed = threading.Event()
         self.connect_result: Any = None
         self.session_present: bool | None = None
+        self.connack_properties: Any = None
         self.disconnect_reason: Any = None
         self.granted: list[Any] = []
         self.client.on_message = lambda c, u, m: self.messages.put(m)
@@ -47,6 +48,7 @@ class Paho:
                     props: Any) -> None:
         self.connect_result = reason
         self.session_present = flags.session_present
+        self.connack_properties = props
         self.connected.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,

@@ -104,6 +104,14 @@ class Config:
     max_connections: int = -1
     max_qos: int = 2
     retain_available: bool = True
+    # What MQTT 5 clients are told is supported (CONNACK); a SUBSCRIBE using what is not is a
+    # protocol error for them (DISCONNECT 0xA2, 0x9E, 0xA1), a failed subscription for 3.x.
+    wildcard_subscription_available: bool = True
+    shared_subscription_available: bool = True
+    subscription_identifiers_available: bool = True
+    # Sent in CONNACK to MQTT 5 clients that ask for it (Request Response Information): the
+    # basis of their response topics, for instance "responses/" (MQTT 5.0 4.10).
+    response_information: str | None = None
     # Topic aliases a v5 client may use towards the broker (Mosquitto's default is 10).
     max_topic_alias: int = 10
     # Seconds after which a disconnected persistent v3 session is dropped (None = never).

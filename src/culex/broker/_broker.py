@@ -21,11 +21,13 @@ from ..protocol import (
     NO_PROPERTIES,
     ConnAck,
     Connect,
+    MQTTError,
     Properties,
     Publish,
     ReasonCode,
     Subscribe,
     Unsubscribe,
+    is_utf8,
     is_valid_topic_filter,
     is_valid_topic_name,
     parse_shared,
@@ -95,6 +97,9 @@ class Broker:
                 return ReasonCode.QOS_NOT_SUPPORTED, f"will QoS {will.qos}"  # MQTT-3.2.2-12
             if will.retain and not config.retain_available:
                 return ReasonCode.RETAIN_NOT_SUPPORTED, "retained will"  # MQTT-3.2.2-13
+            if will.properties.payload_format_indicator == 1 and not is_utf8(will.payload):
+                # MQTT 5.0 3.1.3.2.3
+                return ReasonCode.PAYLOAD_FORMAT_INVALID, "will payload is not UTF-8"
         if version != MQTT_5 and packet.keep_alive > config.max_keepalive:
             return (ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
                     f"keep-alive {packet.keep_alive}s above max_keepalive")
@@ -233,10 +238,22 @@ class Broker:
             ack_props = Properties(
                 assigned_client_identifier=None if packet.client_id else client_id,
                 server_keep_alive=server_keep_alive,
+                # Our own Receive Maximum: as many inbound QoS 2 messages unreleased at once
+                # as we send out (Mosquitto announces the same).
+                receive_maximum=config.max_inflight_messages or None,
                 topic_alias_maximum=config.max_topic_alias or None,
                 maximum_qos=config.max_qos if config.max_qos < 2 else None,
                 retain_available=None if config.retain_available else 0,
                 maximum_packet_size=config.max_packet_size or None,
+                wildcard_subscription_available=(
+                    None if config.wildcard_subscription_available else 0),
+                subscription_identifier_available=(
+                    None if config.subscription_identifiers_available else 0),
+                shared_subscription_available=(
+                    None if config.shared_subscription_available else 0),
+                # MQTT-3.1.2-28: only to a client that asked for it.
+                response_information=(config.response_information
+                                      if props.request_response_information else None),
             )
         else:
             receive_maximum = _MAX_RECEIVE
@@ -427,6 +444,10 @@ class Broker:
         invalid = ReasonCode.TOPIC_FILTER_INVALID if v5 else 0x80
         ids = packet.properties.subscription_identifiers
         identifier = ids[0] if ids else None
+        config = self.config
+        if identifier is not None and not config.subscription_identifiers_available:
+            raise MQTTError(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+                            "subscription identifiers are not available")  # MQTT 5.0 3.2.2.3.12
         now = self.clock()
         codes: list[int] = []
         retained: list[tuple[Message, int, tuple[int, ...]]] = []
@@ -444,8 +465,21 @@ class Broker:
                     continue
             else:
                 group, match_filter = shared
+                if not config.shared_subscription_available:
+                    if v5:  # MQTT 5.0 3.2.2.3.13
+                        raise MQTTError(ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+                                        "shared subscriptions are not available")
+                    codes.append(0x80)
+                    continue
                 if request.no_local:
                     raise protocol_error("No Local on a shared subscription")  # MQTT-3.8.3-4
+            if not config.wildcard_subscription_available and (
+                    "+" in match_filter or "#" in match_filter):
+                if v5:  # MQTT 5.0 3.2.2.3.11
+                    raise MQTTError(ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED,
+                                    "wildcard subscriptions are not available")
+                codes.append(0x80)
+                continue
             if (self.auth.authorizers and conn.client is not None
                     and not self.auth.authorize(conn.client, Action.SUBSCRIBE, match_filter)):
                 codes.append(ReasonCode.NOT_AUTHORIZED if v5 else 0x80)

@@ -35,6 +35,7 @@ from ..protocol import (
     UnsubAck,
     Unsubscribe,
     UnsupportedProtocolVersion,
+    is_utf8,
     is_valid_topic_name,
     protocol_error,
 )
@@ -71,7 +72,7 @@ class Sink(Protocol):
 
 class Connection:
     __slots__ = ("_clean_exit", "_held", "_hold_until", "_in_process", "_keepalive_limit",
-                 "_last_rx", "_timer",
+                 "_last_rx", "_qos2_in", "_timer",
                  "aliases", "broker", "cert_cn", "cert_subject", "client", "client_id",
                  "connect_expiry", "decoder", "keep_alive", "listener", "max_out_packet",
                  "paused", "peer", "send_window", "session", "sink", "state", "version")
@@ -99,6 +100,9 @@ class Connection:
         # Writes waiting for a store commit (see hold), each with the commit it waits for.
         self._hold_until = 0
         self._held: list[tuple[int, bytes | memoryview]] | None = None
+        # Inbound QoS 2 packet ids of this connection awaiting PUBREL: what our Receive
+        # Maximum bounds (the quota starts afresh with each connection, MQTT 5.0 4.9).
+        self._qos2_in: set[int] | None = None
         self._clean_exit = False
         self._in_process = False
         self.connect_expiry = 0
@@ -356,6 +360,13 @@ class Connection:
             # MQTT 5.0 3.3.2.1: a Protocol Error without a Topic Alias; 3.x: MQTT-4.7.3-1.
             raise protocol_error("empty topic name")
         qos = packet.qos
+        if props.payload_format_indicator == 1 and not is_utf8(packet.payload):
+            # MQTT 5.0 3.3.2.3.2: refused with 0x99; at QoS 0 only a DISCONNECT can say so.
+            if not qos:
+                raise MQTTError(ReasonCode.PAYLOAD_FORMAT_INVALID, "payload is not UTF-8")
+            ack = PubAck if qos == 1 else PubRec
+            self.send(ack(packet.packet_id, ReasonCode.PAYLOAD_FORMAT_INVALID))
+            return
         config = self.broker.config
         if qos > config.max_qos:
             raise MQTTError(ReasonCode.QOS_NOT_SUPPORTED, f"QoS {qos}")  # MQTT-3.2.2-11
@@ -368,6 +379,11 @@ class Connection:
             # (MQTT-4.3.3-10 method B), so only the PUBREC is repeated.
             self._write(PubRec(packet.packet_id).encode(self.version))
             return
+        limit = config.max_inflight_messages
+        if (qos == 2 and limit and self._qos2_in is not None and len(self._qos2_in) >= limit
+                and self.version == MQTT_5):
+            raise MQTTError(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
+                            f"more than {limit} QoS 2 messages unreleased")  # MQTT 5.0 3.3.4
         store = self.broker.store
         changes = store.changes
         reason = self.broker.publish_from_client(self, topic, packet)
@@ -378,8 +394,11 @@ class Connection:
         if qos == 1:
             self.send(PubAck(packet.packet_id, reason if self.version == MQTT_5 else 0))
         elif qos == 2:
-            if reason < 0x80:
+            if reason < 0x80:  # else the exchange ends here (MQTT 4.3.3)
                 session.await_release(packet.packet_id)
+                if self._qos2_in is None:
+                    self._qos2_in = set()
+                self._qos2_in.add(packet.packet_id)
             self.send(PubRec(packet.packet_id, reason if self.version == MQTT_5 else 0))
 
     def _on_puback(self, packet: PubAck) -> None:
@@ -398,6 +417,8 @@ class Connection:
 
     def _on_pubrel(self, packet: PubRel) -> None:
         assert self.session is not None
+        if self._qos2_in is not None:
+            self._qos2_in.discard(packet.packet_id)
         if self.session.release(packet.packet_id):
             self.send(PubComp(packet.packet_id))
         else:

@@ -3,7 +3,7 @@
 Nothing here imports asyncio, sockets, clocks or logging.
 """
 
-from ._codec import MAX_VARINT, check_utf8, decode_varint, encode_utf8, encode_varint
+from ._codec import MAX_VARINT, check_utf8, decode_varint, encode_utf8, encode_varint, is_utf8
 from ._decoder import MAX_PACKET_SIZE, Decoder
 from ._errors import MQTTError, malformed, protocol_error
 from ._packets import (
@@ -84,6 +84,7 @@ __all__ = [
     "encode_publish_header",
     "encode_utf8",
     "encode_varint",
+    "is_utf8",
     "is_valid_topic_filter",
     "is_valid_topic_name",
     "malformed",

@@ -7,6 +7,8 @@ bytes inside a body means the packet is malformed, never "need more data".
 
 from __future__ import annotations
 
+import codecs
+
 from ._errors import malformed
 
 # What decoders read from: the received bytes, or a buffer a packet was assembled in.
@@ -105,3 +107,17 @@ def check_utf8(raw: bytes | bytearray) -> str:
 def decode_utf8(data: Buffer, pos: int, end: int) -> tuple[str, int]:
     raw, pos = decode_binary(data, pos, end)
     return check_utf8(raw), pos
+
+
+def is_utf8(data: bytes | bytearray | memoryview) -> bool:
+    """Whether ``data`` is well-formed UTF-8 (a payload with Payload Format Indicator 1),
+    checked a megabyte at a time so that a large payload is never decoded whole."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(view), 1 << 20):
+            decoder.decode(view[start:start + (1 << 20)])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -1,0 +1,143 @@
+"""MQTT 5 capabilities the server announces and enforces: availability flags, Receive Maximum,
+Response Information, Payload Format Indicator. In memory, with a clock that moves when told."""
+
+from __future__ import annotations
+
+import pytest
+from test_connection import connack, connect, publishes, subscribe
+
+from culex.protocol import (
+    Disconnect,
+    Properties,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    ReasonCode,
+    SubAck,
+    Will,
+)
+
+from support import make_broker
+
+NOBODY = ReasonCode.NO_MATCHING_SUBSCRIBERS
+
+
+def test_connack_announces_what_is_not_available() -> None:
+    broker, _ = make_broker(wildcard_subscription_available=False,
+                            shared_subscription_available=False,
+                            subscription_identifiers_available=False,
+                            max_inflight_messages=7)
+    props = connack(connect(broker, version=5)).properties
+    assert props.wildcard_subscription_available == 0
+    assert props.shared_subscription_available == 0
+    assert props.subscription_identifier_available == 0
+    assert props.receive_maximum == 7
+
+
+def test_connack_omits_what_is_available() -> None:
+    broker, _ = make_broker()
+    props = connack(connect(broker, version=5)).properties
+    # Absent means available (MQTT 5.0 3.2.2.3.11 to 3.2.2.3.13).
+    assert props.wildcard_subscription_available is None
+    assert props.shared_subscription_available is None
+    assert props.subscription_identifier_available is None
+    assert props.receive_maximum == 20
+
+
+@pytest.mark.parametrize(("option", "request_", "reason"), [
+    ("wildcard_subscription_available", {"filters": ["a/+"]},
+     ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED),
+    ("wildcard_subscription_available", {"filters": ["a/#"]},
+     ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED),
+    ("shared_subscription_available", {"filters": ["$share/g/a"]},
+     ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED),
+    ("subscription_identifiers_available",
+     {"filters": ["a"], "properties": Properties(subscription_identifiers=[5])},
+     ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED),
+])
+def test_using_what_is_not_available_is_a_protocol_error(
+        option: str, request_: dict[str, object], reason: int) -> None:
+    broker, _ = make_broker(**{option: False})
+    client = connect(broker, version=5)
+    connack(client)
+    filters = request_.pop("filters")
+    assert isinstance(filters, list)
+    assert subscribe(client, *filters, **request_) == [Disconnect(reason)]
+    assert client.sink.closed
+
+
+def test_a_3_1_1_client_gets_a_failed_subscription_instead() -> None:
+    broker, _ = make_broker(wildcard_subscription_available=False,
+                            shared_subscription_available=False)
+    client = connect(broker)
+    connack(client)
+    assert subscribe(client, "a/+", "$share/g/a", "a/b") == [SubAck(1, [0x80, 0x80, 1])]
+    assert not client.sink.closed
+
+
+def test_response_information_only_when_asked() -> None:
+    broker, _ = make_broker(response_information="replies/")
+    asked = connect(broker, "a", 5, properties=Properties(request_response_information=1))
+    assert connack(asked).properties.response_information == "replies/"
+    # MQTT-3.1.2-28: 0 (or absent) means the server must not send it.
+    for props in (Properties(request_response_information=0), Properties()):
+        other = connect(broker, "b", 5, properties=props)
+        assert connack(other).properties.response_information is None
+
+
+def test_receive_maximum_is_enforced_for_qos2() -> None:
+    broker, _ = make_broker(max_inflight_messages=2)
+    client = connect(broker, version=5)
+    connack(client)
+    client.send(Publish("t", b"1", qos=2, packet_id=1), Publish("t", b"2", qos=2, packet_id=2))
+    assert client.received() == [PubRec(1, NOBODY), PubRec(2, NOBODY)]
+    client.send(PubRel(1))
+    assert client.received() == [PubComp(1)]
+    client.send(Publish("t", b"3", qos=2, packet_id=3))  # two awaiting PUBREL again: fine
+    assert client.received() == [PubRec(3, NOBODY)]
+    client.send(Publish("t", b"4", qos=2, packet_id=4))  # a third: over the quota
+    assert client.received() == [Disconnect(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)]
+
+
+def test_receive_maximum_quota_starts_afresh_with_a_connection() -> None:
+    broker, _ = make_broker(max_inflight_messages=1)
+    client = connect(broker, "c", 5, clean_start=False,
+                     properties=Properties(session_expiry_interval=60))
+    connack(client)
+    client.send(Publish("t", b"1", qos=2, packet_id=1))
+    assert client.received() == [PubRec(1, NOBODY)]
+    client.drop()
+    again = connect(broker, "c", 5, clean_start=False,
+                    properties=Properties(session_expiry_interval=60))
+    connack(again)
+    again.send(Publish("t", b"2", qos=2, packet_id=2))  # id 1 still awaits its PUBREL
+    assert again.received() == [PubRec(2, NOBODY)]
+
+
+def test_a_payload_that_is_not_utf8_is_refused_when_it_says_it_is() -> None:
+    broker, _ = make_broker()
+    watcher = connect(broker, "w", 5)
+    connack(watcher)
+    subscribe(watcher, "t")
+    client = connect(broker, "p", 5)
+    connack(client)
+    text = Properties(payload_format_indicator=1)
+    client.send(Publish("t", b"caf\xc3\xa9", qos=1, packet_id=1, properties=text),
+                Publish("t", b"\xff\xfe", qos=1, packet_id=2, properties=text),
+                Publish("t", b"\xed\xa0\x80", qos=2, packet_id=3, properties=text),  # surrogate
+                Publish("t", b"\xff", qos=1, packet_id=4))  # not said to be UTF-8: fine
+    assert client.received() == [
+        PubAck(1), PubAck(2, ReasonCode.PAYLOAD_FORMAT_INVALID),
+        PubRec(3, ReasonCode.PAYLOAD_FORMAT_INVALID), PubAck(4)]
+    assert [p.payload for p in publishes(watcher)] == [b"caf\xc3\xa9", b"\xff"]
+    client.send(Publish("t", b"\xc0\x80", properties=text))  # QoS 0: only DISCONNECT can tell
+    assert client.received() == [Disconnect(ReasonCode.PAYLOAD_FORMAT_INVALID)]
+
+
+def test_a_will_that_is_not_utf8_is_refused_when_it_says_it_is() -> None:
+    broker, _ = make_broker()
+    will = Will("w", b"\xff", properties=Properties(payload_format_indicator=1))
+    client = connect(broker, "c", 5, will=will)
+    assert connack(client).reason_code == ReasonCode.PAYLOAD_FORMAT_INVALID
