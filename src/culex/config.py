@@ -114,6 +114,9 @@ class Config:
     response_information: str | None = None
     # Topic aliases a v5 client may use towards the broker (Mosquitto's default is 10).
     max_topic_alias: int = 10
+    # Whether MQTT 5 clients that accept topic aliases (Topic Alias Maximum) are sent them: the
+    # first topics each client receives get an alias, later messages carry two bytes instead.
+    topic_alias_out: bool = True
     # Seconds after which a disconnected persistent v3 session is dropped (None = never).
     persistent_client_expiration: int | None = None
     # Seconds a new connection has to send its CONNECT before it is closed.

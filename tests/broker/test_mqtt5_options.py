@@ -141,3 +141,52 @@ def test_a_will_that_is_not_utf8_is_refused_when_it_says_it_is() -> None:
     will = Will("w", b"\xff", properties=Properties(payload_format_indicator=1))
     client = connect(broker, "c", 5, will=will)
     assert connack(client).reason_code == ReasonCode.PAYLOAD_FORMAT_INVALID
+
+
+def test_topic_aliases_towards_a_client_that_accepts_them() -> None:
+    broker, _ = make_broker()
+    sub = connect(broker, "s", 5, properties=Properties(topic_alias_maximum=2))
+    connack(sub)
+    subscribe(sub, "#", qos=1)
+    pub = connect(broker, "p", 5)
+    connack(pub)
+    for topic in ("maison/salon", "maison/salon", "maison/cuisine", "maison/cave", "ab",
+                  "maison/cuisine"):
+        pub.send(Publish(topic, topic.encode()))
+    got = [(p.topic, p.properties.topic_alias, p.payload) for p in publishes(sub)]
+    assert got == [
+        ("maison/salon", 1, b"maison/salon"),  # the alias is taught with the topic
+        ("", 1, b"maison/salon"),  # then used alone
+        ("maison/cuisine", 2, b"maison/cuisine"),
+        ("maison/cave", None, b"maison/cave"),  # MQTT-3.3.2-8 (5.0): never above its maximum
+        ("ab", None, b"ab"),  # too short to be worth an alias
+        ("", 2, b"maison/cuisine"),
+    ]
+
+
+def test_no_topic_aliases_unless_the_client_accepts_them() -> None:
+    broker, _ = make_broker()
+    for props in (Properties(), Properties(topic_alias_maximum=0)):
+        sub = connect(broker, "s", 5, properties=props)
+        connack(sub)
+        subscribe(sub, "#", qos=0)
+        pub = connect(broker, "p", 5)
+        connack(pub)
+        pub.send(Publish("maison/salon", b"1"), Publish("maison/salon", b"2"))
+        assert [(p.topic, p.properties.topic_alias) for p in publishes(sub)] == [
+            ("maison/salon", None)] * 2
+
+
+def test_an_alias_is_not_taught_by_a_packet_that_was_not_sent() -> None:
+    broker, _ = make_broker()
+    sub = connect(broker, "s", 5, properties=Properties(topic_alias_maximum=5,
+                                                         maximum_packet_size=64))
+    connack(sub)
+    subscribe(sub, "#", qos=0)
+    pub = connect(broker, "p", 5)
+    connack(pub)
+    pub.send(Publish("maison/salon", bytes(100)), Publish("maison/salon", b"small"))
+    # The first was too large for the client and dropped (MQTT-3.1.2-25): the second must
+    # carry the topic itself.
+    assert [(p.topic, p.properties.topic_alias) for p in publishes(sub)] == [
+        ("maison/salon", 1)]

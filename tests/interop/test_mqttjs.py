@@ -25,3 +25,14 @@ def test_mqttjs_publish_subscribe(broker: BrokerProcess, protocol_version: int, 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [
         {"topic": f"js/{i}", "payload": f"message {i}", "qos": qos} for i in range(3)]
+
+
+def test_mqttjs_resolves_the_topic_aliases_it_is_sent(broker: BrokerProcess) -> None:
+    result = subprocess.run(["node", str(HERE / "roundtrip.mjs"), str(broker.port), "5", "1",
+                             "4"], capture_output=True, text=True, timeout=WAIT * 2)
+    assert result.returncode == 0, result.stderr
+    # Every message reaches the application with its topic; on the wire all carried alias 1,
+    # the first with the topic, the others without.
+    assert json.loads(result.stdout) == [
+        {"topic": "js/aliased", "payload": f"message {i}", "qos": 1, "alias": 1}
+        for i in range(3)]

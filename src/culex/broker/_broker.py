@@ -234,6 +234,9 @@ class Broker:
             if keep_alive > config.max_keepalive:
                 keep_alive = server_keep_alive = config.max_keepalive  # MQTT-3.2.2-21
             conn.max_out_packet = props.maximum_packet_size or 0
+            if props.topic_alias_maximum and config.topic_alias_out:
+                conn.max_out_alias = props.topic_alias_maximum
+                conn.out_aliases = {}
             receive_maximum = props.receive_maximum or _MAX_RECEIVE
             ack_props = Properties(
                 assigned_client_identifier=None if packet.client_id else client_id,

@@ -74,7 +74,8 @@ class Connection:
     __slots__ = ("_clean_exit", "_held", "_hold_until", "_in_process", "_keepalive_limit",
                  "_last_rx", "_qos2_in", "_timer",
                  "aliases", "broker", "cert_cn", "cert_subject", "client", "client_id",
-                 "connect_expiry", "decoder", "keep_alive", "listener", "max_out_packet",
+                 "connect_expiry", "decoder", "keep_alive", "listener", "max_out_alias",
+                 "max_out_packet", "out_aliases",
                  "paused", "peer", "send_window", "session", "sink", "state", "version")
 
     def __init__(self, broker: Broker, sink: Sink, peer: str,
@@ -95,6 +96,10 @@ class Connection:
         self.keep_alive = 0
         self.send_window = 0
         self.max_out_packet = 0  # the client's Maximum Packet Size (v5); 0 = no limit
+        # Topic aliases towards an MQTT 5 client that accepts them (its Topic Alias Maximum):
+        # the first topics it is sent get one each, for the life of the connection.
+        self.max_out_alias = 0
+        self.out_aliases: dict[str, int] | None = None
         self.aliases: dict[int, str] = {}  # inbound topic aliases (MQTT-3.3.2-7: per connection)
         self.paused = False  # the transport's buffer is full: queue instead of writing
         # Writes waiting for a store commit (see hold), each with the commit it waits for.
@@ -221,11 +226,26 @@ class Connection:
                      sub_ids: tuple[int, ...]) -> bool:
         """Write one PUBLISH; False if it is larger than the client accepts (not sent)."""
         now = self.broker.clock() if message.expiry_at is not None else 0.0
-        header = message.publish_header(self.version == MQTT_5, qos, retain, dup, packet_id,
-                                        sub_ids, now)
+        out_aliases = self.out_aliases
+        alias = 0
+        if out_aliases is not None:
+            alias = out_aliases.get(message.topic, 0)
+            if alias:
+                header = message.aliased_header(alias, True, qos, retain, dup, packet_id,
+                                                sub_ids, now)
+            elif len(out_aliases) < self.max_out_alias and len(message.topic) > 3:
+                alias = len(out_aliases) + 1
+                header = message.aliased_header(alias, False, qos, retain, dup, packet_id,
+                                                sub_ids, now)
+        if not alias:
+            header = message.publish_header(self.version == MQTT_5, qos, retain, dup,
+                                            packet_id, sub_ids, now)
         payload = message.payload
         if self.max_out_packet and len(header) + len(payload) > self.max_out_packet:
             return False  # MQTT-3.1.2-24, -25
+        if alias and out_aliases is not None:
+            # Only once the packet that teaches the client the alias is surely sent.
+            out_aliases[message.topic] = alias
         write = self._write if self._hold_until else self.sink.write
         if len(payload) <= SMALL_PAYLOAD:
             write(header + payload)  # one buffer instead of two for the transport

@@ -69,10 +69,10 @@ class Message:
             self._topic_bytes = prefixed_topic(self.topic)
         return self._topic_bytes
 
-    def _v5_properties(self, sub_ids: tuple[int, ...], now: float) -> bytes:
+    def _v5_properties(self, sub_ids: tuple[int, ...], now: float, alias: int = 0) -> bytes:
         if self._props_block is None:
             self._props_block = self.properties.encode()
-        if not sub_ids and self.expiry_at is None:
+        if not sub_ids and self.expiry_at is None and not alias:
             return self._props_block  # the same for every such delivery
         # Per-delivery properties go after the forwarded ones, under a new length.
         block = self._props_block
@@ -82,6 +82,9 @@ class Message:
             remaining = max(1, math.ceil(self.expiry_at - now))
             body.append(0x02)
             body += remaining.to_bytes(4, "big")
+        if alias:
+            body.append(0x23)
+            body += alias.to_bytes(2, "big")
         for sub_id in sub_ids:
             body.append(0x0B)
             encode_varint(sub_id, body)
@@ -108,6 +111,17 @@ class Message:
         props = self._v5_properties(sub_ids, now) if version5 else None
         return encode_publish_header(self.topic_bytes(), qos, retain, dup, packet_id, props,
                                      len(self.payload))
+
+    def aliased_header(self, alias: int, known: bool, qos: int, retain: bool, dup: bool,
+                       packet_id: int, sub_ids: tuple[int, ...], now: float) -> bytes:
+        """An MQTT 5 PUBLISH header with a Topic Alias: the topic too the first time, an empty
+        topic once the client ``known``s the alias (MQTT 5.0 3.3.2.3.4)."""
+        props = self._v5_properties(sub_ids, now, alias)
+        return encode_publish_header(_EMPTY_TOPIC if known else self.topic_bytes(), qos, retain,
+                                     dup, packet_id, props, len(self.payload))
+
+
+_EMPTY_TOPIC = b"\x00\x00"
 
 
 def _varint_len(data: bytes) -> int:
