@@ -40,7 +40,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="take the password from the command line")
     passwd.add_argument("-D", dest="delete", action="store_true", help="delete the user")
     passwd.add_argument("--iterations", type=int, default=None,
-                        help="PBKDF2 iterations (default 210,000: see the README)")
+                        help="PBKDF2 iterations (default 210,000, or 600,000 with --scram: "
+                             "see the README)")
+    passwd.add_argument("--scram", action="store_true",
+                        help="write a SCRAM-SHA-256 verifier, for MQTT 5 enhanced "
+                             "authentication as well as plain passwords (Mosquitto cannot "
+                             "read it)")
     passwd.add_argument("file")
     passwd.add_argument("username")
     passwd.add_argument("password", nargs="?")
@@ -52,14 +57,17 @@ def _passwd(args: argparse.Namespace) -> None:
 
     from .auth import (
         DEFAULT_ITERATIONS,
+        DEFAULT_SCRAM_ITERATIONS,
+        Credential,
         PasswordFileError,
         hash_password,
         read_password_file,
+        scram_credential,
         write_password_file,
     )
 
     if args.iterations is None:
-        args.iterations = DEFAULT_ITERATIONS
+        args.iterations = DEFAULT_SCRAM_ITERATIONS if args.scram else DEFAULT_ITERATIONS
     def fail(message: str) -> NoReturn:
         print(f"culex passwd: {message}", file=sys.stderr)
         raise SystemExit(1)
@@ -89,7 +97,10 @@ def _passwd(args: argparse.Namespace) -> None:
                 fail("the passwords do not match")
         if not password:
             fail("empty password")
-        users[args.username] = hash_password(password.encode(), args.iterations)
+        hashed: Credential = (scram_credential(password.encode(), args.iterations)
+                              if args.scram else hash_password(password.encode(),
+                                                               args.iterations))
+        users[args.username] = hashed
     write_password_file(args.file, users)
 
 

@@ -62,11 +62,32 @@ class Authorizer(Protocol):
     def authorize(self, client: ClientInfo, action: Action, topic: str) -> Verdict: ...
 
 
+class AuthExchange(Protocol):
+    """One MQTT 5 enhanced authentication exchange, server side (MQTT 5.0 4.12)."""
+
+    username: str | None  # who the client proved to be, once the exchange succeeded
+
+    def step(self, data: bytes | None) -> tuple[bool, bytes | None]:
+        """The client's Authentication Data in; whether the exchange succeeded (else the
+        client is to answer) and the data to send it. Raises an exception to refuse."""
+        ...
+
+
+class AuthMethod(Protocol):
+    """An enhanced authentication method, by its Authentication Method name."""
+
+    name: str
+
+    def begin(self) -> AuthExchange: ...
+
+
 class AuthChain:
     def __init__(self, authenticators: list[Authenticator] | None = None,
-                 authorizers: list[Authorizer] | None = None) -> None:
+                 authorizers: list[Authorizer] | None = None,
+                 methods: list[AuthMethod] | None = None) -> None:
         self.authenticators = authenticators or []
         self.authorizers = authorizers or []
+        self.methods = {method.name: method for method in methods or []}
 
     async def authenticate(self, client: ClientInfo, allow_anonymous: bool) -> int | None:
         """None to accept the client, or the MQTT 5 reason code to refuse it with."""

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ._acl import READ, WRITE, Acl, Rule, check_subscribe, check_topic, read_acl_file
 from ._chain import Action, ClientInfo, Verdict
-from ._passwd import PasswordHash, read_password_file
+from ._passwd import Credential, read_password_file
+from ._scram import ScramCredential
 
 log = logging.getLogger("culex")
 
@@ -34,13 +35,18 @@ class PasswordFileAuthenticator:
         self.path = Path(path)
         self.users = read_password_file(self.path)
         self._key = os.urandom(32)
-        self._cache: OrderedDict[tuple[str, bytes], tuple[PasswordHash, bool]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, bytes], tuple[Credential, bool]] = OrderedDict()
         self.hashes_computed = 0  # for tests and metrics
 
     def reload(self) -> None:
         self.users = read_password_file(self.path)
         self._cache.clear()
         log.info("reloaded password file %s (%d users)", self.path, len(self.users))
+
+    def scram_credential(self, username: str) -> ScramCredential | None:
+        """The user's SCRAM-SHA-256 verifier, if the file has one for this user."""
+        entry = self.users.get(username)
+        return entry if isinstance(entry, ScramCredential) else None
 
     async def authenticate(self, client: ClientInfo) -> Verdict:
         if client.username is None:

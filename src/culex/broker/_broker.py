@@ -83,8 +83,10 @@ class Broker:
         if not packet.client_id and (version == 3 or (version == 4 and not packet.clean_start)):
             # MQTT-3.1.3-8 (3.1.1): an empty id only with a clean session; 3.1 needs one.
             return ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id"
-        if version == MQTT_5 and packet.properties.authentication_method is not None:
-            return ReasonCode.BAD_AUTHENTICATION_METHOD, "extended authentication not supported"
+        method = packet.properties.authentication_method
+        if version == MQTT_5 and method is not None and method not in self.auth.methods:
+            return (ReasonCode.BAD_AUTHENTICATION_METHOD,
+                    f"authentication method {method!r} not supported")
         will = packet.will
         if will is not None:
             if not is_valid_topic_name(will.topic):
@@ -119,16 +121,21 @@ class Broker:
         client = ClientInfo(conn.client_id, username, packet.password, conn.peer,
                             packet.protocol_version, conn.cert_subject)
         conn.client = client
+        method = packet.properties.authentication_method
+        if method is not None:
+            # MQTT 5.0 4.12: the method decides who the client is; ACLs apply as usual.
+            conn.start_exchange(self.auth.methods[method], packet)
+            return
         if by_certificate:
             if username is None:
                 conn.authenticated(packet, (ReasonCode.NOT_AUTHORIZED,
                                             "no identity in the client certificate"))
             else:
-                self._authorize_will(conn, packet, None)  # the TLS layer vouched for it
+                self.authorize_will(conn, packet, None)  # the TLS layer vouched for it
             return
         anonymous_ok = self.config.anonymous_allowed(listener)
         if not self.auth.authenticators:
-            self._authorize_will(conn, packet,
+            self.authorize_will(conn, packet,
                                  None if anonymous_ok else ReasonCode.NOT_AUTHORIZED)
             return
         task = self.scheduler.create_task(self.auth.authenticate(client, anonymous_ok))
@@ -140,11 +147,11 @@ class Broker:
                 log.exception("an authentication plugin failed for client %s",
                               conn.client_id)
                 reason = ReasonCode.SERVER_UNAVAILABLE
-            self._authorize_will(conn, packet, reason)
+            self.authorize_will(conn, packet, reason)
 
         task.add_done_callback(done)
 
-    def _authorize_will(self, conn: Connection, packet: Connect, reason: int | None) -> None:
+    def authorize_will(self, conn: Connection, packet: Connect, reason: int | None) -> None:
         if reason is not None:
             why = _REFUSALS.get(reason, "refused")
             if reason == ReasonCode.NOT_AUTHORIZED and conn.client is not None \
@@ -257,6 +264,8 @@ class Broker:
                 # MQTT-3.1.2-28: only to a client that asked for it.
                 response_information=(config.response_information
                                       if props.request_response_information else None),
+                authentication_method=conn.auth_method,  # MQTT 5.0 4.12
+                authentication_data=conn.auth_reply,
             )
         else:
             receive_maximum = _MAX_RECEIVE

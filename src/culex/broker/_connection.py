@@ -9,6 +9,7 @@ turned into a DISCONNECT (v5) or a closed connection (v3) in one place, ``_viola
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..protocol import (
@@ -24,6 +25,7 @@ from ..protocol import (
     Packet,
     PingReq,
     PingResp,
+    Properties,
     PubAck,
     PubComp,
     Publish,
@@ -54,6 +56,8 @@ NEW, AUTHENTICATING, CONNECTED, CLOSED = range(4)
 # most 65,535 bytes and a legitimate one stays far below this; without the cap a stranger could
 # make the broker buffer up to max_packet_size (256 MB by default) before saying who it is.
 MAX_CONNECT_SIZE = 1 << 20
+# Packets a client may send during its enhanced authentication, kept for after the CONNACK.
+MAX_DEFERRED = 1000
 # Up to this size a payload is joined to its header (a cheap copy) rather than written apart.
 SMALL_PAYLOAD = 1024
 VERSION_NAMES = {3: "3.1", 4: "3.1.1", 5: "5.0"}
@@ -71,12 +75,42 @@ class Sink(Protocol):
 
 
 class Connection:
-    __slots__ = ("_clean_exit", "_held", "_hold_until", "_in_process", "_keepalive_limit",
-                 "_last_rx", "_qos2_in", "_timer",
-                 "aliases", "broker", "cert_cn", "cert_subject", "client", "client_id",
-                 "connect_expiry", "decoder", "keep_alive", "listener", "max_out_alias",
-                 "max_out_packet", "out_aliases",
-                 "paused", "peer", "send_window", "session", "sink", "state", "version")
+    __slots__ = (
+        "_clean_exit",
+        "_connect",
+        "_deferred",
+        "_exchange",
+        "_held",
+        "_hold_until",
+        "_in_process",
+        "_keepalive_limit",
+        "_last_rx",
+        "_method",
+        "_qos2_in",
+        "_timer",
+        "aliases",
+        "auth_method",
+        "auth_reply",
+        "broker",
+        "cert_cn",
+        "cert_subject",
+        "client",
+        "client_id",
+        "connect_expiry",
+        "decoder",
+        "keep_alive",
+        "listener",
+        "max_out_alias",
+        "max_out_packet",
+        "out_aliases",
+        "paused",
+        "peer",
+        "send_window",
+        "session",
+        "sink",
+        "state",
+        "version",
+    )
 
     def __init__(self, broker: Broker, sink: Sink, peer: str,
                  listener: ListenerConfig | None = None, cert_subject: str | None = None,
@@ -108,6 +142,15 @@ class Connection:
         # Inbound QoS 2 packet ids of this connection awaiting PUBREL: what our Receive
         # Maximum bounds (the quota starts afresh with each connection, MQTT 5.0 4.9).
         self._qos2_in: set[int] | None = None
+        # MQTT 5 enhanced authentication (4.12): the method named at CONNECT, the exchange in
+        # progress, the CONNECT it is for, packets that wait for its end, the method's last
+        # data (sent in CONNACK).
+        self.auth_method: str | None = None
+        self.auth_reply: bytes | None = None
+        self._method: Any = None
+        self._exchange: Any = None
+        self._connect: Connect | None = None
+        self._deferred: list[Packet] | None = None
         self._clean_exit = False
         self._in_process = False
         self.connect_expiry = 0
@@ -134,13 +177,40 @@ class Connection:
             # that keeps sending meanwhile is not given unbounded memory.
             if decoder.buffered > MAX_CONNECT_SIZE:
                 self._refuse_quietly("too much data before CONNACK")
+            elif self._exchange is not None:
+                self._process_exchange()
             return
         self._process()
+
+    def _process_exchange(self) -> None:
+        """During an enhanced authentication at CONNECT, AUTH packets are answered and all
+        else waits for the CONNACK (MQTT 5.0 3.1.4: nothing but AUTH is processed before)."""
+        deferred = self._deferred
+        if deferred is None:
+            deferred = self._deferred = []
+        try:
+            while self.state == AUTHENTICATING and self._exchange is not None:
+                packet = self.decoder.next_packet()
+                if packet is None:
+                    break
+                if type(packet) is Auth:
+                    self._on_auth(packet)
+                elif len(deferred) >= MAX_DEFERRED:
+                    self._refuse_quietly("too many packets before CONNACK")
+                else:
+                    deferred.append(packet)
+        except MQTTError as exc:
+            self._refuse_connect(self._connect or Connect(""), exc.reason_code,
+                                 f"protocol error: {exc}")
 
     def _process(self) -> None:
         decoder = self.decoder
         self._in_process = True
         try:
+            deferred, self._deferred = self._deferred, None
+            for waiting in deferred or ():
+                if self.state == CONNECTED:
+                    self._handle(waiting)
             while self.state == CONNECTED or self.state == NEW:
                 packet = decoder.next_packet()
                 if packet is None:
@@ -486,9 +556,64 @@ class Connection:
             reason += f" with reason 0x{packet.reason_code:02X}"
         self._finish(reason)
 
+    # -- enhanced authentication (MQTT 5.0 4.12) -----------------------------------------
+
+    def start_exchange(self, method: Any, packet: Connect) -> None:
+        """The broker accepted the CONNECT's Authentication Method: run its first step."""
+        self.auth_method = method.name
+        self._method = method
+        self._connect = packet
+        self._exchange = method.begin()
+        self._auth_step(packet.properties.authentication_data)
+
     def _on_auth(self, packet: Packet) -> None:
-        # No authentication method was accepted at CONNECT, so AUTH is out of place.
-        raise protocol_error("AUTH without an authentication method")
+        assert isinstance(packet, Auth)
+        if self.auth_method is None:
+            # MQTT-4.12.0-6 (no method at CONNECT: AUTH is out of place)
+            raise protocol_error("AUTH without an authentication method")
+        props = packet.properties
+        if props.authentication_method != self.auth_method:
+            raise protocol_error("AUTH with another authentication method")  # MQTT-4.12.0-5
+        reason = packet.reason_code
+        if reason == ReasonCode.RE_AUTHENTICATE and self.state == CONNECTED \
+                and self._exchange is None:
+            self._exchange = self._method.begin()  # MQTT 5.0 4.12.1
+        elif reason != ReasonCode.CONTINUE_AUTHENTICATION or self._exchange is None:
+            raise protocol_error(f"AUTH with reason 0x{reason:02X} out of place")
+        self._auth_step(props.authentication_data)
+
+    def _auth_step(self, data: bytes | None) -> None:
+        exchange = self._exchange
+        try:
+            done, reply = exchange.step(data)
+        except Exception as exc:  # a method refuses by raising
+            self._exchange = None
+            why = f"{self.auth_method} authentication failed: {exc}"
+            if self.state == AUTHENTICATING:
+                assert self._connect is not None
+                self.authenticated(self._connect, (ReasonCode.BAD_USER_NAME_OR_PASSWORD, why))
+            else:
+                self.close(ReasonCode.NOT_AUTHORIZED, why)  # MQTT-4.12.1-2
+            return
+        if not done:
+            self.send(Auth(ReasonCode.CONTINUE_AUTHENTICATION,
+                           Properties(authentication_method=self.auth_method,
+                                      authentication_data=reply)))
+            return
+        self._exchange = None
+        client = self.client
+        assert client is not None
+        if self.state == AUTHENTICATING:
+            assert self._connect is not None
+            self.client = replace(client, username=exchange.username)
+            self.auth_reply = reply
+            self.broker.authorize_will(self, self._connect, None)
+        elif exchange.username != client.username:
+            self.close(ReasonCode.NOT_AUTHORIZED, "re-authenticated as another user")
+        else:
+            self.send(Auth(ReasonCode.SUCCESS,
+                           Properties(authentication_method=self.auth_method,
+                                      authentication_data=reply)))
 
     def _on_connect_again(self, packet: Packet) -> None:
         raise protocol_error("second CONNECT")  # MQTT-3.1.0-2

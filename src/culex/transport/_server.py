@@ -32,11 +32,16 @@ def build_auth(config: Config, authenticators: list[Authenticator] | None = None
         AclFileError,
         PasswordFileAuthenticator,
         PasswordFileError,
+        ScramMethod,
     )
 
     try:
         if config.password_file:
-            chain.authenticators.insert(0, PasswordFileAuthenticator(config.password_file))
+            passwords = PasswordFileAuthenticator(config.password_file)
+            chain.authenticators.insert(0, passwords)
+            # MQTT 5 enhanced authentication, for the users the file has a SCRAM line for.
+            scram = ScramMethod(passwords.scram_credential)
+            chain.methods.setdefault(scram.name, scram)
         if config.acl_file:
             chain.authorizers.insert(0, AclFileAuthorizer(config.acl_file))
     except (PasswordFileError, AclFileError) as exc:
