@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from ..auth import AuthChain, Authenticator, Authorizer
+from ..auth import AuthChain, Authenticator, AuthMethod, Authorizer
 from ..broker import Broker
 from ..config import Config, ConfigError, ListenerConfig
 from ..persistence import Store, StoreError, open_store
@@ -22,9 +22,10 @@ STOP_FLUSH_TIMEOUT = 10  # seconds
 
 
 def build_auth(config: Config, authenticators: list[Authenticator] | None = None,
-               authorizers: list[Authorizer] | None = None) -> AuthChain:
+               authorizers: list[Authorizer] | None = None,
+               methods: list[AuthMethod] | None = None) -> AuthChain:
     """The plugin chain: the configured files first, then any plugins given in code."""
-    chain = AuthChain(list(authenticators or []), list(authorizers or []))
+    chain = AuthChain(list(authenticators or []), list(authorizers or []), methods)
     if not (config.password_file or config.acl_file):
         return chain
     from ..auth import (
@@ -54,11 +55,11 @@ class Server:
 
     def __init__(self, config: Config, authenticators: list[Authenticator] | None = None,
                  authorizers: list[Authorizer] | None = None,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, methods: list[AuthMethod] | None = None) -> None:
         self.config = config
         loop = asyncio.get_running_loop()
         # Everything that can be wrong in the files is found here, before any socket opens.
-        auth = build_auth(config, authenticators, authorizers)
+        auth = build_auth(config, authenticators, authorizers, methods)
         self.tls = {id(listener): TLSListener(listener)
                     for listener in config.listeners if listener.tls}
         self.store = store if store is not None else open_store(config)
