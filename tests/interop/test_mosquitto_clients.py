@@ -83,7 +83,7 @@ def test_retained_with_mosquitto(broker: BrokerProcess) -> None:
         ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", "sensors/#",
          "-C", "1", "-F", "%r %t %p", "-W", str(int(WAIT))],
         capture_output=True, text=True, timeout=WAIT, check=True).stdout
-    assert out.strip() == "1 sensors/t1 21.5"  # retained: flag set (MQTT-3.3.1-8 3.1.1)
+    assert out.strip() == "1 sensors/t1 21.5"  # retained: flag set (3.1.1: MQTT-3.3.1-8)
 
 
 def test_will_with_mosquitto_sub(broker: BrokerProcess) -> None:
