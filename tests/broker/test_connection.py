@@ -57,6 +57,7 @@ def publishes(client: MemoryClient) -> list[Publish]:
 # -- CONNECT --------------------------------------------------------------------------------
 
 def test_connack_accepts_each_version() -> None:
+    """MQTT-3.1.4-5, MQTT-3.2.2-2; 3.1.1: MQTT-3.1.4-4, 3.1.1: MQTT-3.2.2-3."""
     broker, _ = make_broker()
     for version in (3, 4, 5):
         ack = connack(connect(broker, f"c{version}", version))
@@ -175,6 +176,7 @@ def test_session_takeover() -> None:
 
 
 def test_persistent_session_queues_and_delivers_in_order() -> None:
+    """3.1.1: MQTT-3.1.2-4, -5, 3.1.1: MQTT-4.5.0-1; fresh ids: 3.1.1: MQTT-2.3.1-4."""
     broker, _ = make_broker()
     sub = connect(broker, "s", 4, clean_start=False)
     connack(sub)
@@ -193,6 +195,7 @@ def test_persistent_session_queues_and_delivers_in_order() -> None:
 
 
 def test_clean_start_discards_the_session() -> None:
+    """3.1.1: MQTT-3.1.2-6."""
     broker, _ = make_broker()
     sub = connect(broker, "s", 4, clean_start=False)
     subscribe(sub, "t")
@@ -263,6 +266,8 @@ def test_disconnect_can_change_expiry() -> None:
 
 @pytest.mark.parametrize("version", [3, 4, 5])
 def test_qos_handshakes_inbound(version: int) -> None:
+    """MQTT-3.3.4-1, MQTT-2.2.1-5; 3.1.1: MQTT-3.3.4-1, 3.1.1: MQTT-4.3.2-2,
+    3.1.1: MQTT-4.3.3-2."""
     broker, _ = make_broker()
     pub = connect(broker, "p", version)
     connack(pub)
@@ -301,6 +306,7 @@ def test_unknown_pubrel_gets_pubcomp() -> None:
 
 @pytest.mark.parametrize(("pub_qos", "sub_qos"), [(a, b) for a in range(3) for b in range(3)])
 def test_delivery_qos_is_the_minimum(pub_qos: int, sub_qos: int) -> None:
+    """3.1.1: MQTT-3.8.4-6."""
     broker, _ = make_broker()
     sub = connect(broker, "s")
     subscribe(sub, "t", qos=sub_qos)
@@ -323,6 +329,7 @@ def test_overlapping_subscriptions_give_one_delivery() -> None:
 
 
 def test_inflight_window_and_queue_order() -> None:
+    """3.1.1: MQTT-4.6.0-5, -6."""
     broker, _ = make_broker(max_inflight_messages=2)
     sub = connect(broker, "s")
     subscribe(sub, "t")
@@ -383,6 +390,7 @@ def test_message_size_limit() -> None:
 # -- publish rules --------------------------------------------------------------------------
 
 def test_topic_alias() -> None:
+    """MQTT-3.3.2-12 (every alias up to the maximum it announced is accepted)."""
     broker, _ = make_broker()
     sub = connect(broker, "s")
     subscribe(sub, "a/b", qos=0)
@@ -413,6 +421,7 @@ def test_subscription_identifier_from_a_client_is_a_protocol_error() -> None:
 
 
 def test_no_local() -> None:
+    """MQTT-3.8.3-3."""
     broker, _ = make_broker()
     client = connect(broker, "c", 5)
     connack(client)
@@ -454,6 +463,7 @@ def test_message_expiry() -> None:
 
 @pytest.mark.parametrize(("version", "bad"), [(4, 0x80), (5, ReasonCode.TOPIC_FILTER_INVALID)])
 def test_suback_codes(version: int, bad: int) -> None:
+    """MQTT-3.9.3-1, MQTT-3.8.4-7; 3.1.1: MQTT-3.8.4-5, 3.1.1: MQTT-3.9.3-1."""
     broker, _ = make_broker(max_qos=1)
     client = connect(broker, "c", version)
     connack(client)
@@ -462,6 +472,7 @@ def test_suback_codes(version: int, bad: int) -> None:
 
 
 def test_unsuback_codes() -> None:
+    """MQTT-3.11.3-1 (a code per filter, in order); 3.1.1: MQTT-3.10.4-4, -5."""
     broker, _ = make_broker()
     client = connect(broker, "c", 5)
     connack(client)
@@ -523,6 +534,7 @@ def will_setup(version: int = 5, delay: int | None = None, expiry: int = 0) -> A
 
 
 def test_will_published_when_the_connection_breaks() -> None:
+    """3.1.1: MQTT-3.1.2-8."""
     _, _, watcher, client = will_setup(4)
     client.drop()
     assert [p.payload for p in publishes(watcher)] == [b"bye"]

@@ -190,3 +190,28 @@ def test_an_alias_is_not_taught_by_a_packet_that_was_not_sent() -> None:
     # carry the topic itself.
     assert [(p.topic, p.properties.topic_alias) for p in publishes(sub)] == [
         ("maison/salon", 1)]
+
+
+def test_application_properties_are_forwarded_unaltered() -> None:
+    """MQTT-3.3.2-4, MQTT-3.3.2-15, MQTT-3.3.2-16, MQTT-3.3.2-17, MQTT-3.3.2-18,
+    MQTT-3.3.2-20; a will's, likewise (MQTT-3.1.3-10)."""
+    broker, _ = make_broker()
+    sub = connect(broker, "s", 5)
+    connack(sub)
+    subscribe(sub, "#", qos=1)
+    props = Properties(payload_format_indicator=1, content_type="application/json",
+                       response_topic="replies/42", correlation_data=b"\x00\x01id",
+                       user_properties=[("z", "1"), ("a", "2"), ("z", "3"), ("", "")])
+    pub = connect(broker, "p", 5, will=Will("wills/p", b"{}", 1, properties=props))
+    connack(pub)
+    pub.send(Publish("t", b"{}", qos=1, packet_id=1, properties=props))
+    pub.drop()  # the will goes out too
+    got = publishes(sub)
+    assert [p.topic for p in got] == ["t", "wills/p"]
+    for packet in got:
+        forwarded = packet.properties
+        assert forwarded.payload_format_indicator == 1
+        assert forwarded.content_type == "application/json"
+        assert forwarded.response_topic == "replies/42"
+        assert forwarded.correlation_data == b"\x00\x01id"
+        assert forwarded.user_properties == [("z", "1"), ("a", "2"), ("z", "3"), ("", "")]

@@ -97,8 +97,8 @@ def test_maximum_packet_size_boundary() -> None:
 
 # -- UTF-8 (MQTT 1.5.4) ---------------------------------------------------------------------
 
-def _publish_with_raw_topic(raw: bytes) -> bytes:
-    body = len(raw).to_bytes(2, "big") + raw
+def _publish_with_raw_topic(raw: bytes, version: int = 4) -> bytes:
+    body = len(raw).to_bytes(2, "big") + raw + (b"\x00" if version == MQTT_5 else b"")
     return bytes((0x30, len(body))) + body
 
 
@@ -110,13 +110,19 @@ def _publish_with_raw_topic(raw: bytes) -> bytes:
     b"\xf4\x90\x80\x80",        # above U+10FFFF
     b"a\x00b",                  # U+0000 (MQTT-1.5.4-2)
 ])
-def test_invalid_utf8_is_malformed(raw: bytes) -> None:
-    assert reason_of(_publish_with_raw_topic(raw)) == ReasonCode.MALFORMED_PACKET
+@pytest.mark.parametrize("version", [4, MQTT_5])
+def test_invalid_utf8_is_malformed(raw: bytes, version: int) -> None:
+    """MQTT-1.5.4-1, -2; 3.1.1: MQTT-1.5.3-1, -2; a topic name is a UTF-8 string:
+    3.1.1: MQTT-3.3.2-1."""
+    assert reason_of(_publish_with_raw_topic(raw, version), version) == \
+        ReasonCode.MALFORMED_PACKET
 
 
-def test_bom_is_kept() -> None:
-    packet = decode(_publish_with_raw_topic(b"\xef\xbb\xbfa"))
-    assert isinstance(packet, Publish) and packet.topic == "\ufeffa"  # MQTT-1.5.4-3
+@pytest.mark.parametrize("version", [4, MQTT_5])
+def test_bom_is_kept(version: int) -> None:
+    """MQTT-1.5.4-3; 3.1.1: MQTT-1.5.3-3."""
+    packet = decode(_publish_with_raw_topic(b"\xef\xbb\xbfa", version), version)
+    assert isinstance(packet, Publish) and packet.topic == "\ufeffa"
 
 
 # -- fixed header ---------------------------------------------------------------------------
@@ -132,7 +138,22 @@ def test_bom_is_kept() -> None:
     b"\x40\x03\x00\x01\x00",    # v3 PUBACK with an extra byte
 ])
 def test_malformed_fixed_headers_and_bodies(wire: bytes) -> None:
+    """Reserved flags: 3.1.1: MQTT-2.2.2-1, -2; PUBREL, SUBSCRIBE: 3.1.1: MQTT-3.6.1-1,
+    3.1.1: MQTT-3.8.1-1; QoS 3: 3.1.1: MQTT-3.3.1-4; DUP on QoS 0: 3.1.1: MQTT-3.3.1-2."""
     assert reason_of(wire) == ReasonCode.MALFORMED_PACKET
+
+
+@pytest.mark.parametrize("wire", [
+    b"\x60\x02\x00\x01",        # PUBREL without its 0010 flags
+    b"\x80\x07\x00\x01\x00\x00\x01a\x00",  # SUBSCRIBE without 0010
+    b"\xa0\x06\x00\x01\x00\x00\x01a",  # UNSUBSCRIBE without 0010
+    b"\xc1\x00",                # PINGREQ with a flag
+    b"\x36\x06\x00\x01a\x00\x01\x00",  # PUBLISH QoS 3
+    b"\xe1\x00",                # DISCONNECT with a flag
+])
+def test_malformed_fixed_headers_v5(wire: bytes) -> None:
+    """MQTT-2.1.3-1 (reserved flags); MQTT-3.6.1-1 (PUBREL); MQTT-3.3.1-4 (QoS 3)."""
+    assert reason_of(wire, MQTT_5) == ReasonCode.MALFORMED_PACKET
 
 
 def test_auth_is_reserved_before_mqtt5() -> None:
@@ -141,11 +162,14 @@ def test_auth_is_reserved_before_mqtt5() -> None:
 
 
 def test_wildcard_in_topic_name() -> None:
+    """3.1.1: MQTT-3.3.2-2, 3.1.1: MQTT-4.7.1-1; MQTT-3.3.2-2."""
+    assert reason_of(Publish("a/+", b"").encode(5), MQTT_5) == ReasonCode.TOPIC_NAME_INVALID
     assert reason_of(Publish("a/+", b"").encode(4)) == ReasonCode.TOPIC_NAME_INVALID
     assert reason_of(Publish("a/#", b"").encode(4)) == ReasonCode.TOPIC_NAME_INVALID
 
 
 def test_packet_identifier_zero_is_a_protocol_error() -> None:
+    """3.1.1: MQTT-2.3.1-1 (a non-zero packet identifier)."""
     assert reason_of(b"\x32\x05\x00\x01a\x00\x00") == ReasonCode.PROTOCOL_ERROR
     assert reason_of(b"\x40\x02\x00\x00") == ReasonCode.PROTOCOL_ERROR
 
@@ -161,20 +185,26 @@ CLIENT = b"\x00\x01c"
 
 
 def test_connect_reserved_flag_is_malformed() -> None:
+    """MQTT-3.1.2-3 (3.1.1 and 5.0)."""
+    assert reason_of(_connect(b"MQTT", 5, 0x03, b"\x00" + CLIENT), 0) == \
+        ReasonCode.MALFORMED_PACKET
     assert reason_of(_connect(b"MQTT", 4, 0x03, CLIENT), 0) == ReasonCode.MALFORMED_PACKET
 
 
 def test_connect_will_qos_without_will_is_malformed() -> None:
+    """3.1.1: MQTT-3.1.2-11, -13, -15."""
     assert reason_of(_connect(b"MQTT", 4, 0x0A, CLIENT), 0) == ReasonCode.MALFORMED_PACKET
     assert reason_of(_connect(b"MQTT", 4, 0x22, CLIENT), 0) == ReasonCode.MALFORMED_PACKET
 
 
 def test_connect_will_qos_3_is_malformed() -> None:
+    """3.1.1: MQTT-3.1.2-14."""
     payload = CLIENT + b"\x00\x01t\x00\x00"
     assert reason_of(_connect(b"MQTT", 4, 0x1E, payload), 0) == ReasonCode.MALFORMED_PACKET
 
 
 def test_connect_password_without_username() -> None:
+    """3.1.1: MQTT-3.1.2-22."""
     payload = CLIENT + b"\x00\x01p"
     assert reason_of(_connect(b"MQTT", 4, 0x42, payload), 0) == ReasonCode.MALFORMED_PACKET
     # MQTT 5 allows it (3.1.2.9).
@@ -193,6 +223,8 @@ def test_connect_unknown_level_and_name() -> None:
 
 
 def test_connect_trailing_bytes_are_malformed() -> None:
+    """A payload field whose flag is 0 may not be there: 3.1.1: MQTT-3.1.2-18, -20;
+    the CONNECT must match its format: 3.1.1: MQTT-3.1.4-1."""
     assert reason_of(_connect(b"MQTT", 4, 0x02, CLIENT + b"x"), 0) == ReasonCode.MALFORMED_PACKET
 
 
@@ -238,6 +270,7 @@ def test_user_properties_keep_their_order_and_repeats() -> None:
 # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------------------
 
 def test_subscribe_without_filters_is_a_protocol_error() -> None:
+    """3.1.1: MQTT-3.8.3-3, 3.1.1: MQTT-3.10.3-2."""
     assert reason_of(b"\x82\x02\x00\x01") == ReasonCode.PROTOCOL_ERROR
     assert reason_of(b"\xa2\x02\x00\x01") == ReasonCode.PROTOCOL_ERROR
 
