@@ -65,6 +65,7 @@ def test_connack_accepts_each_version() -> None:
 
 
 def test_empty_client_id() -> None:
+    """MQTT-3.1.3-6, -7; 3.1.1: MQTT-3.1.3-6, -9."""
     broker, _ = make_broker()
     ack = connack(connect(broker, "", 5))
     assert ack.reason_code == 0
@@ -78,6 +79,7 @@ def test_empty_client_id() -> None:
 
 
 def test_first_packet_must_be_connect() -> None:
+    """3.1.1: MQTT-3.1.0-1."""
     broker, _ = make_broker()
     client = MemoryClient(broker)
     client.send(PingReq())
@@ -86,6 +88,7 @@ def test_first_packet_must_be_connect() -> None:
 
 @pytest.mark.parametrize("version", [4, 5])
 def test_second_connect_is_a_protocol_error(version: int) -> None:
+    """3.1.1: MQTT-3.1.0-2."""
     broker, _ = make_broker()
     client = connect(broker, "c", version)
     connack(client)
@@ -96,6 +99,7 @@ def test_second_connect_is_a_protocol_error(version: int) -> None:
 
 
 def test_nothing_after_a_refused_connect_is_processed() -> None:
+    """MQTT-3.1.4-2."""
     broker, _ = make_broker(allow_anonymous=False)
     client = MemoryClient(broker, 5)
     client.send(Connect("c", 5), Publish("t", b"x"))
@@ -160,6 +164,7 @@ def test_connect_timeout() -> None:
 # -- sessions -------------------------------------------------------------------------------
 
 def test_session_takeover() -> None:
+    """MQTT-3.1.3-2."""
     broker, _ = make_broker()
     first = connect(broker, "c", 5, clean_start=False,
                     properties=Properties(session_expiry_interval=60))
@@ -176,7 +181,8 @@ def test_session_takeover() -> None:
 
 
 def test_persistent_session_queues_and_delivers_in_order() -> None:
-    """3.1.1: MQTT-3.1.2-4, -5, 3.1.1: MQTT-4.5.0-1; fresh ids: 3.1.1: MQTT-2.3.1-4."""
+    """3.1.1: MQTT-3.1.2-4, -5, 3.1.1: MQTT-4.5.0-1; fresh ids: 3.1.1: MQTT-2.3.1-4. 3.1.1:
+    MQTT-4.1.0-1, -2."""
     broker, _ = make_broker()
     sub = connect(broker, "s", 4, clean_start=False)
     connack(sub)
@@ -207,6 +213,7 @@ def test_clean_start_discards_the_session() -> None:
 
 
 def test_unacknowledged_messages_are_resent_with_dup() -> None:
+    """3.1.1: MQTT-3.3.1-1, 3.1.1: MQTT-4.4.0-1, 3.1.1: MQTT-4.6.0-1."""
     broker, _ = make_broker()
     sub = connect(broker, "s", 4, clean_start=False)
     subscribe(sub, "t", qos=2)
@@ -227,6 +234,7 @@ def test_unacknowledged_messages_are_resent_with_dup() -> None:
 
 
 def test_session_expiry_v5() -> None:
+    """MQTT-4.1.0-2, MQTT-3.1.2-23."""
     broker, clock = make_broker()
     sub = connect(broker, "s", 5, clean_start=False,
                   properties=Properties(session_expiry_interval=30))
@@ -267,7 +275,7 @@ def test_disconnect_can_change_expiry() -> None:
 @pytest.mark.parametrize("version", [3, 4, 5])
 def test_qos_handshakes_inbound(version: int) -> None:
     """MQTT-3.3.4-1, MQTT-2.2.1-5; 3.1.1: MQTT-3.3.4-1, 3.1.1: MQTT-4.3.2-2,
-    3.1.1: MQTT-4.3.3-2."""
+    3.1.1: MQTT-4.3.3-2. MQTT-4.3.3-8; 3.1.1: MQTT-2.3.1-6."""
     broker, _ = make_broker()
     pub = connect(broker, "p", version)
     connack(pub)
@@ -316,6 +324,7 @@ def test_delivery_qos_is_the_minimum(pub_qos: int, sub_qos: int) -> None:
 
 
 def test_overlapping_subscriptions_give_one_delivery() -> None:
+    """MQTT-3.3.4-4."""
     broker, _ = make_broker()
     sub = connect(broker, "s", 5)
     connack(sub)
@@ -346,6 +355,7 @@ def test_inflight_window_and_queue_order() -> None:
 
 
 def test_receive_maximum_of_the_client_bounds_the_window() -> None:
+    """MQTT-4.9.0-1, -2."""
     broker, _ = make_broker(max_inflight_messages=10)
     sub = connect(broker, "s", 5, properties=Properties(receive_maximum=1))
     connack(sub)
@@ -433,6 +443,7 @@ def test_no_local() -> None:
 
 
 def test_wildcards_do_not_match_dollar_topics() -> None:
+    """3.1.1: MQTT-4.7.2-1."""
     broker, _ = make_broker()
     sub = connect(broker, "s")
     subscribe(sub, "#", "+/x")
@@ -463,7 +474,8 @@ def test_message_expiry() -> None:
 
 @pytest.mark.parametrize(("version", "bad"), [(4, 0x80), (5, ReasonCode.TOPIC_FILTER_INVALID)])
 def test_suback_codes(version: int, bad: int) -> None:
-    """MQTT-3.9.3-1, MQTT-3.8.4-7; 3.1.1: MQTT-3.8.4-5, 3.1.1: MQTT-3.9.3-1."""
+    """MQTT-3.9.3-1, MQTT-3.8.4-7; 3.1.1: MQTT-3.8.4-5, 3.1.1: MQTT-3.9.3-1. MQTT-3.8.4-1, -2, -5,
+    -6, MQTT-3.9.3-2, MQTT-2.2.1-6; 3.1.1: MQTT-3.8.4-1, -2, -4, 3.1.1: MQTT-3.9.3-2."""
     broker, _ = make_broker(max_qos=1)
     client = connect(broker, "c", version)
     connack(client)
@@ -472,7 +484,8 @@ def test_suback_codes(version: int, bad: int) -> None:
 
 
 def test_unsuback_codes() -> None:
-    """MQTT-3.11.3-1 (a code per filter, in order); 3.1.1: MQTT-3.10.4-4, -5."""
+    """MQTT-3.11.3-1 (a code per filter, in order); 3.1.1: MQTT-3.10.4-4, -5. MQTT-3.10.4-6,
+    MQTT-3.11.3-2."""
     broker, _ = make_broker()
     client = connect(broker, "c", 5)
     connack(client)
@@ -487,6 +500,7 @@ def test_unsuback_codes() -> None:
 
 
 def test_retained_messages() -> None:
+    """3.1.1: MQTT-3.3.1-5, -6, -7, -10, -11, -12; a live subscriber: MQTT-3.3.1-12."""
     broker, _ = make_broker()
     pub = connect(broker, "p")
     pub.send(Publish("r/a", b"1", retain=True), Publish("r/b", b"2", 1, True, packet_id=1))
@@ -541,6 +555,7 @@ def test_will_published_when_the_connection_breaks() -> None:
 
 
 def test_no_will_after_normal_disconnect() -> None:
+    """3.1.1: MQTT-3.1.2-10, 3.1.1: MQTT-3.14.4-3."""
     _, _, watcher, client = will_setup(4)
     client.send(Disconnect())
     assert publishes(watcher) == []  # MQTT-3.1.2-10 (3.1.1: MQTT-3.1.2-8)

@@ -48,6 +48,7 @@ def subscribe(client: RawClient, *filters: str, qos: int = 1, pid: int = 1,
 
 
 def test_assigned_client_identifiers(broker: BrokerProcess) -> None:
+    """Over the wire: MQTT-3.1.3-6, -7; 3.1.1: MQTT-3.1.3-6."""
     _, ack = connect(broker.port, "", 5)
     assigned = ack.properties.assigned_client_identifier
     assert ack.reason_code == 0 and assigned

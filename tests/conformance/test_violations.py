@@ -48,6 +48,7 @@ def still_serving(port: int) -> None:
 ])
 def test_v5_violation_gets_disconnect_with_reason(broker: object, wire: bytes,
                                                   reason: ReasonCode) -> None:
+    """MQTT-4.13.1-1, MQTT-3.14.4-1, -2, MQTT-4.13.2-1."""
     port = broker.port  # type: ignore[attr-defined]
     client = connected(port, 5)
     client.send_raw(wire)
@@ -63,6 +64,7 @@ def test_v5_violation_gets_disconnect_with_reason(broker: object, wire: bytes,
     b"\x30\xff\xff\xff\xff\x01",  # remaining length of five bytes
 ])
 def test_v3_violation_closes_the_connection(broker: object, wire: bytes) -> None:
+    """3.1.1: MQTT-4.8.0-1."""
     port = broker.port  # type: ignore[attr-defined]
     client = connected(port, 4)
     client.send_raw(wire)
@@ -71,12 +73,14 @@ def test_v3_violation_closes_the_connection(broker: object, wire: bytes) -> None
 
 
 def test_first_packet_not_connect(broker: object) -> None:
+    """MQTT-3.14.0-1 (no DISCONNECT before a CONNACK)."""
     client = RawClient(broker.port)  # type: ignore[attr-defined]
     client.send(Publish("t", b"x"))
     assert client.expect_closed() == []  # MQTT-3.1.0-1
 
 
 def test_unsupported_protocol_level(broker: object) -> None:
+    """MQTT-3.1.2-2."""
     client = RawClient(broker.port)  # type: ignore[attr-defined]
     client.send_raw(b"\x10\x0d\x00\x04MQTT\x07\x02\x00\x3c\x00\x01c")
     client.sock.settimeout(10)
@@ -87,6 +91,7 @@ def test_unsupported_protocol_level(broker: object) -> None:
 
 
 def test_unknown_protocol_name(broker: object) -> None:
+    """MQTT-3.1.2-1; 3.1.1: MQTT-3.1.2-1."""
     client = RawClient(broker.port)  # type: ignore[attr-defined]
     client.send_raw(b"\x10\x0d\x00\x04HTTP\x04\x02\x00\x3c\x00\x01c")
     assert client.expect_closed() == []

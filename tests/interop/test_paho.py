@@ -14,6 +14,8 @@ from support import BrokerProcess
 @pytest.mark.parametrize("qos", [0, 1, 2])
 @pytest.mark.parametrize("version", list(VERSIONS))
 def test_publish_subscribe(broker: BrokerProcess, version: str, qos: int) -> None:
+    """Over TCP with a stock client and no extension: MQTT-4.2.0-1; 3.1.1: MQTT-7.1.1-1, 3.1.1:
+    MQTT-7.0.0-2."""
     proto = VERSIONS[version]
     sub = Paho(broker.port, proto, f"sub-{version}-{qos}").connect()
     pub = Paho(broker.port, proto, f"pub-{version}-{qos}").connect()

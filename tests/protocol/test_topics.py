@@ -57,6 +57,7 @@ def test_valid_filters(valid: str) -> None:
 
 @pytest.mark.parametrize("invalid", ["", "a#", "a/#/b", "a/b#", "a+", "+a/b", "a/++", "##"])
 def test_invalid_filters(invalid: str) -> None:
+    """3.1.1: MQTT-4.7.1-2, -3, 3.1.1: MQTT-4.7.3-1."""
     assert not is_valid_topic_filter(invalid)  # MQTT-4.7.1-1, -2, MQTT-4.7.3-1
 
 
@@ -66,6 +67,7 @@ def test_invalid_topic_names(invalid: str) -> None:
 
 
 def test_shared_subscription_parsing() -> None:
+    """MQTT-4.8.2-1, -2."""
     assert parse_shared("a/b") is None
     assert parse_shared("$share/g/a/+") == ("g", "a/+")
     for bad in ("$share/g", "$share//a", "$share/g+/a", "$share/g/a#"):
@@ -75,6 +77,7 @@ def test_shared_subscription_parsing() -> None:
 
 @given(st.lists(filters(), max_size=8), topics)
 def test_router_matches_like_the_reference(subscribed: list[str], topic: str) -> None:
+    """MQTT-3.3.2-3; 3.1.1: MQTT-3.3.2-3."""
     router = Router()
     sessions = []
     for index, topic_filter in enumerate(subscribed):

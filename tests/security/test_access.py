@@ -132,6 +132,7 @@ def test_subscribe_matrix(secured: BrokerProcess, version: int, user: str | None
 ])
 def test_publish_matrix(secured: BrokerProcess, version: int, user: str | None, topic: str,
                         allowed: bool) -> None:
+    """3.1.1: MQTT-3.3.5-2 (a refused 3.1.1 publish is acknowledged and dropped)."""
     watcher, _ = login(secured.port, 4, "admin", "admin-pw", "watcher")
     assert subscribe(watcher, "#") == 1
     client, _ = login(secured.port, version, user, f"{user}-pw" if user else None)

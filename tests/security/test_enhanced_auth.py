@@ -131,6 +131,7 @@ def scram_connect(broker: Broker, password: str = "wonderland",
 
 
 def test_scram_exchange_at_connect() -> None:
+    """MQTT-4.12.0-2, -5."""
     broker = make_broker()
     client, packets = scram_connect(broker)
     assert isinstance(packets[0], ConnAck) and packets[0].reason_code == 0
@@ -138,6 +139,7 @@ def test_scram_exchange_at_connect() -> None:
 
 
 def test_a_wrong_password_is_refused() -> None:
+    """MQTT-4.12.0-4."""
     _, packets = scram_connect(make_broker(), password="looking-glass")
     assert isinstance(packets[0], ConnAck)
     assert packets[0].reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD
@@ -150,6 +152,7 @@ def test_packets_sent_during_the_exchange_wait_for_the_connack() -> None:
 
 
 def test_an_unknown_method_is_refused() -> None:
+    """MQTT-4.12.0-1."""
     client = MemoryClient(make_broker(), 5)
     client.send(Connect("c", 5, properties=Properties(authentication_method="GS2-KRB5")))
     assert client.received() == [ConnAck(False, ReasonCode.BAD_AUTHENTICATION_METHOD)]
