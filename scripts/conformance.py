@@ -123,8 +123,9 @@ def render() -> tuple[str, dict[str, int], list[str]]:
             rows.append(f"| {ident} | {cell} |")
         untested[version] = counts["untested"]
         parts.append(f"## MQTT {version}\n\n{len(ids)} statements: {counts['tested']} shown "
-                     f"by tests, {counts['n/a']} not applicable to a server, "
-                     f"{counts['untested']} not yet tested.\n\n| statement | shown by |\n"
+                     f"by tests, {counts['n/a']} that bind only clients or that culex cannot "
+                     f"break by construction (n/a, with the reason), {counts['untested']} not "
+                     "yet tested.\n\n| statement | shown by |\n"
                      "|---|---|\n" + "\n".join(rows) + "\n")
     return "\n".join(parts), untested, problems
 

@@ -156,7 +156,7 @@ def test_topic_aliases_towards_a_client_that_accepts_them() -> None:
         pub.send(Publish(topic, topic.encode()))
     got = [(p.topic, p.properties.topic_alias, p.payload) for p in publishes(sub)]
     assert got == [
-        ("maison/salon", 1, b"maison/salon"),  # the alias is taught with the topic
+        ("maison/salon", 1, b"maison/salon"),  # taught with the topic; never 0 (MQTT-3.3.2-8)
         ("", 1, b"maison/salon"),  # then used alone
         ("maison/cuisine", 2, b"maison/cuisine"),
         # Never above the client's maximum: MQTT-3.3.2-11, MQTT-3.1.2-26.

@@ -27,7 +27,7 @@ from culex.protocol import (
     Will,
 )
 
-from support import make_broker
+from support import MemoryClient, make_broker
 
 NOBODY = ReasonCode.NO_MATCHING_SUBSCRIBERS
 V5_SESSION = Properties(session_expiry_interval=3600)
@@ -215,7 +215,7 @@ def test_unsubscribe_stops_new_messages_and_finishes_started_ones() -> None:
 
 
 def test_qos1_sender_and_receiver_rules() -> None:
-    """MQTT-4.3.2-1, MQTT-4.3.2-3, MQTT-4.3.2-4, MQTT-4.3.2-5; 3.1.1: MQTT-4.3.2-1."""
+    """MQTT-4.3.2-1, MQTT-4.3.2-3, MQTT-4.3.2-4, MQTT-4.3.2-5; 3.1.1: MQTT-4.3.2-1. MQTT-2.2.1-4."""
     for version in (4, 5):
         broker, _ = make_broker()
         sub = connect(broker, "s", version, clean_start=False, properties=V5_SESSION)
@@ -378,3 +378,163 @@ def test_no_auth_packets_without_an_authentication_method() -> None:
     ack = connack(client)
     assert ack.properties.authentication_method is None
     assert ack.properties.authentication_data is None
+
+
+# Reason codes each packet may carry from a server (MQTT 5.0 3.2.2.2, 3.4.2.1, 3.5.2.1,
+# 3.6.2.1, 3.7.2.1, 3.14.2.1, 3.15.2.1).
+_ALLOWED = {
+    ConnAck: {0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C,
+              0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F},
+    PubAck: {0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99},
+    PubRec: {0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99},
+    PubRel: {0x00, 0x92},
+    PubComp: {0x00, 0x92},
+    Disconnect: {0x00, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93,
+                 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0,
+                 0xA1, 0xA2},
+}
+
+
+def test_every_reason_code_sent_is_one_the_packet_may_carry() -> None:
+    """MQTT-3.2.2-8, MQTT-3.4.2-1, MQTT-3.5.2-1, MQTT-3.6.2-1, MQTT-3.7.2-1, MQTT-3.14.2-1."""
+    sent = []
+
+    def run(broker_options: dict[str, object], *packets: object, **connect_kw: object) -> None:
+        broker, clock = make_broker(**broker_options)
+        client = connect(broker, "c", 5, **connect_kw)  # type: ignore[arg-type]
+        for packet in packets:
+            client.send(packet)  # type: ignore[arg-type]
+        clock.advance(1000)
+        sent.extend(client.received())
+
+    text = Properties(payload_format_indicator=1)
+    run({}, Publish("t", b"x", 1, packet_id=1), Publish("t", b"x", 2, packet_id=2), PubRel(2),
+        PubRel(9), Publish("t", b"\xff", 1, packet_id=3, properties=text),
+        Publish("t", b"\xff", 2, packet_id=4, properties=text), Disconnect())
+    run({}, properties=Properties(authentication_method="nope"))
+    run({"max_qos": 1}, will=Will("w", b"x", 2))
+    run({"retain_available": False}, will=Will("w", b"x", retain=True))
+    run({}, will=Will("w", b"\xff", properties=text))
+    run({}, Publish("", b"x", properties=Properties(topic_alias=99)))
+    run({}, Publish("", b"x", properties=Properties(topic_alias=1)))
+    run({"wildcard_subscription_available": False}, Subscribe(1, [SubscriptionRequest("#")]))
+    run({}, Connect("again", 5))
+    run({}, keep_alive=5)
+    for packet in sent:
+        allowed = _ALLOWED.get(type(packet))
+        if allowed is not None:
+            assert packet.reason_code in allowed, packet  # type: ignore[attr-defined]
+    kinds = {type(p) for p in sent}
+    assert {ConnAck, PubAck, PubRec, PubComp, Disconnect} <= kinds
+
+
+def test_a_normal_disconnect_discards_the_will() -> None:
+    """MQTT-3.14.4-3."""
+    broker, _ = make_broker()
+    watcher = connect(broker, "w", 5)
+    connack(watcher)
+    subscribe(watcher, "will", qos=0)
+    client = connect(broker, "c", 5, will=Will("will", b"bye"))
+    connack(client)
+    client.send(Disconnect(ReasonCode.SUCCESS))
+    assert publishes(watcher) == []
+
+
+def test_the_session_lives_while_connected_whatever_its_expiry() -> None:
+    """MQTT-4.1.0-1."""
+    broker, clock = make_broker()
+    client = connect(broker, "c", 5, keep_alive=0,
+                     properties=Properties(session_expiry_interval=1))
+    connack(client)
+    subscribe(client, "t", qos=0)
+    clock.advance(3600)  # far beyond the expiry interval, but still connected
+    client.send(PingReq())
+    client.received()
+    connect(broker, "p", 5).send(Publish("t", b"still here"))
+    assert [p.payload for p in publishes(client)] == [b"still here"]
+
+
+def test_a_refused_shared_delivery_is_not_given_to_another_member() -> None:
+    """MQTT-4.8.2-6."""
+    broker, _ = make_broker()
+    members = []
+    for name in ("a", "b"):
+        member = connect(broker, name, 5)
+        connack(member)
+        subscribe(member, "$share/g/t", qos=1)
+        members.append(member)
+    connect(broker, "p", 5).send(Publish("t", b"x", 1, packet_id=1))
+    received = [(member, publishes(member)) for member in members]
+    ((chosen, (got,)),) = [(member, got) for member, got in received if got]
+    chosen.send(PubAck(got.packet_id, ReasonCode.UNSPECIFIED_ERROR))
+    assert all(publishes(member) == [] for member in members)
+
+
+def test_client_ids_of_1_to_23_alphanumerics_are_allowed() -> None:
+    """MQTT-3.1.3-5; 3.1.1: MQTT-3.1.3-5."""
+    broker, _ = make_broker()
+    for version in (4, 5):
+        for client_id in ("a", "0123456789abcdefghijKLM"):
+            client = connect(broker, client_id, version)
+            assert connack(client).reason_code == 0
+
+
+def test_a_3_1_1_connection_without_will_publishes_none() -> None:
+    """3.1.1: MQTT-3.1.2-12."""
+    broker, _ = make_broker()
+    watcher = connect(broker, "w")
+    subscribe(watcher, "#", qos=0)
+    client = connect(broker, "c")
+    connack(client)
+    client.drop()
+    assert publishes(watcher) == []
+
+
+def test_a_3_1_1_takeover_closes_the_first_connection() -> None:
+    """3.1.1: MQTT-3.1.4-2, 3.1.1: MQTT-3.1.3-2."""
+    broker, _ = make_broker()
+    first = connect(broker, "c", 4, clean_start=False)
+    connack(first)
+    second = connect(broker, "c", 4, clean_start=False)
+    assert first.sink.closed and first.received() == []  # 3.1.1 has no DISCONNECT to send
+    assert connack(second).session_present
+
+
+def test_nothing_after_a_refused_3_1_1_connect_is_processed() -> None:
+    """3.1.1: MQTT-3.1.4-5, 3.1.1: MQTT-3.1.4-3 (only a valid CONNECT is processed)."""
+    broker, _ = make_broker(allow_anonymous=False)
+    watcher_broker_sessions = dict(broker.sessions)
+    client = MemoryClient(broker, 4)
+    client.send(Connect("c", 4, clean_start=False),
+                Subscribe(1, [SubscriptionRequest("t")]))
+    assert client.received() == [ConnAck(False, 5)] and client.sink.closed
+    assert broker.sessions == watcher_broker_sessions  # no session made, nothing subscribed
+
+
+def test_a_malformed_3_1_1_connect_is_closed_without_connack() -> None:
+    """3.1.1: MQTT-3.2.2-6, 3.1.1: MQTT-3.1.4-1, 3.1.1: MQTT-3.1.2-3."""
+    broker, _ = make_broker()
+    client = MemoryClient(broker, 4)
+    client.send_raw(b"\x10\x0d\x00\x04MQTT\x04\x03\x00\x3c\x00\x01c")  # reserved flag set
+    assert client.received() == [] and client.sink.closed
+
+
+def test_overlapping_subscriptions_in_3_1_1() -> None:
+    """3.1.1: MQTT-3.3.5-1."""
+    broker, _ = make_broker()
+    sub = connect(broker, "s")
+    subscribe(sub, "a/+", qos=0)
+    subscribe(sub, "a/#", qos=2, pid=2)
+    connect(broker, "p").send(Publish("a/b", b"x", 2, packet_id=1))
+    assert [(p.payload, p.qos) for p in publishes(sub)] == [(b"x", 2)]
+
+
+def test_unsubscribe_several_filters_in_3_1_1() -> None:
+    """3.1.1: MQTT-3.10.4-6, 3.1.1: MQTT-2.3.1-7."""
+    broker, _ = make_broker()
+    sub = connect(broker, "s")
+    subscribe(sub, "a", "b", "c", qos=0)
+    sub.send(Unsubscribe(7, ["a", "c"]))
+    assert sub.received() == [UnsubAck(7)]
+    connect(broker, "p").send(Publish("a", b"1"), Publish("b", b"2"), Publish("c", b"3"))
+    assert [p.payload for p in publishes(sub)] == [b"2"]

@@ -7,6 +7,7 @@ import pytest
 from culex.protocol import (
     MQTT_5,
     ConnAck,
+    Connect,
     Decoder,
     Disconnect,
     MQTTError,
@@ -18,7 +19,11 @@ from culex.protocol import (
     PubRel,
     ReasonCode,
     SubAck,
+    Subscribe,
+    SubscriptionRequest,
+    Unsubscribe,
     UnsupportedProtocolVersion,
+    Will,
     decode_varint,
     encode_varint,
 )
@@ -63,6 +68,9 @@ def test_remaining_length_of_five_bytes_is_malformed() -> None:
 # -- exact bytes ----------------------------------------------------------------------------
 
 def test_exact_bytes_of_small_packets() -> None:
+    """No packet identifier at QoS 0: MQTT-2.2.1-2; 3.1.1: MQTT-2.3.1-5. No properties is a
+    zero Property Length: MQTT-2.2.2-1."""
+    assert Publish("a", b"x", 0).encode(4) == b"\x30\x04\x00\x01ax"
     assert ConnAck(False, 0).encode(4) == b"\x20\x02\x00\x00"
     assert ConnAck(True, 0).encode(5) == b"\x20\x03\x01\x00\x00"
     assert PubAck(7).encode(4) == b"\x40\x02\x00\x07"
@@ -136,10 +144,13 @@ def test_bom_is_kept(version: int) -> None:
     b"\x38\x03\x00\x01a",       # DUP on QoS 0
     b"\xc0\x01\x00",            # PINGREQ with a body
     b"\x40\x03\x00\x01\x00",    # v3 PUBACK with an extra byte
+    b"\xa0\x05\x00\x01\x00\x01a",  # UNSUBSCRIBE without 0010
+    b"\xe1\x00",                # DISCONNECT with a flag
 ])
 def test_malformed_fixed_headers_and_bodies(wire: bytes) -> None:
-    """Reserved flags: 3.1.1: MQTT-2.2.2-1, -2; PUBREL, SUBSCRIBE: 3.1.1: MQTT-3.6.1-1,
-    3.1.1: MQTT-3.8.1-1; QoS 3: 3.1.1: MQTT-3.3.1-4; DUP on QoS 0: 3.1.1: MQTT-3.3.1-2."""
+    """Reserved flags: 3.1.1: MQTT-2.2.2-1, -2; PUBREL, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT:
+    3.1.1: MQTT-3.6.1-1, 3.1.1: MQTT-3.8.1-1, 3.1.1: MQTT-3.10.1-1, 3.1.1: MQTT-3.14.1-1;
+    QoS 3: 3.1.1: MQTT-3.3.1-4; DUP on QoS 0: 3.1.1: MQTT-3.3.1-2."""
     assert reason_of(wire) == ReasonCode.MALFORMED_PACKET
 
 
@@ -150,9 +161,12 @@ def test_malformed_fixed_headers_and_bodies(wire: bytes) -> None:
     b"\xc1\x00",                # PINGREQ with a flag
     b"\x36\x06\x00\x01a\x00\x01\x00",  # PUBLISH QoS 3
     b"\xe1\x00",                # DISCONNECT with a flag
+    b"\xf1\x00",                # AUTH with a flag
 ])
 def test_malformed_fixed_headers_v5(wire: bytes) -> None:
-    """MQTT-2.1.3-1 (reserved flags); MQTT-3.6.1-1 (PUBREL); MQTT-3.3.1-4 (QoS 3)."""
+    """MQTT-2.1.3-1 (reserved flags); PUBREL, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT, AUTH:
+    MQTT-3.6.1-1, MQTT-3.8.1-1, MQTT-3.10.1-1, MQTT-3.14.1-1, MQTT-3.15.1-1; QoS 3:
+    MQTT-3.3.1-4."""
     assert reason_of(wire, MQTT_5) == ReasonCode.MALFORMED_PACKET
 
 
@@ -162,7 +176,7 @@ def test_auth_is_reserved_before_mqtt5() -> None:
 
 
 def test_wildcard_in_topic_name() -> None:
-    """3.1.1: MQTT-3.3.2-2, 3.1.1: MQTT-4.7.1-1; MQTT-3.3.2-2."""
+    """3.1.1: MQTT-3.3.2-2, 3.1.1: MQTT-4.7.1-1; MQTT-3.3.2-2, MQTT-4.7.0-1."""
     assert reason_of(Publish("a/+", b"").encode(5), MQTT_5) == ReasonCode.TOPIC_NAME_INVALID
     assert reason_of(Publish("a/+", b"").encode(4)) == ReasonCode.TOPIC_NAME_INVALID
     assert reason_of(Publish("a/#", b"").encode(4)) == ReasonCode.TOPIC_NAME_INVALID
@@ -270,12 +284,15 @@ def test_user_properties_keep_their_order_and_repeats() -> None:
 # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------------------
 
 def test_subscribe_without_filters_is_a_protocol_error() -> None:
-    """3.1.1: MQTT-3.8.3-3, 3.1.1: MQTT-3.10.3-2."""
+    """3.1.1: MQTT-3.8.3-3, 3.1.1: MQTT-3.10.3-2; MQTT-3.8.3-2, MQTT-3.10.3-2."""
     assert reason_of(b"\x82\x02\x00\x01") == ReasonCode.PROTOCOL_ERROR
     assert reason_of(b"\xa2\x02\x00\x01") == ReasonCode.PROTOCOL_ERROR
+    assert reason_of(b"\x82\x03\x00\x01\x00", MQTT_5) == ReasonCode.PROTOCOL_ERROR
+    assert reason_of(b"\xa2\x03\x00\x01\x00", MQTT_5) == ReasonCode.PROTOCOL_ERROR
 
 
 def test_subscribe_reserved_option_bits() -> None:
+    """MQTT-3.8.3-5."""
     assert reason_of(b"\x82\x06\x00\x01\x00\x01a\x04") == ReasonCode.MALFORMED_PACKET  # v3
     wire = b"\x82\x07\x00\x01\x00\x00\x01a\x40"
     assert reason_of(wire, MQTT_5) == ReasonCode.MALFORMED_PACKET
@@ -318,3 +335,91 @@ def test_announced_size_is_not_allocated_ahead_of_the_bytes() -> None:
     decoder.feed(b"\x30\xff\xff\xff\x7f\x00\x01t")  # announces the protocol maximum
     assert decoder.next_packet() is None
     assert decoder.buffered == 8  # what arrived, not 256 MB
+
+
+# -- every string is UTF-8, without U+0000 ---------------------------------------------------
+
+MARK = "\u20ac"  # three bytes of UTF-8 (E2 82 AC), swapped for three bad ones when encoded
+
+
+def _with_bad_byte(packet: Packet, version: int, bad: bytes) -> bytes:
+    wire = packet.encode(version)
+    assert wire.count(MARK.encode()) == 1
+    return wire.replace(MARK.encode(), bad)
+
+
+_STRING_FIELDS: list[tuple[int, Packet]] = [
+    (4, Connect(MARK)), (5, Connect(MARK, 5)),
+    (4, Connect("c", will=Will(MARK, b"x"))), (5, Connect("c", 5, will=Will(MARK, b"x"))),
+    (4, Connect("c", username=MARK)), (5, Connect("c", 5, username=MARK)),
+    (4, Subscribe(1, [SubscriptionRequest(MARK)])),
+    (5, Subscribe(1, [SubscriptionRequest(MARK)])),
+    (4, Unsubscribe(1, [MARK])), (5, Unsubscribe(1, [MARK])),
+    (5, Publish("t", properties=Properties(response_topic=MARK))),
+    (5, Publish("t", properties=Properties(content_type=MARK))),
+    (5, Publish("t", properties=Properties(user_properties=[(MARK, "v")]))),
+    (5, Publish("t", properties=Properties(user_properties=[("k", MARK)]))),
+]
+
+
+@pytest.mark.parametrize(("version", "packet"), _STRING_FIELDS)
+@pytest.mark.parametrize("bad", [b"\xe2\x82\xff", b"a\x00b"])
+def test_every_string_field_must_be_utf8(version: int, packet: Packet, bad: bytes) -> None:
+    """Client id, will topic, user name: MQTT-3.1.3-4, -11, -12; 3.1.1: MQTT-3.1.3-4, -10,
+    -11. Topic filters: MQTT-3.8.3-1, MQTT-3.10.3-1; 3.1.1: MQTT-3.8.3-1, 3.1.1: MQTT-3.10.3-1.
+    Response topic, content type, user properties: MQTT-3.3.2-13, MQTT-3.3.2-19,
+    MQTT-1.5.7-1. No U+0000 in names and filters: MQTT-4.7.3-2; 3.1.1: MQTT-4.7.3-2."""
+    wire = _with_bad_byte(packet, version, bad)
+    # A CONNECT tells the decoder its version; other packets are read at the given one.
+    assert reason_of(wire, 0 if isinstance(packet, Connect) else version) == \
+        ReasonCode.MALFORMED_PACKET
+
+
+def test_topic_name_with_u0000_is_malformed() -> None:
+    """MQTT-4.7.3-2, MQTT-3.3.2-1; 3.1.1: MQTT-4.7.3-2."""
+    for version in (4, MQTT_5):
+        assert reason_of(_publish_with_raw_topic(b"a\x00", version), version) == \
+            ReasonCode.MALFORMED_PACKET
+
+
+def _v5_connect(flags: int, payload: bytes) -> bytes:
+    """A CONNECT at level 5, no properties, payload as given (client id "c" first)."""
+    return _connect(b"MQTT", 5, flags, b"\x00" + CLIENT + payload)
+
+
+@pytest.mark.parametrize(("flags", "payload"), [
+    (0x0A, b""),  # Will QoS 1 without the Will Flag (MQTT-3.1.2-11)
+    (0x22, b""),  # Will Retain without the Will Flag (MQTT-3.1.2-13)
+    (0x1E, b"\x00\x00\x01t\x00\x00"),  # Will QoS 3 (MQTT-3.1.2-12)
+    (0x06, b""),  # Will Flag, but no will properties, topic or payload (MQTT-3.1.2-9)
+    (0x02, b"\x00\x01u"),  # a user name without its flag (MQTT-3.1.2-16)
+    (0x82, b""),  # the flag without a user name (MQTT-3.1.2-17)
+    (0x82, b"\x00\x01u\x00\x01p"),  # a password without its flag (MQTT-3.1.2-18)
+    (0xC2, b"\x00\x01u"),  # the flag without a password (MQTT-3.1.2-19)
+])
+def test_connect_flags_and_fields_must_agree_v5(flags: int, payload: bytes) -> None:
+    """MQTT-3.1.2-9, -11, -12, -13, -16, -17, -18, -19; the format is checked before anything
+    else (MQTT-3.1.4-1)."""
+    assert reason_of(_v5_connect(flags, payload), 0) == ReasonCode.MALFORMED_PACKET
+
+
+@pytest.mark.parametrize(("flags", "payload"), [
+    (0x06, b""),  # Will Flag without will topic and payload
+    (0x82, b""),  # User Name Flag without a user name
+    (0xC2, b"\x00\x01u"),  # Password Flag without a password
+])
+def test_connect_flags_and_fields_must_agree(flags: int, payload: bytes) -> None:
+    """3.1.1: MQTT-3.1.2-9, -19, -21."""
+    assert reason_of(_connect(b"MQTT", 4, flags, CLIENT + payload), 0) == \
+        ReasonCode.MALFORMED_PACKET
+
+
+@pytest.mark.parametrize("version", [4, MQTT_5])
+def test_connect_fields_are_read_in_their_order(version: int) -> None:
+    """MQTT-3.1.3-1, MQTT-3.1.3-3; 3.1.1: MQTT-3.1.3-1, -3."""
+    props = b"\x00" if version == MQTT_5 else b""
+    payload = (b"\x00\x02id" + props + b"\x00\x02wt\x00\x02wm\x00\x02un\x00\x02pw")
+    packet = decode(_connect(b"MQTT", version, 0xC6, props + payload), 0)
+    assert isinstance(packet, Connect) and packet.will is not None
+    assert (packet.client_id, packet.will.topic, packet.will.payload, packet.username,
+            packet.password) == ("id", "wt", b"wm", "un", b"pw")

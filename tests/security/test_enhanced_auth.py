@@ -168,6 +168,7 @@ def test_auth_with_another_method_is_a_protocol_error() -> None:
 
 
 def test_re_authentication() -> None:
+    """MQTT-3.15.2-1 (0x18, 0x00)."""
     broker = make_broker()
     client, _ = scram_connect(broker)
     scram = ScramClient("alice", "wonderland", nonce="second")

@@ -1,0 +1,78 @@
+"""The asyncio layer around a connection, with a stand-in transport: what a bug costs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from culex.broker import Broker
+from culex.config import Config
+from culex.protocol import Connect, Publish, Subscribe, SubscriptionRequest
+from culex.transport._tcp import MQTTProtocol
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = False
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 1) if name == "peername" else None
+
+    def set_write_buffer_limits(self, high: int, low: int) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def writelines(self, data: list[bytes]) -> None:
+        for chunk in data:
+            self.written += chunk
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+class FakeServer:
+    def admit(self, protocol: object) -> bool:
+        return True
+
+    def release(self, protocol: object) -> None:
+        pass
+
+
+def test_an_internal_error_costs_one_connection_only() -> None:
+    """3.1.1: MQTT-4.8.0-2: a transient error while handling a packet closes that connection;
+    the broker goes on serving the others."""
+
+    async def scenario() -> None:
+        config = Config()
+        config.validate()
+        broker = Broker(config, asyncio.get_running_loop())
+        healthy, faulty = FakeTransport(), FakeTransport()
+        protocols = []
+        for transport, client_id in ((healthy, "healthy"), (faulty, "faulty")):
+            protocol = MQTTProtocol(broker, FakeServer())  # type: ignore[arg-type]
+            protocol.connection_made(transport)  # type: ignore[arg-type]
+            protocol.data_received(Connect(client_id).encode(4))
+            protocols.append(protocol)
+        protocols[0].data_received(Subscribe(1, [SubscriptionRequest("t")]).encode(4))
+        original = broker.publish_from_client
+
+        def failing(*args: Any) -> int:
+            broker.publish_from_client = original  # type: ignore[method-assign]
+            raise RuntimeError("a bug")
+
+        broker.publish_from_client = failing  # type: ignore[method-assign]
+        protocols[1].data_received(Publish("t", b"lost").encode(4))
+        assert faulty.closed and not healthy.closed
+        protocols[0].data_received(Publish("t", b"delivered").encode(4))  # flushed at its end
+        assert b"delivered" in healthy.written and b"lost" not in healthy.written
+
+    asyncio.run(scenario())
