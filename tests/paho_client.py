@@ -19,13 +19,14 @@ class Paho:
     def __init__(self, port: int, version: int = mqtt.MQTTv311, client_id: str = "",
                  clean: bool = True, username: str | None = None, password: str | None = None,
                  ca_certs: str | None = None, certfile: str | None = None,
-                 keyfile: str | None = None) -> None:
+                 keyfile: str | None = None, transport: str = "tcp") -> None:
         self.port = port
         self.version = version
         self.clean = clean
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=version, reconnect_on_failure=False,
-                                  clean_session=None if version == mqtt.MQTTv5 else clean)
+                                  clean_session=None if version == mqtt.MQTTv5 else clean,
+                                  transport=transport)  # type: ignore[arg-type]
         if username is not None:
             self.client.username_pw_set(username, password)
         if ca_certs is not None:

@@ -39,6 +39,9 @@ class ListenerConfig:
     use_subject_as_username: bool = False  # its whole subject does
     tls_version: str = "tlsv1.2"  # the minimum: tlsv1.2 or tlsv1.3
     ciphers: str | None = None  # OpenSSL cipher list for TLS 1.2
+    # "mqtt" (MQTT over TCP, or TLS with certfile) or "websockets" (MQTT over WebSockets, or
+    # secure WebSockets with certfile), as in Mosquitto.
+    protocol: str = "mqtt"
 
     @property
     def tls(self) -> bool:
@@ -70,6 +73,8 @@ class ListenerConfig:
                 and not self.require_certificate):
             raise ConfigError(f"listener {self.name}: use_identity_as_username and "
                               "use_subject_as_username need require_certificate = true")
+        if self.protocol not in ("mqtt", "websockets"):
+            raise ConfigError(f"listener {self.name}: protocol must be mqtt or websockets")
         if self.tls_version not in ("tlsv1.2", "tlsv1.3"):
             raise ConfigError(f"listener {self.name}: tls_version must be tlsv1.2 or tlsv1.3")
 

@@ -129,3 +129,19 @@ def test_sighup_reloads_certificates(certs: CertSet, tmp_path: Path) -> None:
         broker.proc.send_signal(signal.SIGHUP)
         broker.wait_for_log(r"keeping its previous certificates")
         assert handshake(certs.other_ca.cert)
+
+
+def test_secure_websockets_with_client_certificates(certs: CertSet, tmp_path: Path) -> None:
+    config = tls_listener(certs, protocol="websockets", cafile=certs.ca.cert,
+                          require_certificate=True, use_identity_as_username=True)
+    with broker_with_config(tmp_path, config) as broker:
+        broker.wait_for_log(r"\(secure WebSockets\)")
+        client = Paho(broker.port, mqtt.MQTTv5, "wss-client", ca_certs=certs.ca.cert,
+                      certfile=certs.client.cert, keyfile=certs.client.key,
+                      transport="websockets").connect()
+        client.subscribe("wss/#", 1)
+        client.client.publish("wss/a", b"over wss", 1)
+        message = client.get()
+        assert (message.topic, message.payload) == ("wss/a", b"over wss")
+        broker.wait_for_log(r"connected: client wss-client ")
+        client.disconnect()

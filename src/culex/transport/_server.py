@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import time
+from typing import Any
 
 from ..auth import AuthChain, Authenticator, AuthMethod, Authorizer
 from ..broker import Broker
@@ -68,18 +69,18 @@ class Server:
         self.broker = Broker(config, loop, auth, self.store)
         self.store.start(loop)
         self.broker.restore(snapshot, time.time())
-        self._servers: list[asyncio.Server] = []
-        self._protocols: set[MQTTProtocol] = set()
+        self._servers: list[Any] = []  # asyncio and websockets servers
+        self._protocols: set[Any] = set()  # MQTTProtocol and WebSocketSink
         self._stopped = asyncio.Event()
 
-    def admit(self, protocol: MQTTProtocol) -> bool:
+    def admit(self, protocol: Any) -> bool:
         limit = self.config.max_connections
         if 0 <= limit <= len(self._protocols):
             return False
         self._protocols.add(protocol)
         return True
 
-    def release(self, protocol: MQTTProtocol) -> None:
+    def release(self, protocol: Any) -> None:
         self._protocols.discard(protocol)
 
     async def start(self) -> list[tuple[str, int]]:
@@ -88,17 +89,26 @@ class Server:
         bound: list[tuple[str, int]] = []
         for listener in self.config.listeners:
             tls = self.tls.get(id(listener))
-            server = await loop.create_server(
-                lambda listener=listener: MQTTProtocol(
-                    self.broker, self, listener),
-                listener.bind_address, listener.port, reuse_address=True, backlog=4096,
-                ssl=tls.server_context if tls else None,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls else None)
+            server: Any
+            if listener.protocol == "websockets":
+                from ._ws import serve_websockets  # the websockets library only if used
+
+                server = await serve_websockets(self, self.broker, listener,
+                                                tls.server_context if tls else None)
+                kind = " (secure WebSockets)" if tls else " (WebSockets)"
+            else:
+                server = await loop.create_server(
+                    lambda listener=listener: MQTTProtocol(
+                        self.broker, self, listener),
+                    listener.bind_address, listener.port, reuse_address=True, backlog=4096,
+                    ssl=tls.server_context if tls else None,
+                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls else None)
+                kind = " (TLS)" if tls else ""
             self._servers.append(server)
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
                 bound.append((host, port))
-                log.info("listening on %s:%d%s", host, port, " (TLS)" if tls else "")
+                log.info("listening on %s:%d%s", host, port, kind)
             self._warn_about(listener)
         return bound
 

@@ -1,11 +1,12 @@
 // One MQTT.js subscriber and one publisher through the broker; prints what was received as JSON.
-// Usage: node roundtrip.mjs PORT PROTOCOL_VERSION QOS [TOPIC_ALIAS_MAXIMUM]
+// Usage: node roundtrip.mjs PORT PROTOCOL_VERSION QOS [TOPIC_ALIAS_MAXIMUM [SCHEME]]
 // With a Topic Alias Maximum (MQTT 5), the subscriber accepts topic aliases and the messages
 // all go to one topic, so that the broker sends it once and the alias after.
 import mqtt from "mqtt";
 
-const [port, protocolVersion, qos, aliases] = process.argv.slice(2).map(Number);
-const url = `mqtt://127.0.0.1:${port}`;
+const [port, protocolVersion, qos, aliases] = process.argv.slice(2, 6).map(Number);
+const scheme = process.argv[6] || "mqtt";  // "ws": MQTT over WebSockets
+const url = `${scheme}://127.0.0.1:${port}`;
 // MQTT 3.1 is protocol name "MQIsdp" at level 3; MQTT.js sends "MQTT" unless told otherwise.
 const base = { protocolVersion, reconnectPeriod: 0, connectTimeout: 5000,
   ...(protocolVersion === 3 ? { protocolId: "MQIsdp" } : {}) };
