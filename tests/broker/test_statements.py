@@ -3,6 +3,8 @@ test naming the statements it shows. In memory, with a clock that moves when tol
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from test_connection import connack, connect, publishes, subscribe
 
@@ -214,13 +216,19 @@ def test_unsubscribe_stops_new_messages_and_finishes_started_ones() -> None:
         assert sub.received() == []
 
 
+def persistent_subscriber(version: int, qos: int) -> tuple[Any, MemoryClient]:
+    """A broker and a persistent session subscribed to "t" at ``qos``."""
+    broker, _ = make_broker()
+    sub = connect(broker, "s", version, clean_start=False, properties=V5_SESSION)
+    connack(sub)
+    subscribe(sub, "t", qos=qos)
+    return broker, sub
+
+
 def test_qos1_sender_and_receiver_rules() -> None:
     """MQTT-4.3.2-1, MQTT-4.3.2-3, MQTT-4.3.2-4, MQTT-4.3.2-5; 3.1.1: MQTT-4.3.2-1. MQTT-2.2.1-4."""
     for version in (4, 5):
-        broker, _ = make_broker()
-        sub = connect(broker, "s", version, clean_start=False, properties=V5_SESSION)
-        connack(sub)
-        subscribe(sub, "t", qos=1)
+        broker, sub = persistent_subscriber(version, 1)
         pub = connect(broker, "p", version)
         connack(pub)
         pub.send(Publish("t", b"one", 1, packet_id=9))
@@ -239,10 +247,7 @@ def test_qos1_sender_and_receiver_rules() -> None:
 def test_qos2_sender_rules() -> None:
     """MQTT-4.3.3-1, MQTT-4.3.3-3, MQTT-4.3.3-4, MQTT-4.3.3-5; 3.1.1: MQTT-4.3.3-1. MQTT-4.3.3-6."""
     for version in (4, 5):
-        broker, _ = make_broker()
-        sub = connect(broker, "s", version, clean_start=False, properties=V5_SESSION)
-        connack(sub)
-        subscribe(sub, "t", qos=2)
+        broker, sub = persistent_subscriber(version, 2)
         connect(broker, "p", version).send(Publish("t", b"x", 2, packet_id=3))
         (out,) = publishes(sub)
         assert out.qos == 2 and out.packet_id != 0

@@ -167,34 +167,31 @@ def test_auth_with_another_method_is_a_protocol_error() -> None:
     assert client.received() == [ConnAck(False, ReasonCode.PROTOCOL_ERROR)]
 
 
-def test_re_authentication() -> None:
-    """MQTT-3.15.2-1 (0x18, 0x00)."""
-    broker = make_broker()
-    client, _ = scram_connect(broker)
-    scram = ScramClient("alice", "wonderland", nonce="second")
+def re_authenticate(password: str) -> tuple[ScramClient, list[object]]:
+    """Connect as alice, then re-authenticate with ``password``: what the broker answers."""
+    client, _ = scram_connect(make_broker())
+    scram = ScramClient("alice", password, nonce="second")
     client.send(Auth(ReasonCode.RE_AUTHENTICATE, auth_props(scram.first())))
     (challenge,) = client.received()
     assert isinstance(challenge, Auth) and challenge.reason_code == CONTINUE
     data = challenge.properties.authentication_data
     assert data is not None
     client.send(Auth(CONTINUE, auth_props(scram.final(data))))
-    (done,) = client.received()
+    return scram, list(client.received())
+
+
+def test_re_authentication() -> None:
+    """MQTT-3.15.2-1 (0x18, 0x00)."""
+    scram, (done,) = re_authenticate("wonderland")
     assert isinstance(done, Auth) and done.reason_code == ReasonCode.SUCCESS
     final = done.properties.authentication_data
     assert final is not None and scram.check(final)
 
 
 def test_failed_re_authentication_disconnects() -> None:
-    broker = make_broker()
-    client, _ = scram_connect(broker)
-    scram = ScramClient("alice", "not-the-password", nonce="second")
-    client.send(Auth(ReasonCode.RE_AUTHENTICATE, auth_props(scram.first())))
-    (challenge,) = client.received()
-    assert isinstance(challenge, Auth)
-    data = challenge.properties.authentication_data
-    assert data is not None
-    client.send(Auth(CONTINUE, auth_props(scram.final(data))))
-    assert client.received() == [Disconnect(ReasonCode.NOT_AUTHORIZED)]  # MQTT-4.12.1-2
+    """MQTT-4.12.1-2."""
+    _, answer = re_authenticate("not-the-password")
+    assert answer == [Disconnect(ReasonCode.NOT_AUTHORIZED)]
 
 
 def test_continue_without_an_exchange_is_a_protocol_error() -> None:
