@@ -388,3 +388,41 @@ def test_bad_values_in_a_valid_file_are_damage(tmp_path: Path,
 def test_a_data_directory_in_use_is_refused(harness: Harness, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="in use by another culex process"):
         SqliteStore(tmp_path).load()
+
+
+class FailingDatabase:
+    """The store's connection, refusing the first ``failures`` commits as a full disk would."""
+
+    def __init__(self, db: sqlite3.Connection, failures: int) -> None:
+        self._db = db
+        self.failures = failures
+
+    def execute(self, sql: str, *args: object) -> object:
+        if sql == "COMMIT" and self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+
+def test_a_failing_disk_holds_acknowledgements_until_a_write_succeeds(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(tmp_path)
+    try:
+        offline_subscriber(h, "sub", ("t", 1))
+        assert h.store._db is not None
+        failing = FailingDatabase(h.store._db, failures=2)
+        h.store._db = failing  # type: ignore[assignment]
+        pub = h.client("pub")
+        with caplog.at_level(logging.ERROR, logger="culex"):
+            pub.send(Publish("t", b"m", qos=1, packet_id=1))
+            h.loop.run_until_complete(asyncio.sleep(0))  # the batch goes to the writer
+            assert pub.received() == []  # not on disk: not acknowledged
+            h.commit()  # returns once a write has gone through, after the retries
+        assert failing.failures == 0 and "database or disk is full" in caplog.text
+        assert pub.received() == [PubAck(1)]
+        assert rows(tmp_path, "deliveries") == 1
+    finally:
+        h.close()

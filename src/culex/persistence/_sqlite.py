@@ -550,12 +550,13 @@ class SqliteStore(Store):
 
     def _write_loop(self) -> None:
         """The writer thread: one transaction per batch, retried until the disk takes it."""
-        db = self._db
-        assert db is not None and self._loop is not None
+        assert self._loop is not None
         while True:
             batch = self._inbox.get()
             if batch is None:
                 return
+            db = self._db
+            assert db is not None
             delay = 0.1
             while True:
                 try:
