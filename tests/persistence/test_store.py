@@ -18,7 +18,7 @@ import pytest
 from culex.broker import Broker
 from culex.config import Config
 from culex.persistence import StoreError
-from culex.persistence._sqlite import SqliteStore
+from culex.persistence._sqlite import LINGER_OFF_BATCHES, SqliteStore
 from culex.protocol import (
     ConnAck,
     Connect,
@@ -35,7 +35,7 @@ from culex.protocol import (
     Will,
 )
 
-from support import MemoryClient
+from support import WAIT, MemoryClient
 
 
 class Harness:
@@ -423,6 +423,32 @@ def test_a_failing_disk_holds_acknowledgements_until_a_write_succeeds(
             h.commit()  # returns once a write has gone through, after the retries
         assert failing.failures == 0 and "database or disk is full" in caplog.text
         assert pub.received() == [PubAck(1)]
+        assert rows(tmp_path, "deliveries") == 1
+    finally:
+        h.close()
+
+
+def test_lingering_stops_when_clients_are_slow_to_acknowledge(tmp_path: Path) -> None:
+    """A batch of QoS 1 messages in flight waits a little for their acknowledgements; when
+    they do not come, the store stops waiting for a while, so that slow subscribers do not
+    delay their publishers' acknowledgements."""
+    h = Harness(tmp_path)
+    try:
+        sub = h.client("sub", clean=False)
+        sub.send(Subscribe(1, [SubscriptionRequest("t", 1)]))
+        h.commit()
+        sub.received()
+        pub = h.client("pub")
+        pub.send(Publish("t", b"1", qos=1, packet_id=1))  # the subscriber never acknowledges
+
+        async def acknowledged() -> list[object]:
+            while not (got := pub.received()):
+                await asyncio.sleep(0.001)  # loop iterations until the PUBACK is written
+            return got
+
+        got = h.loop.run_until_complete(asyncio.wait_for(acknowledged(), WAIT))
+        assert got == [PubAck(1)]
+        assert h.store._linger_off == LINGER_OFF_BATCHES  # it did not pay: off for a while
         assert rows(tmp_path, "deliveries") == 1
     finally:
         h.close()

@@ -61,7 +61,10 @@ log = logging.getLogger("culex")
 FILE_NAME = "culex.db"
 # How long a batch of QoS 1 messages in flight to connected clients waits for their
 # acknowledgements before it is written anyway: a few round trips on a local network.
-LINGER = 0.002
+LINGER = 0.005
+# When lingering did not pay (most rows still unacknowledged at its end), how many batches are
+# written without it before it is tried again.
+LINGER_OFF_BATCHES = 8
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -196,6 +199,10 @@ class SqliteStore(Store):
         self._batch_seq = 1  # the batch now gathering changes
         self._scheduled = False
         self._lingered = False
+        self._lingering_rows = 0
+        self._linger_off = 0
+        self._cancelled = 0  # rows never written because acknowledged first
+        self._cancelled_before = 0
         self._writing: _Batch | None = None  # the batch the writer thread has now
         self._closing = False
         self._waiters: list[asyncio.Future[None]] = []
@@ -395,6 +402,7 @@ class SqliteStore(Store):
             deliveries[seq] = None
         else:
             deliveries.pop(seq, None)  # never written: nothing to undo
+            self._cancelled += 1
         out.seq = 0
         out.stored = False
         message = out.message
@@ -438,16 +446,25 @@ class SqliteStore(Store):
         self._scheduled = False
         if self._writing is not None:
             return
-        if not (force or self._lingered) and self._loop is not None and self._only_in_flight():
+        if self._lingered:
+            self._lingered = False
+            if (self._cancelled - self._cancelled_before) * 2 < self._lingering_rows:
+                # Most of them were still unacknowledged: the clients are slow to answer, and
+                # waiting for them only delays their publishers. Write at once for a while.
+                self._linger_off = LINGER_OFF_BATCHES
+        elif self._linger_off:
+            self._linger_off -= 1
+        elif not force and self._loop is not None and self._only_in_flight():
             # Every row to write is a QoS 1 message already sent to a connected client, which
             # usually acknowledges it within a round trip: waiting that long may save writing
             # it at all (and deleting it after). Its publisher waits no longer than it would
             # have if the acknowledgement comes: that makes the write moot and releases it.
             self._lingered = True
+            self._lingering_rows = self._upserts
+            self._cancelled_before = self._cancelled
             self._scheduled = True
             self._loop.call_later(LINGER, self._hand_off)
             return
-        self._lingered = False
         batch = _Batch(self._batch_seq, self._touched)
         self._batch_seq += 1
         self._touched = set()
