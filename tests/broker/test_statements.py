@@ -543,3 +543,16 @@ def test_unsubscribe_several_filters_in_3_1_1() -> None:
     assert sub.received() == [UnsubAck(7)]
     connect(broker, "p").send(Publish("a", b"1"), Publish("b", b"2"), Publish("c", b"3"))
     assert [p.payload for p in publishes(sub)] == [b"2"]
+
+
+def test_the_forwarded_expiry_never_exceeds_the_one_received() -> None:
+    """MQTT-3.3.2-6, at a clock reading where (t + 3600) - t is 3600.000000000001."""
+    broker, clock = make_broker()
+    clock.now = 5660.148
+    sub = connect(broker, "s", 5)
+    connack(sub)
+    subscribe(sub, "t", qos=1)
+    connect(broker, "p", 5).send(Publish("t", b"x", 1, packet_id=1, properties=Properties(
+        message_expiry_interval=3600)))
+    (got,) = publishes(sub)
+    assert got.properties.message_expiry_interval == 3600

@@ -78,8 +78,10 @@ class Message:
         block = self._props_block
         body = bytearray(block[_varint_len(block):])
         if self.expiry_at is not None:
-            # MQTT-3.3.2-6: the interval less the time the message has waited here.
-            remaining = max(1, math.ceil(self.expiry_at - now))
+            # MQTT-3.3.2-6: the interval less the time the message has waited here, never more
+            # than was received: (t + 3600) - t can come out as 3600.000000000001 in floating
+            # point, which a plain ceil would forward as 3601.
+            remaining = max(1, math.ceil(self.expiry_at - now - 1e-6))
             body.append(0x02)
             body += remaining.to_bytes(4, "big")
         if alias:
