@@ -3,8 +3,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from support import BrokerProcess, running_broker
+
+# The machines running the suite are shared: a slow moment must not fail a property test.
+# What hypothesis checks is correctness; speed is measured in benchmarks/.
+settings.register_profile("culex", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("culex")
 
 
 @pytest.fixture
