@@ -4,6 +4,7 @@ test naming the statements it shows. In memory, with a clock that moves when tol
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from test_connection import connack, connect, publishes, subscribe
@@ -73,7 +74,7 @@ def test_a_refusal_has_no_session_and_closes() -> None:
     broker, _ = make_broker()
     client = connect(broker, "c", 5, clean_start=False, properties=Properties(
         authentication_method="unknown"))
-    assert client.received() == [ConnAck(False, ReasonCode.BAD_AUTHENTICATION_METHOD)]
+    assert client.received() == [ConnAck(False, ReasonCode.BAD_AUTHENTICATION_METHOD, ANY)]
     assert client.sink.closed
     old = connect(broker, "", 4, clean_start=False)
     assert old.received() == [ConnAck(False, 2)] and old.sink.closed
@@ -87,14 +88,14 @@ def test_maximum_qos_is_announced_and_subscriptions_still_accepted() -> None:
     assert subscribe(client, "a", qos=2) == [SubAck(1, [1])]
     will = Will("w", b"x", qos=2)
     refused = connect(broker, "d", 5, will=will)
-    assert refused.received() == [ConnAck(False, ReasonCode.QOS_NOT_SUPPORTED)]
+    assert refused.received() == [ConnAck(False, ReasonCode.QOS_NOT_SUPPORTED, ANY)]
 
 
 def test_a_retained_will_without_retain_support_is_refused() -> None:
     """MQTT-3.2.2-13."""
     broker, _ = make_broker(retain_available=False)
     client = connect(broker, "c", 5, will=Will("w", b"x", retain=True))
-    assert client.received() == [ConnAck(False, ReasonCode.RETAIN_NOT_SUPPORTED)]
+    assert client.received() == [ConnAck(False, ReasonCode.RETAIN_NOT_SUPPORTED, ANY)]
 
 
 def test_the_clients_keep_alive_is_used_when_no_server_keep_alive_is_sent() -> None:
@@ -105,7 +106,7 @@ def test_the_clients_keep_alive_is_used_when_no_server_keep_alive_is_sent() -> N
     clock.advance(14.9)
     assert not client.sink.closed
     clock.advance(0.2)
-    assert client.received() == [Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT)]
+    assert client.received() == [Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, ANY)]
 
 
 @pytest.mark.parametrize("retain", [False, True])
@@ -160,7 +161,7 @@ def test_inbound_topic_aliases_do_not_outlive_the_connection() -> None:
     again = connect(broker, "p", 5)
     connack(again)
     again.send(Publish("", b"2", properties=Properties(topic_alias=1)))
-    assert again.received() == [Disconnect(ReasonCode.PROTOCOL_ERROR)]
+    assert again.received() == [Disconnect(ReasonCode.PROTOCOL_ERROR, ANY)]
 
 
 def test_other_packets_are_not_held_back_by_a_full_send_quota() -> None:
@@ -556,3 +557,25 @@ def test_the_forwarded_expiry_never_exceeds_the_one_received() -> None:
         message_expiry_interval=3600)))
     (got,) = publishes(sub)
     assert got.properties.message_expiry_interval == 3600
+
+
+def test_reason_strings_say_why_within_the_clients_maximum_packet_size() -> None:
+    """MQTT-3.2.2-19, MQTT-3.14.2-3, MQTT-3.1.2-29 (allowed on CONNACK and DISCONNECT)."""
+    broker, _ = make_broker()
+    for limit, expect_reason in ((None, True), (8, False)):
+        props = Properties(maximum_packet_size=limit, request_problem_information=0)
+        client = connect(broker, "c", 5, properties=props)
+        connack(client)
+        client.send(Connect("c", 5))  # a second CONNECT: a protocol error
+        (disconnect,) = client.received()
+        assert isinstance(disconnect, Disconnect)
+        assert disconnect.reason_code == ReasonCode.PROTOCOL_ERROR
+        reason = disconnect.properties.reason_string
+        assert (reason or "").startswith("protocol error: second CONNECT") == expect_reason
+        assert limit is None or len(disconnect.encode(5)) <= limit
+        refused = connect(broker, "d", 5, properties=Properties(
+            maximum_packet_size=limit, authentication_method="nope"))
+        (ack,) = refused.received()
+        assert isinstance(ack, ConnAck) and ack.reason_code == ReasonCode.BAD_AUTHENTICATION_METHOD
+        assert (ack.properties.reason_string is not None) == expect_reason
+        assert limit is None or len(ack.encode(5)) <= limit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from unittest.mock import ANY
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -49,10 +50,10 @@ def test_chain_order_and_verdicts() -> None:
     (ack,) = connect(b, "x", b"tok-good").received()
     assert isinstance(ack, ConnAck) and ack.reason_code == 0
     assert connect(b, "x", b"tok-bad").received() == [
-        ConnAck(False, ReasonCode.BAD_USER_NAME_OR_PASSWORD)]
+        ConnAck(False, ReasonCode.BAD_USER_NAME_OR_PASSWORD, ANY)]
     # Nobody claimed this user name: refused rather than let through.
     assert connect(b, "x", b"plain").received() == [
-        ConnAck(False, ReasonCode.BAD_USER_NAME_OR_PASSWORD)]
+        ConnAck(False, ReasonCode.BAD_USER_NAME_OR_PASSWORD, ANY)]
     guest = connect(b, "guest", b"tok-good")
     guest.received()
     guest.send(Publish("t", b"", 1, packet_id=1))
@@ -70,7 +71,7 @@ def test_failing_plugin_refuses_with_server_unavailable() -> None:
             raise RuntimeError("database down")
 
     b = broker(AuthChain([Broken()]))
-    assert connect(b, "x", b"y").received() == [ConnAck(False, ReasonCode.SERVER_UNAVAILABLE)]
+    assert connect(b, "x", b"y").received() == [ConnAck(False, ReasonCode.SERVER_UNAVAILABLE, ANY)]
 
 
 @pytest.mark.parametrize(("bind", "listener_opt", "global_opt", "allowed"), [

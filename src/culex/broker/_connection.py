@@ -9,6 +9,7 @@ turned into a DISCONNECT (v5) or a closed connection (v3) in one place, ``_viola
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -332,7 +333,8 @@ class Connection:
     def close(self, reason: ReasonCode, why: str) -> None:
         """Server-initiated close: tell a v5 client why (MQTT 4.13), then hang up."""
         if self.state == CONNECTED and self.version == MQTT_5:
-            self.send(Disconnect(reason))
+            self.send(_explained(lambda props: Disconnect(reason, props), why,
+                                 self.max_out_packet))
         self.sink.close()
         self._finish(why)
 
@@ -415,8 +417,10 @@ class Connection:
             self._process()  # what arrived while the plugins were deciding
 
     def _refuse_connect(self, packet: Connect, reason: int, why: str) -> None:
-        code = reason if self.version == MQTT_5 else V5_TO_V3_CONNACK.get(reason)
-        if code is not None:
+        if self.version == MQTT_5:
+            limit = packet.properties.maximum_packet_size or 0
+            self.send(_explained(lambda props: ConnAck(False, reason, props), why, limit))
+        elif (code := V5_TO_V3_CONNACK.get(reason)) is not None:
             self.send(ConnAck(False, code))  # MQTT-3.2.2-6: session present 0
         user = f", user {packet.username!r}" if packet.username is not None else ""
         # An empty client id has been replaced by an assigned one by now, if it got that far.
@@ -617,6 +621,16 @@ class Connection:
 
     def _on_connect_again(self, packet: Packet) -> None:
         raise protocol_error("second CONNECT")  # MQTT-3.1.0-2
+
+
+def _explained(make: Callable[[Properties], Packet], why: str, limit: int) -> Packet:
+    """``make``'s packet with a Reason String saying ``why``, unless that would make it larger
+    than the client's Maximum Packet Size (MQTT-3.2.2-19, MQTT-3.14.2-3). CONNACK and DISCONNECT
+    may carry one whatever the client's Request Problem Information (MQTT-3.1.2-29)."""
+    packet = make(Properties(reason_string=why))
+    if limit and len(packet.encode(MQTT_5)) > limit:
+        packet = make(NO_PROPERTIES)
+    return packet
 
 
 _HANDLERS: dict[type[Packet], Any] = {
