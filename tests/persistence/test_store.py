@@ -439,15 +439,17 @@ def test_lingering_stops_when_clients_are_slow_to_acknowledge(tmp_path: Path) ->
         h.commit()
         sub.received()
         pub = h.client("pub")
+        written = asyncio.Event()
+        write = pub.sink.write
+
+        def noticed_write(data: bytes) -> None:
+            write(data)
+            written.set()
+
+        pub.sink.write = noticed_write  # type: ignore[method-assign]
         pub.send(Publish("t", b"1", qos=1, packet_id=1))  # the subscriber never acknowledges
-
-        async def acknowledged() -> list[object]:
-            while not (got := pub.received()):
-                await asyncio.sleep(0.001)  # loop iterations until the PUBACK is written
-            return got
-
-        got = h.loop.run_until_complete(asyncio.wait_for(acknowledged(), WAIT))
-        assert got == [PubAck(1)]
+        h.loop.run_until_complete(asyncio.wait_for(written.wait(), WAIT))
+        assert pub.received() == [PubAck(1)]
         assert h.store._linger_off == LINGER_OFF_BATCHES  # it did not pay: off for a while
         assert rows(tmp_path, "deliveries") == 1
     finally:

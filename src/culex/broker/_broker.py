@@ -37,7 +37,7 @@ from ._connection import VERSION_NAMES, Connection
 from ._message import Message
 from ._retained import RetainedStore
 from ._router import Router, Subscription
-from ._session import NEVER_EXPIRES, Limits, Outgoing, Session
+from ._session import NEVER_EXPIRES, WRITTEN_BEFORE, Limits, Outgoing, Session
 
 log = logging.getLogger("culex")
 
@@ -566,22 +566,23 @@ class Broker:
             message = messages[message_id] = rebuild(stored)
             message.store_id = message_id
             message.stored = True
-        restored: list[tuple[Session, bool]] = []
+        restored: list[tuple[Session, float, bool]] = []
         for record in snapshot.sessions:
             session = Session(record.client_id, record.expiry_interval, self.limits)
             session.store = self.store
             session.client = ClientInfo(record.client_id, record.username, None, "",
                                         record.protocol_version, record.cert_subject)
             # A session that was connected when the broker stopped is disconnected from now.
-            was_connected = record.disconnected_at is None
-            session.disconnected_at = now - max(0.0, wall_now - (record.disconnected_at
-                                                                 or wall_now))
+            disconnected = record.disconnected_at
+            was_connected = disconnected is None
+            offline = 0.0 if disconnected is None else max(0.0, wall_now - disconnected)
+            session.disconnected_at = now - offline
             if record.will is not None:
                 session.will = rebuild(record.will.message, record.client_id)
                 session.will_delay = record.will.delay
                 session.will_expiry = record.will.expiry
             self.sessions[record.client_id] = session
-            restored.append((session, was_connected))
+            restored.append((session, offline, was_connected))
         for sub_record in snapshot.subscriptions:
             session = self.sessions[sub_record.client_id]
             topic_filter = sub_record.topic_filter
@@ -600,7 +601,7 @@ class Broker:
             message = messages[delivery.message_id]
             out = Outgoing(message, delivery.qos, delivery.retain, delivery.sub_ids)
             out.seq = delivery.seq
-            out.stored = True
+            out.batch = WRITTEN_BEFORE
             message.store_refs += 1
             if delivery.packet_id:
                 out.packet_id = delivery.packet_id
@@ -622,12 +623,11 @@ class Broker:
             log.info("restored %d sessions (%d queued or in-flight messages) and %d retained "
                      "messages", len(snapshot.sessions), len(snapshot.deliveries),
                      len(snapshot.retained))
-        for session, was_connected in restored:
-            self._resume_offline(session, now, was_connected)
+        for session, offline, was_connected in restored:
+            self._resume_offline(session, offline, was_connected)
 
-    def _resume_offline(self, session: Session, now: float, was_connected: bool) -> None:
-        """Timers of a restored session, as if it had been offline all along."""
-        offline = now - (session.disconnected_at or now)
+    def _resume_offline(self, session: Session, offline: float, was_connected: bool) -> None:
+        """Timers of a restored session, ``offline`` seconds after its client went away."""
         if session.expiry_interval != NEVER_EXPIRES:
             left = session.expiry_interval - offline
             if left <= 0:

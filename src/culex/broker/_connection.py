@@ -141,7 +141,8 @@ class Connection:
         self._hold_until = 0
         self._held: list[tuple[int, bytes | memoryview]] | None = None
         # Inbound QoS 2 packet ids of this connection awaiting PUBREL: what our Receive
-        # Maximum bounds (the quota starts afresh with each connection, MQTT 5.0 4.9).
+        # Maximum bounds for an MQTT 5 client (the quota starts afresh with each connection,
+        # MQTT 5.0 4.9). Made on first use.
         self._qos2_in: set[int] | None = None
         # MQTT 5 enhanced authentication (4.12): the method named at CONNECT, the exchange in
         # progress, the CONNECT it is for, packets that wait for its end, the method's last
@@ -473,15 +474,22 @@ class Connection:
             # (MQTT-4.3.3-10 method B), so only the PUBREC is repeated.
             self._write(PubRec(packet.packet_id).encode(self.version))
             return
-        limit = config.max_inflight_messages
-        if (qos == 2 and limit and self._qos2_in is not None and len(self._qos2_in) >= limit
-                and self.version == MQTT_5):
-            raise MQTTError(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
-                            f"more than {limit} QoS 2 messages unreleased")  # MQTT 5.0 3.3.4
+        if not qos:
+            self.broker.publish_from_client(self, topic, packet)
+            return
+        received = None
+        if qos == 2 and self.version == MQTT_5:  # our Receive Maximum: MQTT 5 only
+            received = self._qos2_in
+            if received is None:
+                received = self._qos2_in = set()
+            limit = config.max_inflight_messages
+            if limit and len(received) >= limit:
+                raise MQTTError(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
+                                f"more than {limit} QoS 2 messages unreleased")  # MQTT 5.0 3.3.4
         store = self.broker.store
         changes = store.changes
         reason = self.broker.publish_from_client(self, topic, packet)
-        if qos and store.changes != changes:
+        if store.changes != changes:
             # The message went to a persistent session or the retained store: the
             # acknowledgement waits until that is on disk.
             store.touch(self)
@@ -490,9 +498,8 @@ class Connection:
         elif qos == 2:
             if reason < 0x80:  # else the exchange ends here (MQTT 4.3.3)
                 session.await_release(packet.packet_id)
-                if self._qos2_in is None:
-                    self._qos2_in = set()
-                self._qos2_in.add(packet.packet_id)
+                if received is not None:
+                    received.add(packet.packet_id)
             self.send(PubRec(packet.packet_id, reason if self.version == MQTT_5 else 0))
 
     def _on_puback(self, packet: PubAck) -> None:

@@ -25,13 +25,13 @@ NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5.0 3.1.2.11.2
 
 AWAITING_ACK = 0  # PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2)
 AWAITING_COMP = 1  # PUBREL sent, waiting for PUBCOMP
+WRITTEN_BEFORE = -1  # Outgoing.batch of a delivery restored from the store
 
 
 class Outgoing:
     """One message on its way to one session."""
 
-    __slots__ = ("batch", "message", "packet_id", "qos", "retain", "seq", "state", "stored",
-                 "sub_ids")
+    __slots__ = ("batch", "message", "packet_id", "qos", "retain", "seq", "state", "sub_ids")
 
     def __init__(self, message: Message, qos: int, retain: bool,
                  sub_ids: tuple[int, ...]) -> None:
@@ -42,8 +42,9 @@ class Outgoing:
         self.packet_id = 0
         self.state = AWAITING_ACK
         self.seq = 0  # its row in a persistent store, 0 if it has none
-        self.stored = False  # whether that row has been handed to the store's writer yet
-        self.batch = 0  # the store's batch that last wrote it
+        # The store batch that last wrote that row: 0 while it is not written yet, WRITTEN_BEFORE
+        # for a row read back at start.
+        self.batch = 0
 
 
 class Limits:

@@ -398,13 +398,13 @@ class SqliteStore(Store):
         deliveries = self._deliveries
         if deliveries.get(seq) is not None:
             self._upserts -= 1
-        if out.stored:
+        if out.batch:
             deliveries[seq] = None
         else:
             deliveries.pop(seq, None)  # never written: nothing to undo
             self._cancelled += 1
         out.seq = 0
-        out.stored = False
+        out.batch = 0
         message = out.message
         message.store_refs -= 1
         if not message.store_refs:
@@ -539,7 +539,6 @@ class SqliteStore(Store):
                     down.append((seq,))
                 else:
                     client_id, out = entry
-                    out.stored = True
                     out.batch = batch.seq
                     up.append((seq, client_id, out.message.store_id, out.qos, out.retain,
                                ",".join(map(str, out.sub_ids)) or None, out.packet_id,
