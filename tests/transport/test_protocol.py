@@ -58,7 +58,8 @@ def test_an_internal_error_costs_one_connection_only() -> None:
         healthy, faulty = FakeTransport(), FakeTransport()
         protocols = []
         for transport, client_id in ((healthy, "healthy"), (faulty, "faulty")):
-            protocol = MQTTProtocol(broker, FakeServer())  # type: ignore[arg-type]
+            protocol = MQTTProtocol(broker, FakeServer(), None,  # type: ignore[arg-type]
+                                    asyncio.get_running_loop())
             protocol.connection_made(transport)  # type: ignore[arg-type]
             protocol.data_received(Connect(client_id).encode(4))
             protocols.append(protocol)

@@ -34,6 +34,7 @@ from ..protocol import (
     protocol_error,
 )
 from ._connection import VERSION_NAMES, Connection
+from ._deadlines import Deadlines
 from ._message import Message
 from ._retained import RetainedStore
 from ._router import Router, Subscription
@@ -42,6 +43,8 @@ from ._session import NEVER_EXPIRES, WRITTEN_BEFORE, Limits, Outgoing, Session
 log = logging.getLogger("culex")
 
 _MAX_RECEIVE = 65535
+# The two CONNACKs that accept an MQTT 3.x client, by Session Present.
+_V3_CONNACK_ACCEPTED = {present: ConnAck(present, 0).encode(4) for present in (False, True)}
 _REFUSALS: dict[int, str] = {
     ReasonCode.BAD_USER_NAME_OR_PASSWORD: "bad user name or password",
     ReasonCode.NOT_AUTHORIZED: "not authorized",
@@ -73,6 +76,7 @@ class Broker:
         self.limits = Limits(config.max_inflight_messages, config.max_queued_messages,
                              config.max_queued_bytes, config.queue_qos0_messages)
         self.connections: set[Connection] = set()
+        self.deadlines = Deadlines(scheduler)  # CONNECT timeouts and keep-alive checks
 
     # -- connections ------------------------------------------------------------------------
 
@@ -272,11 +276,15 @@ class Broker:
         conn.keep_alive = keep_alive
         conn.send_window = min(receive_maximum, config.max_inflight_messages or _MAX_RECEIVE)
         session_present = existing is not None  # MQTT-3.2.2-2, -3
-        conn.send(ConnAck(session_present, 0, ack_props))
+        if v5:
+            conn.send(ConnAck(session_present, 0, ack_props))
+        else:
+            conn.write(_V3_CONNACK_ACCEPTED[session_present])
         log.info("connected: client %s from %s, MQTT %s, %s, keep-alive %ds",
                  client_id, conn.peer, VERSION_NAMES[packet.protocol_version],
                  "session resumed" if session_present else "new session", keep_alive)
-        session.resume(now)
+        if session_present:
+            session.resume(now)  # a new session has nothing to resend
 
     def disconnected(self, conn: Connection, publish_will: bool) -> None:
         self.connections.discard(conn)

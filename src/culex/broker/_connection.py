@@ -42,6 +42,7 @@ from ..protocol import (
     is_valid_topic_name,
     protocol_error,
 )
+from ._deadlines import TICK
 from ._message import Message
 
 if TYPE_CHECKING:
@@ -88,7 +89,6 @@ class Connection:
         "_last_rx",
         "_method",
         "_qos2_in",
-        "_timer",
         "aliases",
         "auth_method",
         "auth_reply",
@@ -99,6 +99,7 @@ class Connection:
         "client_id",
         "connect_expiry",
         "decoder",
+        "due_key",
         "keep_alive",
         "listener",
         "max_out_alias",
@@ -158,9 +159,9 @@ class Connection:
         self.connect_expiry = 0
         self._keepalive_limit = 0.0
         self._last_rx = broker.clock()
-        # One timer per connection: the connect timeout first, then the keep-alive check.
-        self._timer: Any = broker.scheduler.call_later(broker.config.connect_timeout,
-                                                       self._timer_fired)
+        # One deadline per connection: the connect timeout first, then the keep-alive check.
+        self.due_key = 0
+        broker.deadlines.arm(self, self._last_rx + broker.config.connect_timeout)
 
     # -- input ------------------------------------------------------------------------------
 
@@ -284,7 +285,8 @@ class Connection:
         """The first store batch a held write waits for (0: none is held)."""
         return self._held[0][0] if self._held else 0
 
-    def _write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | memoryview) -> None:
+        """Write encoded packets, after the writes that wait for the store, if any."""
         if self._hold_until:
             assert self._held is not None
             self._held.append((self._hold_until, data))
@@ -292,7 +294,7 @@ class Connection:
             self.sink.write(data)
 
     def send(self, packet: Packet) -> None:
-        self._write(packet.encode(self.version))
+        self.write(packet.encode(self.version))
 
     def send_publish(self, message: Message, qos: int, retain: bool, dup: bool, packet_id: int,
                      sub_ids: tuple[int, ...]) -> bool:
@@ -318,7 +320,7 @@ class Connection:
         if alias and out_aliases is not None:
             # Only once the packet that teaches the client the alias is surely sent.
             out_aliases[message.topic] = alias
-        write = self._write if self._hold_until else self.sink.write
+        write = self.write if self._hold_until else self.sink.write
         if len(payload) <= SMALL_PAYLOAD:
             write(header + payload)  # one buffer instead of two for the transport
         else:
@@ -327,7 +329,7 @@ class Connection:
         return True
 
     def send_pubrel(self, packet_id: int) -> None:
-        self._write(PubRel(packet_id).encode(self.version))
+        self.write(PubRel(packet_id).encode(self.version))
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -351,7 +353,7 @@ class Connection:
     def _refuse_quietly(self, why: str) -> None:
         log.info("refused: connection from %s: %s", self.peer, why)
         self.state = CLOSED
-        self._cancel_timer()
+        self.broker.deadlines.disarm(self)
         self.sink.close()
 
     def _finish(self, why: str) -> None:
@@ -359,29 +361,21 @@ class Connection:
             return
         was_connected = self.state == CONNECTED
         self.state = CLOSED
-        self._cancel_timer()
+        self.broker.deadlines.disarm(self)
         if was_connected:
             log.info("disconnected: client %s from %s: %s", self.client_id, self.peer, why)
             self.broker.disconnected(self, publish_will=not self._clean_exit)
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _timer_fired(self) -> None:
-        self._timer = None
+    def deadline_passed(self, now: float) -> None:
         if self.state == NEW or self.state == AUTHENTICATING:
             self._refuse_quietly("no CONNECT in time")
         elif self.state == CONNECTED and self._keepalive_limit:
-            # Re-armed from the time of the last packet, instead of being cancelled and
-            # re-created for every packet.
-            idle = self.broker.clock() - self._last_rx
-            if idle >= self._keepalive_limit:
+            # Re-armed from the time of the last packet, instead of being moved for every
+            # packet.
+            if now - self._last_rx >= self._keepalive_limit:
                 self.close(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")  # MQTT-3.1.2-22
             else:
-                self._timer = self.broker.scheduler.call_later(self._keepalive_limit - idle,
-                                                               self._timer_fired)
+                self.broker.deadlines.arm(self, self._last_rx + self._keepalive_limit)
 
     # -- CONNECT ----------------------------------------------------------------------------
 
@@ -406,14 +400,12 @@ class Connection:
         self.broker.connect(self, packet)
         if self.keep_alive:
             self._keepalive_limit = self.keep_alive * 1.5
-            # The pending connect-timeout timer becomes the keep-alive check if it fires
-            # soon enough; otherwise it is replaced.
-            if self._timer is None or self.broker.config.connect_timeout > self._keepalive_limit:
-                self._cancel_timer()
-                self._timer = self.broker.scheduler.call_later(self._keepalive_limit,
-                                                               self._timer_fired)
+            # The CONNECT timeout, if it comes first, becomes the keep-alive check (which
+            # re-arms itself), as most connections live longer than that timeout.
+            if not self.due_key or self.due_key * TICK > self._last_rx + self._keepalive_limit:
+                self.broker.deadlines.arm(self, self._last_rx + self._keepalive_limit)
         else:
-            self._cancel_timer()
+            self.broker.deadlines.disarm(self)
         if not self._in_process:
             self._process()  # what arrived while the plugins were deciding
 
@@ -472,7 +464,7 @@ class Connection:
         if qos == 2 and session.awaits_release(packet.packet_id):
             # A re-sent PUBLISH whose PUBREL has not come yet: already delivered once
             # (MQTT-4.3.3-10 method B), so only the PUBREC is repeated.
-            self._write(PubRec(packet.packet_id).encode(self.version))
+            self.write(PubRec(packet.packet_id).encode(self.version))
             return
         if not qos:
             self.broker.publish_from_client(self, topic, packet)

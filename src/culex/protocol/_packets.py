@@ -130,7 +130,10 @@ class Connect(Packet):
 
     @classmethod
     def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> Connect:
-        name, pos = decode_utf8(data, start, end)
+        if data[start : start + 6] == b"\x00\x04MQTT":  # as every 3.1.1 and 5 client's starts
+            name, pos = "MQTT", start + 6
+        else:
+            name, pos = decode_utf8(data, start, end)
         level, pos = decode_byte(data, pos, end)
         if name not in ("MQTT", "MQIsdp"):
             # MQTT-3.1.2-1: not an MQTT client, so no CONNACK it could read either.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -98,8 +99,7 @@ class Server:
                 kind = " (secure WebSockets)" if tls else " (WebSockets)"
             else:
                 server = await loop.create_server(
-                    lambda listener=listener: MQTTProtocol(
-                        self.broker, self, listener),
+                    lambda listener=listener: MQTTProtocol(self.broker, self, listener, loop),
                     listener.bind_address, listener.port, reuse_address=True, backlog=4096,
                     ssl=tls.server_context if tls else None,
                     ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls else None)
@@ -160,6 +160,15 @@ class Server:
 
 
 async def serve(config: Config) -> None:
+    # What is alive now (modules, classes, the configuration) lives as long as the process:
+    # out of the cyclic collector's sight, it is not traversed again by every full
+    # collection. And the youngest generation is collected every 50,000 allocations instead
+    # of 700: each collection traverses every object made since the last one that is still
+    # alive, so frequent ones keep re-traversing the connections and messages of a burst
+    # (measured in a connection storm: 4% of the broker's instructions per connection).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
     try:
         server = Server(config)
     except ConfigError as exc:

@@ -28,19 +28,20 @@ WRITE_BUFFER_LOW = 1 << 18
 
 
 class MQTTProtocol(asyncio.Protocol):
-    __slots__ = ("_broker", "_conn", "_flush_handle", "_listener", "_loop", "_out", "_server",
-                 "_transport")
+    __slots__ = ("_broker", "_conn", "_flush_handle", "_listener", "_loop", "_out", "_reading",
+                 "_server", "_transport")
 
-    def __init__(self, broker: Broker, server: Server,
-                 listener: ListenerConfig | None = None) -> None:
+    def __init__(self, broker: Broker, server: Server, listener: ListenerConfig | None,
+                 loop: asyncio.AbstractEventLoop) -> None:
         self._server = server
         self._listener = listener
         self._broker = broker
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop
         self._transport: asyncio.Transport | None = None
         self._conn: Connection | None = None
         self._out: list[bytes | memoryview] = []
         self._flush_handle: asyncio.Handle | None = None
+        self._reading = False  # inside data_received, which flushes on its way out
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -63,6 +64,7 @@ class MQTTProtocol(asyncio.Protocol):
         conn = self._conn
         if conn is None:
             return
+        self._reading = True
         try:
             conn.data_received(data)
         except Exception:
@@ -71,6 +73,8 @@ class MQTTProtocol(asyncio.Protocol):
             self.close()
             conn.connection_lost()
             return
+        finally:
+            self._reading = False
         if self._out:
             # Replies to what was just read (CONNACK, PUBACK, PINGRESP ...) go out now, in one
             # write, rather than one loop iteration later.
@@ -110,7 +114,7 @@ class MQTTProtocol(asyncio.Protocol):
 
     def write(self, data: bytes | memoryview) -> None:
         self._out.append(data)
-        if self._flush_handle is None:
+        if self._flush_handle is None and not self._reading:
             self._flush_handle = self._loop.call_soon(self._flush)
 
     def flush(self) -> None:
