@@ -7,9 +7,9 @@ is an error that names the key: nothing is silently ignored.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 PROTOCOL_MAX_PACKET_SIZE = 268_435_455 + 5  # MQTT 1.5.5: 4-byte Remaining Length + header
@@ -257,7 +257,7 @@ def _listener(item: Any) -> ListenerConfig:
     return listener
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | os.PathLike[str]) -> Config:
     import tomllib  # only when there is a file to read
 
     try:
@@ -272,12 +272,12 @@ def load_config(path: str | Path) -> Config:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     # Relative file names are relative to the configuration file, wherever culex runs from.
-    base = Path(path).resolve().parent
+    base = os.path.dirname(os.path.realpath(path))
     for holder, key in [(config, "password_file"), (config, "acl_file"),
                         (config, "persistence_location"),
                         *[(listener, key) for listener in config.listeners
                           for key in ("certfile", "keyfile", "cafile")]]:
         value = getattr(holder, key)
         if value is not None:
-            setattr(holder, key, str(base / value))
+            setattr(holder, key, os.path.join(base, value))
     return config

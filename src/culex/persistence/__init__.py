@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._store import (
@@ -30,6 +29,5 @@ def open_store(config: Config) -> Store:
         return Store()
     from ._sqlite import SqliteStore, default_directory  # sqlite3 only when it is used
 
-    directory = (Path(config.persistence_location) if config.persistence_location
-                 else default_directory())
+    directory = config.persistence_location or default_directory()
     return SqliteStore(directory, config.durability, config.autosave_interval)

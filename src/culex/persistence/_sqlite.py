@@ -27,7 +27,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import (
@@ -159,23 +158,23 @@ class _Batch:
         self.only_deliveries = True
 
 
-def default_directory() -> Path:
+def default_directory() -> str:
     """systemd's StateDirectory, else the XDG state directory."""
     state = os.environ.get("STATE_DIRECTORY")
     if state:
-        return Path(state.split(":")[0])
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / "culex"
+        return state.split(":")[0]
+    xdg = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(xdg, "culex")
 
 
 class SqliteStore(Store):
     persistent = True
 
-    def __init__(self, directory: Path, durability: str = "full",
+    def __init__(self, directory: str | os.PathLike[str], durability: str = "full",
                  autosave_interval: float = 1.0) -> None:
-        self.directory = directory = directory.expanduser().absolute()
-        self.path = directory / FILE_NAME
+        # Paths as strings: pathlib is not worth its import (0.6 MB of an idle broker).
+        self.directory = os.path.abspath(os.path.expanduser(directory))
+        self.path = os.path.join(self.directory, FILE_NAME)
         self.durable = durability == "full"
         self.autosave_interval = autosave_interval
         self.description = (f"{self.path} ({durability} durability"
@@ -233,8 +232,9 @@ class SqliteStore(Store):
 
     def _prepare_directory(self) -> None:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.directory / "culex.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            fd = os.open(os.path.join(self.directory, "culex.lock"), os.O_RDWR | os.O_CREAT,
+                         0o600)
         except OSError as exc:
             raise StoreError(f"cannot use the data directory {self.directory}: "
                              f"{exc.strerror or exc}") from None
@@ -252,7 +252,7 @@ class SqliteStore(Store):
         self._lock_file = fd
 
     def _open_and_read(self) -> Snapshot:
-        if not self.path.exists():
+        if not os.path.exists(self.path):
             # Created private: it holds every queued payload.
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         db = self._db = sqlite3.connect(self.path, isolation_level=None,
@@ -288,13 +288,12 @@ class SqliteStore(Store):
             COMMIT;""")
         return _read(db)
 
-    def _set_aside(self) -> Path:
+    def _set_aside(self) -> str:
         stamp = time.strftime("%Y%m%dT%H%M%S")
-        aside = self.path.with_name(f"{FILE_NAME}.damaged-{stamp}")
+        aside = f"{self.path}.damaged-{stamp}"
         for suffix in ("", "-wal", "-shm"):
-            source = Path(str(self.path) + suffix)
-            if source.exists():
-                source.rename(Path(str(aside) + suffix))
+            if os.path.exists(self.path + suffix):
+                os.rename(self.path + suffix, aside + suffix)
         return aside
 
     def _close_db(self) -> None:
