@@ -428,6 +428,52 @@ def test_a_failing_disk_holds_acknowledgements_until_a_write_succeeds(
         h.close()
 
 
+def test_the_file_is_created_by_the_first_write(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    try:
+        live = h.client("live")  # clean sessions and QoS 0: nothing to store
+        live.send(Subscribe(1, [SubscriptionRequest("t", 1)]))
+        h.client("pub").send(Publish("t", b"m"))
+        h.commit()
+        assert not (tmp_path / "culex.db").exists() and h.store._thread is None
+        offline_subscriber(h, "sub", ("t", 1))  # its CONNACK waited for the new file
+        assert (tmp_path / "culex.db").stat().st_mode & 0o777 == 0o600
+        assert rows(tmp_path, "subscriptions") == 1
+    finally:
+        h.close()
+    h = Harness(tmp_path)
+    try:
+        assert "sub" in h.broker.sessions
+    finally:
+        h.close()
+
+
+def test_a_file_that_cannot_be_created_is_retried_and_acknowledgements_wait(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(tmp_path)
+    real = h.store._open_and_read
+    failures = [OSError(28, "No space left on device")]
+
+    def failing_open() -> object:
+        if failures:
+            raise failures.pop()
+        return real()
+
+    h.store._open_and_read = failing_open  # type: ignore[method-assign,assignment]
+    try:
+        client = MemoryClient(h.broker, 4)
+        with caplog.at_level(logging.ERROR, logger="culex"):
+            client.send(Connect("sub", 4, clean_start=False))
+            h.loop.run_until_complete(asyncio.sleep(0))
+            assert client.received() == []  # the session is not on disk yet
+            h.commit()  # tries again: creates the file, writes, returns once written
+        assert "cannot create the store" in caplog.text and "retrying" in caplog.text
+        assert isinstance(client.received()[0], ConnAck)
+        assert rows(tmp_path, "sessions") == 1
+    finally:
+        h.close()
+
+
 def test_lingering_stops_when_clients_are_slow_to_acknowledge(tmp_path: Path) -> None:
     """A batch of QoS 1 messages in flight waits a little for their acknowledgements; when
     they do not come, the store stops waiting for a while, so that slow subscribers do not
