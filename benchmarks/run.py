@@ -6,6 +6,12 @@
     python3 benchmarks/run.py --quick      # regression guard (under 2 minutes): prints the
                                            # throughput table and headline, writes nothing
     python3 benchmarks/run.py --persistent # QoS 1/2 to a persistent subscriber, printed
+    python3 benchmarks/run.py --in-place   # any of these with this interpreter's culex
+
+culex runs as a user gets it: installed by pip from this tree into a fresh virtualenv (with
+the `speed` extra). Memory is measured on that, not on a development interpreter, whose
+site-packages may load more at start (a .pth file that imports a package costs every Python
+process there its memory).
 
 Mosquitto and culex run side by side on loopback, driven by the same C load generator, and
 every figure is quoted as a ratio to Mosquitto measured in the same run: the machines are
@@ -79,10 +85,18 @@ def build_persistent_mqbench(compare: Path, directory: Path) -> Path:
     return binary
 
 
+def install(directory: Path) -> str:
+    """culex installed from this tree into a new virtualenv in ``directory``; its command."""
+    subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
+    subprocess.run([str(directory / "bin" / "python"), "-m", "pip", "install", "-q",
+                    "--disable-pip-version-check", f"{ROOT}[speed]"], check=True)
+    return str(directory / "bin" / "culex")
+
+
 def compare(args: argparse.Namespace, only: str, extra: str = "", quick: bool = False,
             env: dict[str, str] | None = None) -> str:
     """One compare.py run against a culex with a fresh data directory; its table."""
-    culex = shutil.which("culex") or f"{sys.executable} -m culex"
+    culex = args.culex
     with tempfile.TemporaryDirectory(prefix="culex-bench-") as data:
         cmd = [sys.executable, str(args.compare), "--name", "culex", "--port", str(args.port),
                "--cmd", f"{culex} serve --config {CONFIG} --data-dir {data} {extra}"
@@ -120,6 +134,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=18940)
     parser.add_argument("--persistent", action="store_true",
                         help="only the QoS 1/2 scenarios to a persistent subscriber")
+    parser.add_argument("--in-place", action="store_true",
+                        help="run the culex of this interpreter instead of installing one")
     args = parser.parse_args()
     if not args.compare.exists():
         print(f"benchmarks: {args.compare} not found (use --compare)", file=sys.stderr)
@@ -128,6 +144,17 @@ def main() -> int:
         print("benchmarks: Mosquitto is needed: apt-get install -y mosquitto gcc",
               file=sys.stderr)
         return 2
+    with tempfile.TemporaryDirectory(prefix="culex-venv-") as venv:
+        if args.in_place:
+            args.culex = shutil.which("culex") or f"{sys.executable} -m culex"
+            args.python = sys.executable
+        else:
+            args.culex = install(Path(venv))
+            args.python = str(Path(venv) / "bin" / "python")
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.persistent:
         print(persistent_tables(args))
         return 0
@@ -142,12 +169,10 @@ def main() -> int:
     commit = _version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     mosquitto = _version(["mosquitto", "-h"])
     mosquitto = re.sub(r"^mosquitto version ", "", mosquitto)
-    python = f"Python {platform.python_version()}"
-    try:
-        import uvloop
-
-        loop = f"uvloop {uvloop.__version__}"
-    except ImportError:
+    python = "Python " + _version([args.python, "-c", "import platform; "
+                                   "print(platform.python_version())"])
+    loop = _version([args.python, "-c", "import uvloop; print('uvloop', uvloop.__version__)"])
+    if not loop.startswith("uvloop"):
         loop = "asyncio event loop (uvloop not installed)"
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     DOCUMENT.write_text(f"""# Benchmarks
@@ -159,6 +184,8 @@ Written by `python3 benchmarks/run.py` on {now}; do not edit by hand.
 - Mosquitto: {mosquitto}, as configured by `../shared/bench/compare.py`
 - Method: both brokers on loopback, driven by the same C load generator (mqbench), scenarios
   interleaved, median of {args.runs} runs. Ratios are culex / Mosquitto from this one run.
+  culex is installed by pip from this tree into a fresh virtualenv, as a user gets it, and
+  starts with an empty data directory (its store file is created by the first write).
 
 ```
 {table}
