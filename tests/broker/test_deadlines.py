@@ -83,3 +83,17 @@ def test_what_one_deadline_does_to_another_in_the_same_slot_is_respected() -> No
                   (deadlines, rearmed, clock.now + 2)]  # into the slot being run
     clock.advance(10)
     assert log == [("first", 1002.0), ("rearmed", 1002.0), ("moved", 1007.0)]
+
+
+def test_arm_by_keeps_a_sooner_deadline_and_brings_a_later_one_forward() -> None:
+    clock = FakeScheduler()
+    deadlines = Deadlines(clock)
+    log: list[tuple[str, float]] = []
+    kept, moved, fresh = Item("kept", log), Item("moved", log), Item("fresh", log)
+    deadlines.arm(kept, clock.now + 2)
+    deadlines.arm(moved, clock.now + 20)
+    deadlines.arm_by(kept, clock.now + 10)
+    deadlines.arm_by(moved, clock.now + 5)
+    deadlines.arm_by(fresh, clock.now + 7)
+    clock.advance(30)
+    assert log == [("kept", 1002.0), ("moved", 1005.0), ("fresh", 1007.0)]

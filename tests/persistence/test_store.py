@@ -474,6 +474,23 @@ def test_a_file_that_cannot_be_created_is_retried_and_acknowledgements_wait(
         h.close()
 
 
+def test_a_stop_that_cannot_create_the_file_says_what_is_lost(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(tmp_path, durability="periodic")  # the change waits for the stop
+    client = MemoryClient(h.broker, 4)
+    client.send(Connect("sub", 4, clean_start=False))
+    assert isinstance(client.received()[0], ConnAck)  # periodic: not held
+
+    def failing_open() -> object:
+        raise OSError(28, "No space left on device")
+
+    h.store._open_and_read = failing_open  # type: ignore[method-assign,assignment]
+    with caplog.at_level(logging.ERROR, logger="culex"):
+        h.close()  # returns: a stop does not wait for a disk that refuses
+    assert "what was to be stored since the start is lost" in caplog.text
+    assert not (tmp_path / "culex.db").exists()
+
+
 def test_lingering_stops_when_clients_are_slow_to_acknowledge(tmp_path: Path) -> None:
     """A batch of QoS 1 messages in flight waits a little for their acknowledgements; when
     they do not come, the store stops waiting for a while, so that slow subscribers do not

@@ -42,7 +42,6 @@ from ..protocol import (
     is_valid_topic_name,
     protocol_error,
 )
-from ._deadlines import TICK
 from ._message import Message
 
 if TYPE_CHECKING:
@@ -402,8 +401,7 @@ class Connection:
             self._keepalive_limit = self.keep_alive * 1.5
             # The CONNECT timeout, if it comes first, becomes the keep-alive check (which
             # re-arms itself), as most connections live longer than that timeout.
-            if not self.due_key or self.due_key * TICK > self._last_rx + self._keepalive_limit:
-                self.broker.deadlines.arm(self, self._last_rx + self._keepalive_limit)
+            self.broker.deadlines.arm_by(self, self._last_rx + self._keepalive_limit)
         else:
             self.broker.deadlines.disarm(self)
         if not self._in_process:

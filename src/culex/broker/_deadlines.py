@@ -57,6 +57,12 @@ class Deadlines:
         if not self._timer_key or key < self._timer_key:
             self._schedule(key)
 
+    def arm_by(self, item: Due, at: float) -> None:
+        """Like ``arm``, unless ``item`` is already armed for sooner: that deadline is kept
+        (its ``deadline_passed`` must then re-arm for what is still to come)."""
+        if not item.due_key or item.due_key * TICK > at:
+            self.arm(item, at)
+
     def disarm(self, item: Due) -> None:
         if item.due_key:
             self._remove(item, item.due_key)

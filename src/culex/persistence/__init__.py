@@ -27,7 +27,7 @@ def open_store(config: Config) -> Store:
     """The store the configuration asks for (not yet loaded)."""
     if not config.persistence:
         return Store()
-    from ._sqlite import SqliteStore, default_directory  # sqlite3 only when it is used
+    from ._sqlite import SqliteStore, default_directory  # the writer's modules only if used
 
     directory = config.persistence_location or default_directory()
     return SqliteStore(directory, config.durability, config.autosave_interval)

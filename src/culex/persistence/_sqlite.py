@@ -333,6 +333,10 @@ class SqliteStore(Store):
             self._open_and_read()
         except (OSError, sqlite3.Error, StoreError) as exc:
             self._close_db()
+            if self._closing:
+                log.error("cannot create the store %s: %s; what was to be stored since the "
+                          "start is lost", self.path, exc)
+                return False
             # Acknowledgements that wait for the write keep waiting meanwhile.
             log.error("cannot create the store %s: %s; retrying in 1s", self.path, exc)
             if self._loop is not None:
