@@ -12,7 +12,10 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-PROTOCOL_MAX_PACKET_SIZE = 268_435_455 + 5  # MQTT 1.5.5: 4-byte Remaining Length + header
+from .protocol import MAX_PACKET_SIZE
+
+# The protocol's own ceiling (MQTT 1.5.5: 4-byte Remaining Length + header), defined once.
+PROTOCOL_MAX_PACKET_SIZE = MAX_PACKET_SIZE
 DEFAULT_PORT = 1883
 
 

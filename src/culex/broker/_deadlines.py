@@ -24,18 +24,17 @@ TICK = 0.25
 
 
 class Due(Protocol):
-    due_key: int  # the slot it is in (0: none); kept by Deadlines
-
     def deadline_passed(self, now: float) -> None: ...
 
 
 class Deadlines:
-    __slots__ = ("_clock", "_keys", "_scheduler", "_slots", "_timer", "_timer_key")
+    __slots__ = ("_clock", "_key_of", "_keys", "_scheduler", "_slots", "_timer", "_timer_key")
 
     def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
         self._clock = scheduler.time
         self._slots: dict[int, dict[Due, None]] = {}
+        self._key_of: dict[Due, int] = {}  # the slot each armed item is in
         self._keys: list[int] = []  # a heap of slot keys; a key whose slot is gone is skipped
         self._timer: Any = None
         self._timer_key = 0
@@ -43,7 +42,7 @@ class Deadlines:
     def arm(self, item: Due, at: float) -> None:
         """``item.deadline_passed`` is called once, at ``at`` or up to one tick later."""
         key = math.ceil(at / TICK)
-        old = item.due_key
+        old = self._key_of.get(item, 0)
         if old == key:
             return
         if old:
@@ -53,20 +52,24 @@ class Deadlines:
             slot = self._slots[key] = {}
             heappush(self._keys, key)
         slot[item] = None
-        item.due_key = key
+        self._key_of[item] = key
         if not self._timer_key or key < self._timer_key:
             self._schedule(key)
 
     def arm_by(self, item: Due, at: float) -> None:
         """Like ``arm``, unless ``item`` is already armed for sooner: that deadline is kept
         (its ``deadline_passed`` must then re-arm for what is still to come)."""
-        if not item.due_key or item.due_key * TICK > at:
+        key = self._key_of.get(item, 0)
+        if not key or key * TICK > at:
             self.arm(item, at)
 
     def disarm(self, item: Due) -> None:
-        if item.due_key:
-            self._remove(item, item.due_key)
-            item.due_key = 0
+        key = self._key_of.pop(item, 0)
+        if key:
+            self._remove(item, key)
+
+    def armed(self, item: Due) -> bool:
+        return item in self._key_of
 
     def _remove(self, item: Due, key: int) -> None:
         slot = self._slots.get(key)
@@ -94,8 +97,8 @@ class Deadlines:
                 continue
             for item in list(slot):
                 # What an earlier item did may have moved or dropped this one.
-                if item.due_key == key:
-                    item.due_key = 0
+                if self._key_of.get(item) == key:
+                    del self._key_of[item]
                     item.deadline_passed(now)
         while keys and keys[0] not in slots:
             heappop(keys)
