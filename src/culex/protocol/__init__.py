@@ -23,11 +23,6 @@ from ._packets import (
     Publish,
     PubRec,
     PubRel,
-    SubAck,
-    Subscribe,
-    SubscriptionRequest,
-    UnsubAck,
-    Unsubscribe,
     UnsupportedProtocolVersion,
     Will,
     encode_publish_header,
@@ -35,10 +30,12 @@ from ._packets import (
 )
 from ._properties import NO_PROPERTIES, PacketType, Properties, decode_properties
 from ._reason_codes import V5_TO_V3_CONNACK, ConnackCode, ReasonCode
+from ._subscribe_packets import SubAck, Subscribe, SubscriptionRequest, UnsubAck, Unsubscribe
 from ._topics import (
     SHARE_PREFIX,
     is_valid_topic_filter,
     is_valid_topic_name,
+    parse_filter,
     parse_shared,
     topic_matches,
 )
@@ -88,6 +85,7 @@ __all__ = [
     "is_valid_topic_filter",
     "is_valid_topic_name",
     "malformed",
+    "parse_filter",
     "parse_shared",
     "prefixed_topic",
     "protocol_error",

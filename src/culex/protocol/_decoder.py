@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from ._codec import Buffer
 from ._errors import MQTTError, malformed
-from ._packets import MQTT_5, PACKET_CLASSES, REQUIRED_FLAGS, Connect, Packet, Publish
+from ._packets import MQTT_5, Connect, Packet, Publish
 from ._properties import PacketType
 from ._reason_codes import ReasonCode
+from ._registry import PACKET_CLASSES, REQUIRED_FLAGS
 
 # The protocol's own ceiling: one byte of header, four of Remaining Length, 268,435,455 of body.
 # MQTT 5 counts the whole packet against Maximum Packet Size (3.1.2.11.4); 3.x has no such

@@ -7,7 +7,7 @@ older versions (properties, reason codes) are simply not put on the wire for the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from ._codec import (
@@ -331,144 +331,6 @@ class PubComp(_Ack):
     FIRST_BYTE: ClassVar[int] = 0x70
 
 
-@dataclass(slots=True, frozen=True)
-class SubscriptionRequest:
-    """One topic filter of a SUBSCRIBE with its options (MQTT 5.0 3.8.3.1)."""
-
-    topic_filter: str
-    qos: int = 0
-    no_local: bool = False
-    retain_as_published: bool = False
-    retain_handling: int = 0
-
-    def options_byte(self) -> int:
-        return (self.qos | (0x04 if self.no_local else 0)
-                | (0x08 if self.retain_as_published else 0) | (self.retain_handling << 4))
-
-
-@dataclass(slots=True)
-class Subscribe(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.SUBSCRIBE
-    packet_id: int
-    subscriptions: list[SubscriptionRequest]
-    properties: Properties = NO_PROPERTIES
-
-    def encode(self, version: int) -> bytes:
-        body = bytearray(self.packet_id.to_bytes(2, "big"))
-        if version == MQTT_5:
-            body += self.properties.encode()
-        for sub in self.subscriptions:
-            encode_utf8(sub.topic_filter, body)
-            body.append(sub.options_byte() if version == MQTT_5 else sub.qos)
-        return _frame(0x82, body)
-
-    @classmethod
-    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> Subscribe:
-        packet_id, pos = _packet_id(data, start, end)
-        properties = NO_PROPERTIES
-        if version == MQTT_5:
-            properties, pos = decode_properties(data, pos, end, PacketType.SUBSCRIBE)
-        subs: list[SubscriptionRequest] = []
-        while pos < end:
-            topic_filter, pos = decode_utf8(data, pos, end)
-            options, pos = decode_byte(data, pos, end)
-            qos = options & 0x03
-            if qos == 3:
-                raise malformed("subscription with QoS 3")
-            if version == MQTT_5:
-                if options & 0xC0:
-                    raise malformed("reserved subscription option bits set")  # MQTT-3.8.3-5
-                retain_handling = (options >> 4) & 0x03
-                if retain_handling == 3:
-                    raise protocol_error("retain handling 3")
-                subs.append(SubscriptionRequest(topic_filter, qos, bool(options & 0x04),
-                                                bool(options & 0x08), retain_handling))
-            else:
-                if options & 0xFC:
-                    raise malformed("reserved subscription option bits set")  # MQTT-3-8.3-4
-                subs.append(SubscriptionRequest(topic_filter, qos))
-        if not subs:
-            raise protocol_error("SUBSCRIBE without a topic filter")  # MQTT-3.8.3-3
-        return cls(packet_id, subs, properties)
-
-
-@dataclass(slots=True)
-class SubAck(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.SUBACK
-    packet_id: int
-    reason_codes: list[int]
-    properties: Properties = NO_PROPERTIES
-
-    def encode(self, version: int) -> bytes:
-        body = bytearray(self.packet_id.to_bytes(2, "big"))
-        if version == MQTT_5:
-            body += self.properties.encode()
-        body += bytes(self.reason_codes)
-        return _frame(0x90, body)
-
-    @classmethod
-    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> SubAck:
-        packet_id, pos = _packet_id(data, start, end)
-        properties = NO_PROPERTIES
-        if version == MQTT_5:
-            properties, pos = decode_properties(data, pos, end, PacketType.SUBACK)
-        return cls(packet_id, list(data[pos:end]), properties)
-
-
-@dataclass(slots=True)
-class Unsubscribe(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.UNSUBSCRIBE
-    packet_id: int
-    topic_filters: list[str]
-    properties: Properties = NO_PROPERTIES
-
-    def encode(self, version: int) -> bytes:
-        body = bytearray(self.packet_id.to_bytes(2, "big"))
-        if version == MQTT_5:
-            body += self.properties.encode()
-        for topic_filter in self.topic_filters:
-            encode_utf8(topic_filter, body)
-        return _frame(0xA2, body)
-
-    @classmethod
-    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> Unsubscribe:
-        packet_id, pos = _packet_id(data, start, end)
-        properties = NO_PROPERTIES
-        if version == MQTT_5:
-            properties, pos = decode_properties(data, pos, end, PacketType.UNSUBSCRIBE)
-        filters: list[str] = []
-        while pos < end:
-            topic_filter, pos = decode_utf8(data, pos, end)
-            filters.append(topic_filter)
-        if not filters:
-            raise protocol_error("UNSUBSCRIBE without a topic filter")  # MQTT-3.10.3-2
-        return cls(packet_id, filters, properties)
-
-
-@dataclass(slots=True)
-class UnsubAck(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.UNSUBACK
-    packet_id: int
-    reason_codes: list[int] = field(default_factory=list)  # MQTT 5 only
-    properties: Properties = NO_PROPERTIES
-
-    def encode(self, version: int) -> bytes:
-        body = bytearray(self.packet_id.to_bytes(2, "big"))
-        if version == MQTT_5:
-            body += self.properties.encode()
-            body += bytes(self.reason_codes)
-        return _frame(0xB0, body)
-
-    @classmethod
-    def decode(cls, flags: int, data: Buffer, start: int, end: int, version: int) -> UnsubAck:
-        packet_id, pos = _packet_id(data, start, end)
-        if version != MQTT_5:
-            _check_end(pos, end)
-            return cls(packet_id)
-        properties, pos = decode_properties(data, pos, end, PacketType.UNSUBACK)
-        return cls(packet_id, list(data[pos:end]), properties)
-
-
 @dataclass(slots=True)
 class _Empty(Packet):
     """PINGREQ and PINGRESP: a fixed header and nothing else."""
@@ -534,15 +396,3 @@ class Auth(_ReasonOnly):
     # Only MQTT 5 has AUTH: the decoder treats type 15 as reserved for earlier versions.
     TYPE: ClassVar[PacketType] = PacketType.AUTH
     FIRST_BYTE: ClassVar[int] = 0xF0
-
-
-PACKET_CLASSES: dict[int, type[Packet]] = {
-    cls.TYPE: cls
-    for cls in (Connect, ConnAck, Publish, PubAck, PubRec, PubRel, PubComp, Subscribe, SubAck,
-                Unsubscribe, UnsubAck, PingReq, PingResp, Disconnect, Auth)
-}
-
-# MQTT-2.1.3-1 (3.1.1: MQTT-2.2.2-1): the fixed-header flags every packet but PUBLISH must carry.
-REQUIRED_FLAGS: dict[int, int] = {t: 0 for t in PACKET_CLASSES}
-REQUIRED_FLAGS.update({PacketType.PUBREL: 2, PacketType.SUBSCRIBE: 2, PacketType.UNSUBSCRIBE: 2})
-del REQUIRED_FLAGS[PacketType.PUBLISH]

@@ -45,6 +45,18 @@ def parse_shared(topic_filter: str) -> tuple[str, str] | None:
     return group, rest
 
 
+def parse_filter(topic_filter: str) -> tuple[str | None, str]:
+    """``(group, filter)`` of any topic filter a client may send: group is the share name of
+    ``$share/group/filter`` (MQTT 5.0 4.8.2), None for an ordinary filter. Raises ValueError
+    for a filter that is not valid either way."""
+    shared = parse_shared(topic_filter)
+    if shared is not None:
+        return shared
+    if not is_valid_topic_filter(topic_filter):
+        raise ValueError("invalid topic filter")
+    return None, topic_filter
+
+
 def topic_matches(topic_filter: str, topic: str) -> bool:
     """Whether ``topic`` matches ``topic_filter``, by the rules of MQTT 4.7.
 
