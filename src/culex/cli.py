@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     logging.basicConfig(stream=sys.stderr, level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(message)s")
-    from .transport import run
+    from .app import run
 
     with contextlib.suppress(KeyboardInterrupt):
         run(config)

@@ -412,9 +412,9 @@ def test_a_failing_disk_holds_acknowledgements_until_a_write_succeeds(
     h = Harness(tmp_path)
     try:
         offline_subscriber(h, "sub", ("t", 1))
-        assert h.store._db is not None
-        failing = FailingDatabase(h.store._db, failures=2)
-        h.store._db = failing  # type: ignore[assignment]
+        assert h.store.file.db is not None
+        failing = FailingDatabase(h.store.file.db, failures=2)
+        h.store.file.db = failing  # type: ignore[assignment]
         pub = h.client("pub")
         with caplog.at_level(logging.ERROR, logger="culex"):
             pub.send(Publish("t", b"m", qos=1, packet_id=1))
@@ -435,7 +435,7 @@ def test_the_file_is_created_by_the_first_write(tmp_path: Path) -> None:
         live.send(Subscribe(1, [SubscriptionRequest("t", 1)]))
         h.client("pub").send(Publish("t", b"m"))
         h.commit()
-        assert not (tmp_path / "culex.db").exists() and h.store._thread is None
+        assert not (tmp_path / "culex.db").exists() and h.store.file.db is None
         offline_subscriber(h, "sub", ("t", 1))  # its CONNACK waited for the new file
         assert (tmp_path / "culex.db").stat().st_mode & 0o777 == 0o600
         assert rows(tmp_path, "subscriptions") == 1
@@ -451,15 +451,15 @@ def test_the_file_is_created_by_the_first_write(tmp_path: Path) -> None:
 def test_a_file_that_cannot_be_created_is_retried_and_acknowledgements_wait(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     h = Harness(tmp_path)
-    real = h.store._open_and_read
+    real = h.store.file.create
     failures = [OSError(28, "No space left on device")]
 
-    def failing_open() -> object:
+    def failing_create() -> None:
         if failures:
             raise failures.pop()
-        return real()
+        real()
 
-    h.store._open_and_read = failing_open  # type: ignore[method-assign,assignment]
+    h.store.file.create = failing_create  # type: ignore[method-assign]
     try:
         client = MemoryClient(h.broker, 4)
         with caplog.at_level(logging.ERROR, logger="culex"):
@@ -481,10 +481,10 @@ def test_a_stop_that_cannot_create_the_file_says_what_is_lost(
     client.send(Connect("sub", 4, clean_start=False))
     assert isinstance(client.received()[0], ConnAck)  # periodic: not held
 
-    def failing_open() -> object:
+    def failing_create() -> None:
         raise OSError(28, "No space left on device")
 
-    h.store._open_and_read = failing_open  # type: ignore[method-assign,assignment]
+    h.store.file.create = failing_create  # type: ignore[method-assign]
     with caplog.at_level(logging.ERROR, logger="culex"):
         h.close()  # returns: a stop does not wait for a disk that refuses
     assert "what was to be stored since the start is lost" in caplog.text

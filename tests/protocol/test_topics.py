@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from culex.broker import Message, RetainedStore, Router, Session, Subscription
 from culex.broker._session import Limits
+from culex.observability import Counters
 from culex.protocol import is_valid_topic_filter, is_valid_topic_name, parse_shared, topic_matches
 
 # Small alphabets so that generated filters and topics actually meet.
@@ -44,7 +45,7 @@ def filters(draw: st.DrawFn) -> str:
 def test_spec_examples(topic_filter: str, topic: str, expected: bool) -> None:
     assert topic_matches(topic_filter, topic) is expected
     router = Router()
-    session = Session("c", 0, Limits())
+    session = Session("c", 0, Limits(), Counters())
     router.add(Subscription(session, topic_filter, 0))
     found, _ = router.match(topic)
     assert bool(found) is expected
@@ -81,7 +82,7 @@ def test_router_matches_like_the_reference(subscribed: list[str], topic: str) ->
     router = Router()
     sessions = []
     for index, topic_filter in enumerate(subscribed):
-        session = Session(f"c{index}", 0, Limits())
+        session = Session(f"c{index}", 0, Limits(), Counters())
         sessions.append(session)
         router.add(Subscription(session, topic_filter, 0))
     found, _ = router.match(topic)
@@ -93,7 +94,7 @@ def test_router_matches_like_the_reference(subscribed: list[str], topic: str) ->
 @given(st.lists(filters(), min_size=1, max_size=8), st.data())
 def test_router_removal_leaves_no_trace(subscribed: list[str], data: st.DataObject) -> None:
     router = Router()
-    session = Session("c", 0, Limits())
+    session = Session("c", 0, Limits(), Counters())
     for topic_filter in subscribed:
         router.add(Subscription(session, topic_filter, 0))
     for topic_filter in set(subscribed):

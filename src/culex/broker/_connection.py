@@ -1,17 +1,21 @@
 """One client connection: the protocol state between a socket and the broker.
 
 Still sans-IO: bytes come in through ``data_received``, bytes go out through a ``Sink`` (the
-transport layer coalesces them), and time comes from the broker's scheduler. One handler per
-packet kind; every protocol violation, wherever it is found, becomes an ``MQTTError`` and is
-turned into a DISCONNECT (v5) or a closed connection (v3) in one place, ``_violation``.
+transport layer coalesces them), and time comes from the host's clock. One handler per packet
+kind; every protocol violation, wherever it is found, becomes an ``MQTTError`` and is turned
+into a DISCONNECT (v5) or a closed connection (v3) in one place, ``_violation``. Its states and
+their transitions are in ``_states``.
+
+The connection knows the broker only as a ``Host``: what it asks of it. It writes no field of
+the broker's objects, and the broker writes none of its: an accepted CONNECT comes back as an
+``Accepted`` value that the connection applies to itself.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..protocol import (
     MQTT_5,
@@ -25,7 +29,6 @@ from ..protocol import (
     MQTTError,
     Packet,
     PingReq,
-    PingResp,
     Properties,
     PubAck,
     PubComp,
@@ -33,98 +36,58 @@ from ..protocol import (
     PubRec,
     PubRel,
     ReasonCode,
-    SubAck,
     Subscribe,
-    UnsubAck,
     Unsubscribe,
     UnsupportedProtocolVersion,
-    is_utf8,
-    is_valid_topic_name,
     protocol_error,
 )
+from ._connect import identify
+from ._enhanced_auth import EnhancedAuth
+from ._handlers import Handlers
+from ._host import Host, Sink
 from ._message import Message
+from ._states import AUTHENTICATING, CLOSED, CONNECTED, NEW, State, check
 
 if TYPE_CHECKING:
     from ..auth import ClientInfo
     from ..config import ListenerConfig
-    from ._broker import Broker
+    from ._connect import Accepted, Refusal
     from ._session import Session
+
+__all__ = ["Connection", "Host", "Sink"]
 
 log = logging.getLogger("culex")
 
-NEW, AUTHENTICATING, CONNECTED, CLOSED = range(4)
 # Largest CONNECT read from a peer nobody has authenticated yet. Every field of a CONNECT is at
 # most 65,535 bytes and a legitimate one stays far below this; without the cap a stranger could
 # make the broker buffer up to max_packet_size (256 MB by default) before saying who it is.
 MAX_CONNECT_SIZE = 1 << 20
-# Packets a client may send during its enhanced authentication, kept for after the CONNACK.
-MAX_DEFERRED = 1000
 # Up to this size a payload is joined to its header (a cheap copy) rather than written apart.
 SMALL_PAYLOAD = 1024
 VERSION_NAMES = {3: "3.1", 4: "3.1.1", 5: "5.0"}
 
 
-class Sink(Protocol):
-    """Where a connection's bytes go: the transport layer, or a list in tests."""
+class Connection(Handlers, EnhancedAuth):
+    __slots__ = ("_clean_exit", "_connect", "_counters", "_deferred", "_exchange", "_held",
+                 "_hold_until", "_in_process", "_keepalive_limit", "_last_rx", "_method",
+                 "_qos2_in", "aliases", "auth_method", "auth_reply", "cert_cn", "cert_subject",
+                 "client", "client_id", "connect_expiry", "decoder", "host", "keep_alive",
+                 "listener", "max_out_alias", "max_out_packet", "out_aliases", "paused", "peer",
+                 "send_window", "session", "sink", "state", "version")
 
-    def write(self, data: bytes | memoryview) -> None: ...
-
-    def flush(self) -> None:
-        """Send what was written now rather than at the end of the loop iteration."""
-
-    def close(self) -> None: ...
-
-
-class Connection:
-    __slots__ = (
-        "_clean_exit",
-        "_connect",
-        "_deferred",
-        "_exchange",
-        "_held",
-        "_hold_until",
-        "_in_process",
-        "_keepalive_limit",
-        "_last_rx",
-        "_method",
-        "_qos2_in",
-        "aliases",
-        "auth_method",
-        "auth_reply",
-        "broker",
-        "cert_cn",
-        "cert_subject",
-        "client",
-        "client_id",
-        "connect_expiry",
-        "decoder",
-        "due_key",
-        "keep_alive",
-        "listener",
-        "max_out_alias",
-        "max_out_packet",
-        "out_aliases",
-        "paused",
-        "peer",
-        "send_window",
-        "session",
-        "sink",
-        "state",
-        "version",
-    )
-
-    def __init__(self, broker: Broker, sink: Sink, peer: str,
+    def __init__(self, host: Host, sink: Sink, peer: str,
                  listener: ListenerConfig | None = None, cert_subject: str | None = None,
                  cert_cn: str | None = None) -> None:
-        self.broker = broker
+        self.host = host
+        self._counters = host.counters
         self.sink = sink
         self.peer = peer
         self.listener = listener
         self.cert_subject = cert_subject  # of a verified TLS client certificate
         self.cert_cn = cert_cn
         self.client: ClientInfo | None = None  # who this is, once authenticated
-        self.decoder = Decoder(min(broker.config.packet_size_limit, MAX_CONNECT_SIZE))
-        self.state = NEW
+        self.decoder = Decoder(min(host.config.packet_size_limit, MAX_CONNECT_SIZE))
+        self.state: State = NEW
         self.version = 0
         self.client_id = ""
         self.session: Session | None = None
@@ -157,24 +120,27 @@ class Connection:
         self._in_process = False
         self.connect_expiry = 0
         self._keepalive_limit = 0.0
-        self._last_rx = broker.clock()
+        self._last_rx = host.clock()
         # One deadline per connection: the connect timeout first, then the keep-alive check.
-        self.due_key = 0
-        broker.deadlines.arm(self, self._last_rx + broker.config.connect_timeout)
+        host.deadlines.arm(self, self._last_rx + host.config.connect_timeout)
+
+    def _enter(self, state: State) -> None:
+        self.state = check(self.state, state)
 
     # -- input ------------------------------------------------------------------------------
 
     def data_received(self, data: bytes | bytearray | memoryview) -> None:
-        if self.state == CLOSED:
+        if self.state is CLOSED:
             return  # MQTT-3.1.4-6: nothing after a refused CONNECT or a DISCONNECT is read
-        self._last_rx = self.broker.clock()
+        self._counters.bytes_received += len(data)
+        self._last_rx = self.host.clock()
         decoder = self.decoder
-        if self.state == NEW and not decoder.buffered and data[:1] != b"\x10":
+        if self.state is NEW and not decoder.buffered and data[:1] != b"\x10":
             # MQTT-3.1.0-1: not a CONNECT, so not worth waiting for the rest of it.
             self._refuse_quietly("first packet is not CONNECT")
             return
         decoder.feed(data)
-        if self.state == AUTHENTICATING:
+        if self.state is AUTHENTICATING:
             # Packets wait, in order, until the client is accepted (MQTT-3.1.4-6); a client
             # that keeps sending meanwhile is not given unbounded memory.
             if decoder.buffered > MAX_CONNECT_SIZE:
@@ -184,36 +150,15 @@ class Connection:
             return
         self._process()
 
-    def _process_exchange(self) -> None:
-        """During an enhanced authentication at CONNECT, AUTH packets are answered and all
-        else waits for the CONNACK (MQTT 5.0 3.1.4: nothing but AUTH is processed before)."""
-        deferred = self._deferred
-        if deferred is None:
-            deferred = self._deferred = []
-        try:
-            while self.state == AUTHENTICATING and self._exchange is not None:
-                packet = self.decoder.next_packet()
-                if packet is None:
-                    break
-                if type(packet) is Auth:
-                    self._on_auth(packet)
-                elif len(deferred) >= MAX_DEFERRED:
-                    self._refuse_quietly("too many packets before CONNACK")
-                else:
-                    deferred.append(packet)
-        except MQTTError as exc:
-            self._refuse_connect(self._connect or Connect(""), exc.reason_code,
-                                 f"protocol error: {exc}")
-
     def _process(self) -> None:
         decoder = self.decoder
         self._in_process = True
         try:
             deferred, self._deferred = self._deferred, None
             for waiting in deferred or ():
-                if self.state == CONNECTED:
+                if self.state is CONNECTED:
                     self._handle(waiting)
-            while self.state == CONNECTED or self.state == NEW:
+            while self.state is CONNECTED or self.state is NEW:
                 packet = decoder.next_packet()
                 if packet is None:
                     break
@@ -224,11 +169,12 @@ class Connection:
             self._in_process = False
 
     def _handle(self, packet: Packet) -> None:
+        self._counters.packets_received += 1
         kind = type(packet)
         if kind is Publish:
             self._on_publish(packet)  # type: ignore[arg-type]
             return
-        if self.state == NEW:
+        if self.state is NEW:
             if kind is not Connect:
                 raise protocol_error("first packet is not CONNECT")  # MQTT-3.1.0-1
             self._on_connect(packet)  # type: ignore[arg-type]
@@ -240,15 +186,15 @@ class Connection:
 
     def connection_lost(self) -> None:
         """The transport is gone (peer closed, network error, or we closed it)."""
-        self._finish("connection lost")
+        self._finish("connection lost", "lost")
 
     def pause_writing(self) -> None:
         self.paused = True
 
     def resume_writing(self) -> None:
         self.paused = False
-        if self.session is not None and self.state == CONNECTED:
-            self.session.pump(self.broker.clock())
+        if self.session is not None and self.state is CONNECTED:
+            self.session.pump(self.host.clock())
 
     # -- output -----------------------------------------------------------------------------
 
@@ -293,12 +239,13 @@ class Connection:
             self.sink.write(data)
 
     def send(self, packet: Packet) -> None:
+        self._counters.packets_sent += 1
         self.write(packet.encode(self.version))
 
     def send_publish(self, message: Message, qos: int, retain: bool, dup: bool, packet_id: int,
                      sub_ids: tuple[int, ...]) -> bool:
         """Write one PUBLISH; False if it is larger than the client accepts (not sent)."""
-        now = self.broker.clock() if message.expiry_at is not None else 0.0
+        now = self.host.clock() if message.expiry_at is not None else 0.0
         out_aliases = self.out_aliases
         alias = 0
         if out_aliases is not None:
@@ -319,6 +266,10 @@ class Connection:
         if alias and out_aliases is not None:
             # Only once the packet that teaches the client the alias is surely sent.
             out_aliases[message.topic] = alias
+        counters = self._counters
+        counters.packets_sent += 1
+        counters.messages_sent[qos] += 1
+        counters.publish_bytes_sent += len(payload)
         write = self.write if self._hold_until else self.sink.write
         if len(payload) <= SMALL_PAYLOAD:
             write(header + payload)  # one buffer instead of two for the transport
@@ -328,84 +279,123 @@ class Connection:
         return True
 
     def send_pubrel(self, packet_id: int) -> None:
-        self.write(PubRel(packet_id).encode(self.version))
+        self.send(PubRel(packet_id))
 
     # -- closing ----------------------------------------------------------------------------
 
     def close(self, reason: ReasonCode, why: str) -> None:
         """Server-initiated close: tell a v5 client why (MQTT 4.13), then hang up."""
-        if self.state == CONNECTED and self.version == MQTT_5:
+        if self.state is CONNECTED and self.version == MQTT_5:
             self.send(_explained(lambda props: Disconnect(reason, props), why,
                                  self.max_out_packet))
         self.sink.close()
-        self._finish(why)
+        self._finish(why, _CLOSE_REASONS.get(reason, "protocol_error"))
 
     def _violation(self, exc: MQTTError) -> None:
-        if self.state == NEW:
+        if self.state is NEW:
             if isinstance(exc, UnsupportedProtocolVersion):
                 # MQTT-3.1.2-2 (3.1.1): CONNACK 0x01 in the 3.1.1 form, which all can read.
                 self.sink.write(ConnAck(False, 1).encode(4))
+                self._refuse_quietly(str(exc), "unsupported_protocol_version")
+                return
             self._refuse_quietly(str(exc))
             return
         self.close(exc.reason_code, f"protocol error: {exc}")
 
-    def _refuse_quietly(self, why: str) -> None:
+    def _refuse_quietly(self, why: str, counted_as: str = "protocol_error") -> None:
         log.info("refused: connection from %s: %s", self.peer, why)
-        self.state = CLOSED
-        self.broker.deadlines.disarm(self)
+        self._counters.refuse(counted_as)
+        self._enter(CLOSED)
+        self.host.deadlines.disarm(self)
         self.sink.close()
 
-    def _finish(self, why: str) -> None:
-        if self.state == CLOSED:
+    def _finish(self, why: str, counted_as: str) -> None:
+        if self.state is CLOSED:
             return
-        was_connected = self.state == CONNECTED
-        self.state = CLOSED
-        self.broker.deadlines.disarm(self)
+        was_connected = self.state is CONNECTED
+        self._enter(CLOSED)
+        self.host.deadlines.disarm(self)
         if was_connected:
+            self._counters.close(counted_as)
             log.info("disconnected: client %s from %s: %s", self.client_id, self.peer, why)
-            self.broker.disconnected(self, publish_will=not self._clean_exit)
+            assert self.session is not None
+            self.host.disconnected(self, self.session, not self._clean_exit)
 
     def deadline_passed(self, now: float) -> None:
-        if self.state == NEW or self.state == AUTHENTICATING:
-            self._refuse_quietly("no CONNECT in time")
-        elif self.state == CONNECTED and self._keepalive_limit:
+        if self.state is NEW or self.state is AUTHENTICATING:
+            self._refuse_quietly("no CONNECT in time", "timeout")
+        elif self.state is CONNECTED and self._keepalive_limit:
             # Re-armed from the time of the last packet, instead of being moved for every
             # packet.
             if now - self._last_rx >= self._keepalive_limit:
                 self.close(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")  # MQTT-3.1.2-22
             else:
-                self.broker.deadlines.arm(self, self._last_rx + self._keepalive_limit)
+                self.host.deadlines.arm(self, self._last_rx + self._keepalive_limit)
 
     # -- CONNECT ----------------------------------------------------------------------------
 
     def _on_connect(self, packet: Connect) -> None:
         self.version = packet.protocol_version
-        refusal = self.broker.check_connect(self, packet)
+        host = self.host
+        refusal = host.check_connect(packet)
         if refusal is not None:
             self._refuse_connect(packet, *refusal)
             return
-        self.state = AUTHENTICATING
-        # The broker calls authenticated() now, or later when a plugin has answered.
-        self.broker.authenticate(self, packet)
+        self._enter(AUTHENTICATING)
+        self._connect = packet
+        # An empty id is replaced first, so that ACL patterns (%c) see the real one.
+        self.client_id = packet.client_id or host.assign_client_id()  # MQTT-3.1.3-6
+        client, by_certificate = identify(self.listener, packet, self.client_id, self.peer,
+                                          self.cert_subject, self.cert_cn)
+        self.client = client
+        # The host calls authenticated() now, or later when a plugin has answered.
+        host.authenticate(self, packet, client, by_certificate, self.listener)
 
-    def authenticated(self, packet: Connect, refusal: tuple[int, str] | None) -> None:
-        if self.state != AUTHENTICATING:
+    def authenticated(self, client: ClientInfo, refusal: Refusal | None) -> None:
+        if self.state is not AUTHENTICATING:
             return  # the client went away while it was being checked
+        packet = self._connect
+        assert packet is not None
         if refusal is not None:
+            self._counters.auth_failures += 1
             self._refuse_connect(packet, *refusal)
             return
-        self.state = CONNECTED
-        self.decoder.max_packet_size = self.broker.config.packet_size_limit
-        self.broker.connect(self, packet)
+        self._counters.auth_successes += 1
+        self.client = client
+        self._enter(CONNECTED)
+        self._connect = None
+        self.decoder.max_packet_size = self.host.config.packet_size_limit
+        self._accepted(self.host.connect(self, packet, client, self.auth_method,
+                                         self.auth_reply))
+        if not self._in_process:
+            self._process()  # what arrived while the plugins were deciding
+
+    def _accepted(self, accepted: Accepted) -> None:
+        """Apply what the CONNECT negotiated, send the CONNACK, resume the session."""
+        self.session = accepted.session
+        self.connect_expiry = accepted.expiry
+        self.keep_alive = accepted.keep_alive
+        self.send_window = accepted.send_window
+        self.max_out_packet = accepted.max_out_packet
+        if accepted.max_out_alias:
+            self.max_out_alias = accepted.max_out_alias
+            self.out_aliases = {}
+        self._counters.packets_sent += 1
+        self.write(accepted.connack)
+        log.info("connected: client %s from %s, MQTT %s, %s, keep-alive %ds",
+                 self.client_id, self.peer, VERSION_NAMES[self.version],
+                 "session resumed" if accepted.session_present else "new session",
+                 self.keep_alive)
+        if accepted.session_present:
+            accepted.session.resume(self.host.clock())  # a new session has nothing to resend
+        deadlines = self.host.deadlines
         if self.keep_alive:
             self._keepalive_limit = self.keep_alive * 1.5
             # The CONNECT timeout, if it comes first, becomes the keep-alive check (which
             # re-arms itself), as most connections live longer than that timeout.
-            self.broker.deadlines.arm_by(self, self._last_rx + self._keepalive_limit)
+            deadlines.arm_by(self, self._last_rx + self._keepalive_limit)
         else:
-            self.broker.deadlines.disarm(self)
-        if not self._in_process:
-            self._process()  # what arrived while the plugins were deciding
+            deadlines.disarm(self)
 
     def _refuse_connect(self, packet: Connect, reason: int, why: str) -> None:
         if self.version == MQTT_5:
@@ -415,209 +405,24 @@ class Connection:
             self.send(ConnAck(False, code))  # MQTT-3.2.2-6: session present 0
         user = f", user {packet.username!r}" if packet.username is not None else ""
         # An empty client id has been replaced by an assigned one by now, if it got that far.
-        self._refuse_quietly(f"client {self.client_id or packet.client_id!r}{user}: {why}")
+        self._refuse_quietly(f"client {self.client_id or packet.client_id!r}{user}: {why}",
+                             _reason_name(reason))
 
-    # -- PUBLISH and its acknowledgements ----------------------------------------------------
 
-    def _on_publish(self, packet: Publish) -> None:
-        if self.state != CONNECTED:
-            raise protocol_error("PUBLISH before CONNECT")  # MQTT-3.1.0-1
-        topic = packet.topic
-        props = packet.properties
-        if props is not NO_PROPERTIES:
-            if props.subscription_identifiers:
-                raise protocol_error("PUBLISH from a client with a subscription identifier")
-            response = props.response_topic
-            if response is not None and not is_valid_topic_name(response):
-                raise protocol_error(f"invalid response topic {response!r}")  # MQTT-3.3.2-14
-            alias = props.topic_alias
-            if alias is not None:
-                if not 0 < alias <= self.broker.config.max_topic_alias:
-                    raise MQTTError(ReasonCode.TOPIC_ALIAS_INVALID,
-                                    f"topic alias {alias}")  # MQTT-3.2.2-17
-                if topic:
-                    self.aliases[alias] = topic
-                else:
-                    topic = self.aliases.get(alias, "")
-                    if not topic:
-                        raise protocol_error(f"unknown topic alias {alias}")
-        if not topic:
-            # MQTT 5.0 3.3.2.1: a Protocol Error without a Topic Alias; 3.x: MQTT-4.7.3-1.
-            raise protocol_error("empty topic name")
-        qos = packet.qos
-        if props.payload_format_indicator == 1 and not is_utf8(packet.payload):
-            # MQTT 5.0 3.3.2.3.2: refused with 0x99; at QoS 0 only a DISCONNECT can say so.
-            if not qos:
-                raise MQTTError(ReasonCode.PAYLOAD_FORMAT_INVALID, "payload is not UTF-8")
-            ack = PubAck if qos == 1 else PubRec
-            self.send(ack(packet.packet_id, ReasonCode.PAYLOAD_FORMAT_INVALID))
-            return
-        config = self.broker.config
-        if qos > config.max_qos:
-            raise MQTTError(ReasonCode.QOS_NOT_SUPPORTED, f"QoS {qos}")  # MQTT-3.2.2-11
-        if packet.retain and not config.retain_available:
-            raise MQTTError(ReasonCode.RETAIN_NOT_SUPPORTED, "retain")  # MQTT-3.2.2-14
-        session = self.session
-        assert session is not None
-        if qos == 2 and session.awaits_release(packet.packet_id):
-            # A re-sent PUBLISH whose PUBREL has not come yet: already delivered once
-            # (MQTT-4.3.3-10 method B), so only the PUBREC is repeated.
-            self.write(PubRec(packet.packet_id).encode(self.version))
-            return
-        if not qos:
-            self.broker.publish_from_client(self, topic, packet)
-            return
-        received = None
-        if qos == 2 and self.version == MQTT_5:  # our Receive Maximum: MQTT 5 only
-            received = self._qos2_in
-            if received is None:
-                received = self._qos2_in = set()
-            limit = config.max_inflight_messages
-            if limit and len(received) >= limit:
-                raise MQTTError(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
-                                f"more than {limit} QoS 2 messages unreleased")  # MQTT 5.0 3.3.4
-        store = self.broker.store
-        changes = store.changes
-        reason = self.broker.publish_from_client(self, topic, packet)
-        if store.changes != changes:
-            # The message went to a persistent session or the retained store: the
-            # acknowledgement waits until that is on disk.
-            store.touch(self)
-        if qos == 1:
-            self.send(PubAck(packet.packet_id, reason if self.version == MQTT_5 else 0))
-        elif qos == 2:
-            if reason < 0x80:  # else the exchange ends here (MQTT 4.3.3)
-                session.await_release(packet.packet_id)
-                if received is not None:
-                    received.add(packet.packet_id)
-            self.send(PubRec(packet.packet_id, reason if self.version == MQTT_5 else 0))
+_CLOSE_REASONS: dict[int, str] = {
+    ReasonCode.SESSION_TAKEN_OVER: "taken_over",
+    ReasonCode.KEEP_ALIVE_TIMEOUT: "keep_alive",
+    ReasonCode.SERVER_SHUTTING_DOWN: "shutdown",
+    ReasonCode.NOT_AUTHORIZED: "not_authorized",
+}
 
-    def _on_puback(self, packet: PubAck) -> None:
-        assert self.session is not None
-        self.session.on_puback(packet.packet_id, self.broker.clock())
 
-    def _on_pubrec(self, packet: PubRec) -> None:
-        assert self.session is not None
-        if self.session.on_pubrec(packet.packet_id, packet.reason_code >= 0x80,
-                                  self.broker.clock()):
-            self.send_pubrel(packet.packet_id)
-        elif packet.reason_code < 0x80:
-            # Unknown id: answer anyway so the client can finish (v5 says it was not found).
-            code = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if self.version == MQTT_5 else 0
-            self.send(PubRel(packet.packet_id, code))
-
-    def _on_pubrel(self, packet: PubRel) -> None:
-        assert self.session is not None
-        if self._qos2_in is not None:
-            self._qos2_in.discard(packet.packet_id)
-        if self.session.release(packet.packet_id):
-            self.send(PubComp(packet.packet_id))
-        else:
-            code = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if self.version == MQTT_5 else 0
-            self.send(PubComp(packet.packet_id, code))
-
-    def _on_pubcomp(self, packet: PubComp) -> None:
-        assert self.session is not None
-        self.session.on_pubcomp(packet.packet_id, self.broker.clock())
-
-    # -- SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT, AUTH ----------------------------------
-
-    def _on_subscribe(self, packet: Subscribe) -> None:
-        codes, retained = self.broker.subscribe(self, packet)
-        self.send(SubAck(packet.packet_id, codes))
-        # Retained messages after the SUBACK, as Mosquitto does.
-        session = self.session
-        assert session is not None
-        for message, qos, sub_ids in retained:
-            session.deliver(message, qos, True, sub_ids)  # MQTT-3.3.1-9 (3.1.1: -8)
-
-    def _on_unsubscribe(self, packet: Unsubscribe) -> None:
-        codes = self.broker.unsubscribe(self, packet)
-        self.send(UnsubAck(packet.packet_id, codes))
-
-    def _on_pingreq(self, packet: PingReq) -> None:
-        self.send(PingResp())  # MQTT-3.12.4-1
-
-    def _on_disconnect(self, packet: Disconnect) -> None:
-        session = self.session
-        assert session is not None
-        if self.version == MQTT_5:
-            expiry = packet.properties.session_expiry_interval
-            if expiry is not None:
-                if self.connect_expiry == 0 and expiry != 0:
-                    raise protocol_error("session expiry set on DISCONNECT after 0 on CONNECT")
-                session.expiry_interval = expiry
-        # MQTT-3.1.2-10 / MQTT-3.14.4-3: a normal DISCONNECT deletes the will; v5 reason 0x04
-        # (Disconnect with Will Message) keeps it.
-        self._clean_exit = not (self.version == MQTT_5
-                                and packet.reason_code == ReasonCode.DISCONNECT_WITH_WILL)
-        self.sink.close()
-        reason = "client disconnected"
-        if packet.reason_code:
-            reason += f" with reason 0x{packet.reason_code:02X}"
-        self._finish(reason)
-
-    # -- enhanced authentication (MQTT 5.0 4.12) -----------------------------------------
-
-    def start_exchange(self, method: Any, packet: Connect) -> None:
-        """The broker accepted the CONNECT's Authentication Method: run its first step."""
-        self.auth_method = method.name
-        self._method = method
-        self._connect = packet
-        self._exchange = method.begin()
-        self._auth_step(packet.properties.authentication_data)
-
-    def _on_auth(self, packet: Packet) -> None:
-        assert isinstance(packet, Auth)
-        if self.auth_method is None:
-            # MQTT-4.12.0-6 (no method at CONNECT: AUTH is out of place)
-            raise protocol_error("AUTH without an authentication method")
-        props = packet.properties
-        if props.authentication_method != self.auth_method:
-            raise protocol_error("AUTH with another authentication method")  # MQTT-4.12.0-5
-        reason = packet.reason_code
-        if reason == ReasonCode.RE_AUTHENTICATE and self.state == CONNECTED \
-                and self._exchange is None:
-            self._exchange = self._method.begin()  # MQTT 5.0 4.12.1
-        elif reason != ReasonCode.CONTINUE_AUTHENTICATION or self._exchange is None:
-            raise protocol_error(f"AUTH with reason 0x{reason:02X} out of place")
-        self._auth_step(props.authentication_data)
-
-    def _auth_step(self, data: bytes | None) -> None:
-        exchange = self._exchange
-        try:
-            done, reply = exchange.step(data)
-        except Exception as exc:  # a method refuses by raising
-            self._exchange = None
-            why = f"{self.auth_method} authentication failed: {exc}"
-            if self.state == AUTHENTICATING:
-                assert self._connect is not None
-                self.authenticated(self._connect, (ReasonCode.BAD_USER_NAME_OR_PASSWORD, why))
-            else:
-                self.close(ReasonCode.NOT_AUTHORIZED, why)  # MQTT-4.12.1-2
-            return
-        if not done:
-            self.send(Auth(ReasonCode.CONTINUE_AUTHENTICATION,
-                           Properties(authentication_method=self.auth_method,
-                                      authentication_data=reply)))
-            return
-        self._exchange = None
-        client = self.client
-        assert client is not None
-        if self.state == AUTHENTICATING:
-            assert self._connect is not None
-            self.client = replace(client, username=exchange.username)
-            self.auth_reply = reply
-            self.broker.authorize_will(self, self._connect, None)
-        elif exchange.username != client.username:
-            self.close(ReasonCode.NOT_AUTHORIZED, "re-authenticated as another user")
-        else:
-            self.send(Auth(ReasonCode.SUCCESS,
-                           Properties(authentication_method=self.auth_method,
-                                      authentication_data=reply)))
-
-    def _on_connect_again(self, packet: Packet) -> None:
-        raise protocol_error("second CONNECT")  # MQTT-3.1.0-2
+def _reason_name(code: int) -> str:
+    """A reason code as a counter's label: its name in lower case."""
+    try:
+        return ReasonCode(code).name.lower()
+    except ValueError:
+        return f"0x{code:02x}"
 
 
 def _explained(make: Callable[[Properties], Packet], why: str, limit: int) -> Packet:

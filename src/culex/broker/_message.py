@@ -22,8 +22,7 @@ from ..protocol import (
 
 class Message:
     __slots__ = ("_headers", "_props_block", "_topic_bytes", "expiry_at", "payload",
-                 "properties", "qos", "retain", "sender", "store_id", "store_refs", "stored",
-                 "topic")
+                 "properties", "qos", "retain", "sender", "topic")
 
     def __init__(self, topic: str, payload: Payload, qos: int = 0, retain: bool = False,
                  properties: Properties = NO_PROPERTIES, expiry_at: float | None = None,
@@ -40,11 +39,6 @@ class Message:
         self._topic_bytes: bytes | None = None
         self._props_block: bytes | None = None  # encoded forwarded properties, with length
         self._headers: dict[tuple[bool, bool], bytes] | None = None
-        # Kept by a persistent store: the message's row, how many deliveries refer to it,
-        # and whether the row has been written yet.
-        self.store_id = 0
-        self.store_refs = 0
-        self.stored = False
 
     @classmethod
     def from_publish(cls, topic: str, payload: Payload, qos: int, retain: bool,
@@ -59,6 +53,11 @@ class Message:
                 properties = replace(properties, message_expiry_interval=None,
                                      topic_alias=None, subscription_identifiers=[])
         return cls(topic, payload, qos, retain, properties, expiry_at, sender)
+
+    def expiring(self, expiry_at: float | None) -> Message:
+        """This message, to expire at ``expiry_at`` instead (a will, at its publication)."""
+        return Message(self.topic, self.payload, self.qos, self.retain, self.properties,
+                       expiry_at, self.sender)
 
     def expired(self, now: float) -> bool:
         return self.expiry_at is not None and now >= self.expiry_at

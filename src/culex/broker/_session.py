@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..auth import ClientInfo
-    from ..persistence import Store
-    from ._connection import Connection
+    from ..observability import Counters
+    from ..persistence import Store, StoredDelivery
     from ._message import Message
     from ._router import Subscription
+    from ._target import DeliveryTarget
 
 log = logging.getLogger("culex")
 
@@ -25,26 +26,21 @@ NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5.0 3.1.2.11.2
 
 AWAITING_ACK = 0  # PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2)
 AWAITING_COMP = 1  # PUBREL sent, waiting for PUBCOMP
-WRITTEN_BEFORE = -1  # Outgoing.batch of a delivery restored from the store
 
 
 class Outgoing:
     """One message on its way to one session."""
 
-    __slots__ = ("batch", "message", "packet_id", "qos", "retain", "seq", "state", "sub_ids")
+    __slots__ = ("message", "packet_id", "qos", "retain", "state", "sub_ids")
 
-    def __init__(self, message: Message, qos: int, retain: bool,
-                 sub_ids: tuple[int, ...]) -> None:
+    def __init__(self, message: Message, qos: int, retain: bool, sub_ids: tuple[int, ...],
+                 packet_id: int = 0, state: int = AWAITING_ACK) -> None:
         self.message = message
         self.qos = qos
         self.retain = retain
         self.sub_ids = sub_ids
-        self.packet_id = 0
-        self.state = AWAITING_ACK
-        self.seq = 0  # its row in a persistent store, 0 if it has none
-        # The store batch that last wrote that row: 0 while it is not written yet, WRITTEN_BEFORE
-        # for a row read back at start.
-        self.batch = 0
+        self.packet_id = packet_id  # 0 while queued
+        self.state = state
 
 
 class Limits:
@@ -62,16 +58,18 @@ class Limits:
 
 
 class Session:
-    __slots__ = ("_next_id", "awaiting_rel", "client", "client_id", "connection",
-                 "disconnected_at", "dropped", "expiry_handle", "expiry_interval", "inflight",
-                 "limits", "overflowing", "queue", "queued_bytes", "read_allowed", "store",
-                 "subscriptions", "will", "will_delay", "will_expiry", "will_handle")
+    __slots__ = ("_next_id", "awaiting_rel", "client", "client_id", "connection", "counters",
+                 "disconnected_at", "dropped", "expiry_interval", "inflight", "limits",
+                 "overflowing", "queue", "queued_bytes", "store", "subscriptions", "will",
+                 "will_delay", "will_expiry")
 
-    def __init__(self, client_id: str, expiry_interval: int, limits: Limits) -> None:
+    def __init__(self, client_id: str, expiry_interval: int, limits: Limits,
+                 counters: Counters) -> None:
         self.client_id = client_id
         self.expiry_interval = expiry_interval
         self.limits = limits
-        self.connection: Connection | None = None
+        self.counters = counters
+        self.connection: DeliveryTarget | None = None  # where messages go while attached
         self.subscriptions: dict[str, Subscription] = {}  # full filter, $share/... included
         self.inflight: dict[int, Outgoing] = {}  # in the order the PUBLISHes were sent
         # The queue and the QoS 2 ids are made on first use: most sessions never need them,
@@ -86,15 +84,110 @@ class Session:
         self.will: Message | None = None
         self.will_delay = 0
         self.will_expiry: int | None = None  # seconds, counted from the will's publication
-        self.will_handle: Any = None
-        self.expiry_handle: Any = None
-        # Who last connected with this session, for access checks while it is offline too,
-        # and the answers of those checks per topic (emptied when either changes).
+        # Who last connected with this session, for access checks while it is offline too.
         self.client: ClientInfo | None = None
-        self.read_allowed: dict[str, bool] = {}
         # Where a persistent session records its changes (None: not persistent, or no store).
         self.store: Store | None = None
         self.disconnected_at: float | None = None  # on the broker's clock
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def attach(self, target: DeliveryTarget, client: ClientInfo | None, expiry: int) -> None:
+        """A client connected with this session (new, resumed or taken over)."""
+        self.connection = target
+        self.client = client
+        self.expiry_interval = expiry
+        self.disconnected_at = None
+
+    def set_client(self, client: ClientInfo) -> None:
+        """Who last connected with this session (read back at start, while it is offline)."""
+        self.client = client
+
+    def detach(self, now: float) -> None:
+        self.connection = None
+        self.disconnected_at = now
+
+    def set_expiry(self, expiry: int) -> None:
+        """MQTT 5: the client changed its Session Expiry Interval at DISCONNECT."""
+        self.expiry_interval = expiry
+
+    def set_will(self, will: Message | None, delay: int = 0, expiry: int | None = None) -> None:
+        """The will to publish when the connection ends (MQTT 3.1.2.5), ``delay`` seconds
+        later; its Message Expiry Interval runs from its publication."""
+        self.will = will
+        self.will_delay = delay
+        self.will_expiry = expiry
+
+    def take_will(self, now: float) -> Message | None:
+        """The will, now due: taken from the session, its expiry counted from ``now``."""
+        will, self.will = self.will, None
+        if will is not None and self.will_expiry is not None:
+            will = will.expiring(now + self.will_expiry)
+        return will
+
+    def keep_in(self, store: Store | None, written: bool = False) -> None:
+        """Record the session in ``store`` from now on (a persistent session), or nowhere;
+        ``written``: it was read from that store, which has it already."""
+        if written:
+            self.store = store
+        elif store is None:
+            if self.store is not None:
+                self.store.session_forgotten(self)  # MQTT 5: expiry 0 from now on
+                self.store = None
+        elif self.store is None:
+            self.store = store
+            store.session_adopted(self)
+        else:
+            store.session_saved(self)  # so the CONNACK waits for it, as SUBACKs do
+
+    def saved(self) -> None:
+        """The session's own fields changed: tell its store, if it has one."""
+        if self.store is not None:
+            self.store.session_saved(self)
+
+    def end(self) -> list[Subscription]:
+        """The session ends: forget everything; its subscriptions, for the router to drop."""
+        if self.store is not None:
+            self.store.session_forgotten(self)
+            self.store = None
+        subs = list(self.subscriptions.values())
+        self.subscriptions.clear()
+        self.queue = None
+        self.queued_bytes = 0
+        self.inflight.clear()
+        return subs
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def subscribe(self, sub: Subscription, written: bool = False) -> None:
+        self.subscriptions[sub.topic_filter] = sub
+        if self.store is not None and not written:
+            self.store.subscription_saved(self, sub)
+
+    def unsubscribe(self, topic_filter: str) -> Subscription | None:
+        sub = self.subscriptions.pop(topic_filter, None)
+        if sub is not None and self.store is not None:
+            self.store.subscription_removed(self, topic_filter)
+        return sub
+
+    # -- restart ----------------------------------------------------------------------------
+
+    def restore_delivery(self, out: Outgoing, stored: StoredDelivery) -> None:
+        """A delivery read back from the store: in flight if it had a packet id, else queued."""
+        if self.store is not None:
+            self.store.restored(out, stored)
+        if out.packet_id:
+            self.inflight[out.packet_id] = out
+        else:
+            if self.queue is None:
+                self.queue = deque()
+            self.queue.append(out)
+            self.queued_bytes += len(out.message.payload)
+
+    def restore_awaiting(self, packet_id: int) -> None:
+        if self.awaiting_rel is None:
+            self.awaiting_rel = set()
+        self.awaiting_rel.add(packet_id)
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -103,7 +196,8 @@ class Session:
         conn = self.connection
         if conn is not None and not conn.paused:
             if qos == 0:
-                conn.send_publish(message, 0, retain, False, 0, sub_ids)
+                if not conn.send_publish(message, 0, retain, False, 0, sub_ids):
+                    self.counters.dropped["too_large"] += 1
                 return
             if not self.queue and len(self.inflight) < conn.send_window:
                 self._send_new(conn, Outgoing(message, qos, retain, sub_ids))
@@ -128,6 +222,7 @@ class Session:
                             "(max_queued_messages %d, max_queued_bytes %d)", self.client_id,
                             limits.max_queued_messages, limits.max_queued_bytes)
             self.dropped += 1
+            self.counters.dropped["queue_full"] += 1
             return
         if self.queue is None:
             self.queue = deque()
@@ -136,7 +231,7 @@ class Session:
         if self.store is not None:
             self.store.outgoing_saved(self, out)
 
-    def _send_new(self, conn: Connection, out: Outgoing) -> None:
+    def _send_new(self, conn: DeliveryTarget, out: Outgoing) -> None:
         out.packet_id = self._allocate_id()
         store = self.store
         if store is not None:
@@ -146,8 +241,10 @@ class Session:
         if conn.send_publish(out.message, out.qos, out.retain, False, out.packet_id,
                              out.sub_ids):
             self.inflight[out.packet_id] = out
-        elif store is not None:
-            # Too large for this client: dropped as if delivered (MQTT-3.1.2-25).
+            return
+        # Too large for this client: dropped as if delivered (MQTT-3.1.2-25).
+        self.counters.dropped["too_large"] += 1
+        if store is not None:
             store.outgoing_removed(self, out)
 
     def _allocate_id(self) -> int:
@@ -175,8 +272,10 @@ class Session:
                 continue
             if self.store is not None:
                 self.store.outgoing_removed(self, out)
-            if not expired:
-                conn.send_publish(out.message, 0, out.retain, False, 0, out.sub_ids)
+            if expired:
+                self.counters.dropped["expired"] += 1
+            elif not conn.send_publish(out.message, 0, out.retain, False, 0, out.sub_ids):
+                self.counters.dropped["too_large"] += 1
         if self.overflowing and not queue:
             self.overflowing = False
             log.info("client %s has caught up; %d messages dropped for it so far",
@@ -192,6 +291,7 @@ class Session:
                 if not conn.send_publish(out.message, out.qos, out.retain, True, pid,
                                          out.sub_ids):
                     del self.inflight[pid]
+                    self.counters.dropped["too_large"] += 1
                     if self.store is not None:
                         self.store.outgoing_removed(self, out)
             else:

@@ -6,6 +6,10 @@ from typing import TYPE_CHECKING
 
 from ._store import (
     EMPTY,
+    DeliveryState,
+    Holder,
+    MessageState,
+    SessionState,
     Snapshot,
     Store,
     StoredDelivery,
@@ -14,13 +18,15 @@ from ._store import (
     StoredSubscription,
     StoredWill,
     StoreError,
+    SubscriptionState,
 )
 
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["EMPTY", "Snapshot", "Store", "StoreError", "StoredDelivery", "StoredMessage",
-           "StoredSession", "StoredSubscription", "StoredWill", "open_store"]
+__all__ = ["EMPTY", "DeliveryState", "Holder", "MessageState", "SessionState", "Snapshot",
+           "Store", "StoreError", "StoredDelivery", "StoredMessage", "StoredSession",
+           "StoredSubscription", "StoredWill", "SubscriptionState", "open_store"]
 
 
 def open_store(config: Config) -> Store:

@@ -9,18 +9,113 @@ so the broker's fast path costs nothing when persistence is off.
 A *durable* store makes the broker hold back what it writes to a client whose state changed
 (``touch``) until that change is on disk: a PUBACK, PUBREC or PUBCOMP, a SUBACK, a CONNACK,
 a QoS 2 PUBLISH or PUBREL carrying a packet id the store must remember.
+
+The store reads the broker's objects through the protocols below, which say what it needs of
+them; it never imports the broker (which imports this package) and never writes their fields:
+its bookkeeping (row ids, reference counts, which batch wrote what) stays in its own records.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     import asyncio
 
-    from ..broker import Connection, Message, Session, Subscription
-    from ..broker._session import Outgoing
-    from ..protocol import Properties
+    from ..auth import ClientInfo
+    from ..observability import Counters
+    from ..protocol import Payload, Properties
+
+
+class Holder(Protocol):
+    """What a durable store needs of a client connection: to hold its writes until a batch of
+    changes is on disk, and to let them go (in order) once it is."""
+
+    def hold(self, batch: int) -> None:
+        """From now on, writes wait until the store has committed ``batch``."""
+
+    def release(self, batch: int) -> None:
+        """``batch`` is committed: what waited for it goes out."""
+
+    def waiting_for(self) -> int:
+        """The first batch a held write waits for (0: none is held)."""
+        ...
+
+
+class MessageState(Protocol):
+    @property
+    def topic(self) -> str: ...
+    @property
+    def payload(self) -> Payload: ...
+    @property
+    def qos(self) -> int: ...
+    @property
+    def retain(self) -> bool: ...
+    @property
+    def properties(self) -> Properties: ...
+    @property
+    def expiry_at(self) -> float | None:
+        """On the broker's monotonic clock."""
+
+
+class DeliveryState(Protocol):
+    """One message on its way to one session (queued, or in flight with a packet id)."""
+
+    @property
+    def message(self) -> MessageState: ...
+    @property
+    def qos(self) -> int: ...
+    @property
+    def retain(self) -> bool: ...
+    @property
+    def sub_ids(self) -> tuple[int, ...]: ...
+    @property
+    def packet_id(self) -> int: ...
+    @property
+    def state(self) -> int: ...
+
+
+class SubscriptionState(Protocol):
+    @property
+    def topic_filter(self) -> str: ...
+    @property
+    def qos(self) -> int: ...
+    @property
+    def no_local(self) -> bool: ...
+    @property
+    def retain_as_published(self) -> bool: ...
+    @property
+    def retain_handling(self) -> int: ...
+    @property
+    def identifier(self) -> int | None: ...
+
+
+class SessionState(Protocol):
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def expiry_interval(self) -> int: ...
+    @property
+    def disconnected_at(self) -> float | None: ...
+    @property
+    def client(self) -> ClientInfo | None: ...
+    @property
+    def connection(self) -> Holder | None: ...
+    @property
+    def will(self) -> MessageState | None: ...
+    @property
+    def will_delay(self) -> int: ...
+    @property
+    def will_expiry(self) -> int | None: ...
+    @property
+    def subscriptions(self) -> Mapping[str, SubscriptionState]: ...
+    @property
+    def inflight(self) -> Mapping[int, DeliveryState]: ...
+    @property
+    def queue(self) -> Iterable[DeliveryState] | None: ...
+    @property
+    def awaiting_rel(self) -> Iterable[int] | None: ...
 
 
 class StoreError(Exception):
@@ -98,36 +193,39 @@ class Store:
     def load(self) -> Snapshot:
         return EMPTY
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Begin writing behind, on ``loop``."""
+    def start(self, loop: asyncio.AbstractEventLoop, counters: Counters | None = None) -> None:
+        """Begin writing behind, on ``loop``; commits are counted in ``counters``."""
 
-    def touch(self, conn: Connection | None) -> None:
+    def touch(self, conn: Holder | None) -> None:
         """``conn``'s next writes wait until what was just recorded is durable."""
+
+    def restored(self, out: DeliveryState, stored: StoredDelivery) -> None:
+        """At start: ``out`` is the delivery ``stored`` was read from (and is on disk)."""
 
     # -- what the broker records --------------------------------------------------------------
 
-    def session_saved(self, session: Session) -> None:
+    def session_saved(self, session: SessionState) -> None:
         """The session's own fields changed (expiry, connection state, will)."""
 
-    def session_adopted(self, session: Session) -> None:
+    def session_adopted(self, session: SessionState) -> None:
         """A session became persistent: write it whole."""
 
-    def session_forgotten(self, session: Session) -> None:
+    def session_forgotten(self, session: SessionState) -> None:
         """The session ended, or stopped being persistent: remove it whole."""
 
-    def subscription_saved(self, session: Session, sub: Subscription) -> None: ...
+    def subscription_saved(self, session: SessionState, sub: SubscriptionState) -> None: ...
 
-    def subscription_removed(self, session: Session, topic_filter: str) -> None: ...
+    def subscription_removed(self, session: SessionState, topic_filter: str) -> None: ...
 
-    def outgoing_saved(self, session: Session, out: Outgoing) -> None:
+    def outgoing_saved(self, session: SessionState, out: DeliveryState) -> None:
         """A message was given to the session, or its packet id or state changed."""
 
-    def outgoing_removed(self, session: Session, out: Outgoing) -> None: ...
+    def outgoing_removed(self, session: SessionState, out: DeliveryState) -> None: ...
 
-    def release_awaited(self, session: Session, packet_id: int, awaited: bool) -> None:
+    def release_awaited(self, session: SessionState, packet_id: int, awaited: bool) -> None:
         """An inbound QoS 2 packet id now awaits its PUBREL, or no longer does."""
 
-    def retained_changed(self, topic: str, message: Message | None) -> None: ...
+    def retained_changed(self, topic: str, message: MessageState | None) -> None: ...
 
     # -- lifetime -------------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
-"""asyncio transports: TCP listeners feeding the sans-IO connections."""
+"""asyncio transports: listeners feeding the sans-IO connections, and nothing else."""
 
-from ._server import Server, run, serve
+from ._listen import start_listener
+from ._setup import Gate
 from ._tcp import MQTTProtocol
+from ._tls import TLSListener
 
-__all__ = ["MQTTProtocol", "Server", "run", "serve"]
+__all__ = ["Gate", "MQTTProtocol", "TLSListener", "start_listener"]

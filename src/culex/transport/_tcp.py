@@ -11,12 +11,13 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, cast
 
-from ..broker import Broker, Connection
-from ..config import ListenerConfig
-from ._tls import certificate_identity
+from ._setup import open_connection, peer_name
 
 if TYPE_CHECKING:
-    from ._server import Server
+    from ..broker import Connection, Host
+    from ..config import ListenerConfig
+    from ..observability import Counters
+    from ._setup import Gate
 
 log = logging.getLogger("culex")
 
@@ -28,14 +29,15 @@ WRITE_BUFFER_LOW = 1 << 18
 
 
 class MQTTProtocol(asyncio.Protocol):
-    __slots__ = ("_broker", "_conn", "_flush_handle", "_listener", "_loop", "_out", "_reading",
-                 "_server", "_transport")
+    __slots__ = ("_conn", "_counters", "_flush_handle", "_gate", "_host", "_listener", "_loop",
+                 "_out", "_reading", "_transport")
 
-    def __init__(self, broker: Broker, server: Server, listener: ListenerConfig | None,
+    def __init__(self, host: Host, gate: Gate, listener: ListenerConfig | None,
                  loop: asyncio.AbstractEventLoop) -> None:
-        self._server = server
+        self._gate = gate
         self._listener = listener
-        self._broker = broker
+        self._host = host
+        self._counters: Counters = host.counters
         self._loop = loop
         self._transport: asyncio.Transport | None = None
         self._conn: Connection | None = None
@@ -46,19 +48,16 @@ class MQTTProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        if not self._server.admit(self):
-            log.warning("refused: connection from %s: max_connections reached", peer_text)
+        peercert = transport.get_extra_info("peercert") if self._listener and self._listener.tls \
+            else None
+        self._conn = open_connection(self._host, self._gate, self,
+                                     peer_name(transport.get_extra_info("peername")),
+                                     self._listener, peercert)
+        if self._conn is None:
             self._transport.abort()
             return
         # TCP_NODELAY: asyncio and uvloop both set it on every TCP transport already.
         self._transport.set_write_buffer_limits(WRITE_BUFFER_HIGH, WRITE_BUFFER_LOW)
-        subject = common_name = None
-        if self._listener is not None and self._listener.tls:
-            subject, common_name = certificate_identity(transport.get_extra_info("peercert"))
-        self._conn = Connection(self._broker, self, peer_text, self._listener, subject,
-                                common_name)
 
     def data_received(self, data: bytes) -> None:
         conn = self._conn
@@ -81,7 +80,7 @@ class MQTTProtocol(asyncio.Protocol):
             self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._server.release(self)
+        self._gate.release(self)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -135,6 +134,8 @@ class MQTTProtocol(asyncio.Protocol):
         if out and self._transport is not None and not self._transport.is_closing():
             self._out = []
             if len(out) == 1:
+                self._counters.bytes_sent += len(out[0])
                 self._transport.write(out[0])
             else:
+                self._counters.bytes_sent += sum(map(len, out))
                 self._transport.writelines(out)

@@ -16,16 +16,17 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..broker import Broker, Connection
-from ..config import ListenerConfig
+from ._setup import open_connection, peer_name
 from ._tcp import WRITE_BUFFER_HIGH, WRITE_BUFFER_LOW
-from ._tls import certificate_identity
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
     from websockets.http11 import Request, Response
 
-    from ._server import Server
+    from ..broker import Connection, Host
+    from ..config import ListenerConfig
+    from ..observability import Counters
+    from ._setup import Gate
 
 log = logging.getLogger("culex")
 
@@ -39,8 +40,9 @@ class WebSocketSink:
     """A connection's Sink over a WebSocket: writes coalesced per loop iteration, sent in
     order by one task, with the transport's flow control passed on to the connection."""
 
-    def __init__(self, websocket: ServerConnection) -> None:
+    def __init__(self, websocket: ServerConnection, counters: Counters) -> None:
         self._ws = websocket
+        self._counters = counters
         self._loop = asyncio.get_running_loop()
         self._out: list[bytes | memoryview] = []
         self._pending: deque[bytes] = deque()
@@ -66,12 +68,17 @@ class WebSocketSink:
             return
         message = b"".join(self._out)
         self._out = []
+        self._counters.bytes_sent += len(message)
         self._pending.append(message)
         self._pending_bytes += len(message)
         if self._pending_bytes > WRITE_BUFFER_HIGH and not self._paused and self.conn:
             self._paused = True
             self.conn.pause_writing()  # a slow reader: its messages wait in its session
         self._wake.set()
+
+    def attach(self, conn: Connection) -> None:
+        """The connection whose flow control this sink drives."""
+        self.conn = conn
 
     @property
     def closing(self) -> bool:
@@ -108,8 +115,7 @@ def _require_mqtt(connection: ServerConnection, request: Request) -> Response | 
     return None
 
 
-async def serve_websockets(server: Server, broker: Broker, listener: ListenerConfig,
-                           ssl: Any) -> Any:
+async def serve_websockets(host: Host, gate: Gate, listener: ListenerConfig, ssl: Any) -> Any:
     """Start a WebSocket listener; the websockets Server (close(), wait_closed(), sockets)."""
     from websockets.asyncio.server import serve
     from websockets.exceptions import ConnectionClosed
@@ -120,19 +126,14 @@ async def serve_websockets(server: Server, broker: Broker, listener: ListenerCon
         library_log.setLevel(logging.WARNING)
 
     async def handle(websocket: ServerConnection) -> None:
-        peer_address = websocket.remote_address
-        peer = (f"{peer_address[0]}:{peer_address[1]}" if isinstance(peer_address, tuple)
-                else str(peer_address))
-        sink = WebSocketSink(websocket)
-        if not server.admit(sink):
-            log.warning("refused: connection from %s: max_connections reached", peer)
+        peer = peer_name(websocket.remote_address)
+        sink = WebSocketSink(websocket, host.counters)
+        peercert = websocket.transport.get_extra_info("peercert") if listener.tls else None
+        conn = open_connection(host, gate, sink, peer, listener, peercert)
+        if conn is None:
             await websocket.close()
             return
-        subject = common_name = None
-        if listener.tls:
-            subject, common_name = certificate_identity(
-                websocket.transport.get_extra_info("peercert"))
-        conn = sink.conn = Connection(broker, sink, peer, listener, subject, common_name)
+        sink.attach(conn)
         writer = asyncio.create_task(sink.run())
         try:
             while not sink.closing:
@@ -149,7 +150,7 @@ async def serve_websockets(server: Server, broker: Broker, listener: ListenerCon
         except Exception:
             log.exception("internal error on connection from %s; closing it", peer)
         finally:
-            server.release(sink)
+            gate.release(sink)
             conn.connection_lost()
             sink.close()
             with contextlib.suppress(ConnectionClosed):

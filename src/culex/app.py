@@ -1,4 +1,6 @@
-"""Listeners and the process's lifetime: start, serve, reload on SIGHUP, stop on a signal."""
+"""The application: a running broker assembled from a configuration (authentication chain,
+store and restore, counters, listeners), and the process's lifetime: start, serve, reload on
+SIGHUP, stop on a signal. Transport only transports; the parts meet here."""
 
 from __future__ import annotations
 
@@ -10,13 +12,13 @@ import sys
 import time
 from typing import Any
 
-from ..auth import AuthChain, Authenticator, AuthMethod, Authorizer
-from ..broker import Broker
-from ..config import Config, ConfigError, ListenerConfig
-from ..persistence import Store, StoreError, open_store
-from ..protocol import ReasonCode
-from ._tcp import MQTTProtocol
-from ._tls import HANDSHAKE_TIMEOUT, TLSListener
+from .auth import AuthChain, Authenticator, AuthMethod, Authorizer
+from .broker import Broker
+from .config import Config, ConfigError, ListenerConfig
+from .observability import Counters
+from .persistence import Store, StoreError, open_store
+from .protocol import ReasonCode
+from .transport import TLSListener, start_listener
 
 log = logging.getLogger("culex")
 
@@ -30,7 +32,7 @@ def build_auth(config: Config, authenticators: list[Authenticator] | None = None
     chain = AuthChain(list(authenticators or []), list(authorizers or []), methods)
     if not (config.password_file or config.acl_file):
         return chain
-    from ..auth import (
+    from .auth import (
         AclFileAuthorizer,
         AclFileError,
         PasswordFileAuthenticator,
@@ -67,48 +69,38 @@ class Server:
         self.store = store if store is not None else open_store(config)
         snapshot = self.store.load()  # StoreError if it cannot be used at all
         log.info("persistence: %s", self.store.description)
-        self.broker = Broker(config, loop, auth, self.store)
-        self.store.start(loop)
+        self.counters = Counters()
+        self.broker = Broker(config, loop, auth, self.store, self.counters)
+        self.store.start(loop, self.counters)
         self.broker.restore(snapshot, time.time())
         self._servers: list[Any] = []  # asyncio and websockets servers
         self._protocols: set[Any] = set()  # MQTTProtocol and WebSocketSink
         self._stopped = asyncio.Event()
 
-    def admit(self, protocol: Any) -> bool:
+    # -- the transport's Gate: admission under max_connections --------------------------------
+
+    def admit(self, sink: Any) -> bool:
         limit = self.config.max_connections
         if 0 <= limit <= len(self._protocols):
             return False
-        self._protocols.add(protocol)
+        self._protocols.add(sink)
         return True
 
-    def release(self, protocol: Any) -> None:
-        self._protocols.discard(protocol)
+    def release(self, sink: Any) -> None:
+        self._protocols.discard(sink)
 
     async def start(self) -> list[tuple[str, int]]:
         """Open every listener; the (host, port) pairs actually bound."""
-        loop = asyncio.get_running_loop()
         bound: list[tuple[str, int]] = []
         for listener in self.config.listeners:
             tls = self.tls.get(id(listener))
-            server: Any
-            if listener.protocol == "websockets":
-                from ._ws import serve_websockets  # the websockets library only if used
-
-                server = await serve_websockets(self, self.broker, listener,
+            server, kind = await start_listener(self.broker, self, listener,
                                                 tls.server_context if tls else None)
-                kind = " (secure WebSockets)" if tls else " (WebSockets)"
-            else:
-                server = await loop.create_server(
-                    lambda listener=listener: MQTTProtocol(self.broker, self, listener, loop),
-                    listener.bind_address, listener.port, reuse_address=True, backlog=4096,
-                    ssl=tls.server_context if tls else None,
-                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls else None)
-                kind = " (TLS)" if tls else ""
             self._servers.append(server)
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
                 bound.append((host, port))
-                log.info("listening on %s:%d%s", host, port, kind)
+                log.info("listening on %s:%d (%s)", host, port, kind)
             self._warn_about(listener)
         return bound
 

@@ -1,0 +1,121 @@
+"""Fan-out: one message to every matching subscription, once per session.
+
+Routing (matching, access check, QoS downgrade, No Local, shared-group pick) is here; delivery
+(queues, in-flight window, accounting) is the sessions'. Read permissions are checked per
+delivery and remembered per session and topic, as sensors publish on the same topics again
+and again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..auth import Action
+
+if TYPE_CHECKING:
+    from ..auth import AuthChain
+    from ..observability import Counters
+    from ..persistence import Store
+    from ._message import Message
+    from ._retained import RetainedStore
+    from ._router import Router, Subscription
+    from ._session import Session
+
+# Topics whose read answer is remembered per session, before that memory is emptied.
+READ_CACHE_SIZE = 4096
+
+
+class Fanout:
+    def __init__(self, router: Router, retained: RetainedStore, store: Store, auth: AuthChain,
+                 counters: Counters) -> None:
+        self._router = router
+        self._retained = retained
+        self._store = store
+        self._auth = auth
+        self._counters = counters
+        self._read_allowed: dict[Session, dict[str, bool]] = {}
+
+    def publish(self, message: Message) -> int:
+        """Deliver ``message`` to every matching subscription; the number of sessions."""
+        if message.retain:
+            self._retained.set(message)
+            self._store.retained_changed(message.topic, message)
+        found, groups = self._router.match(message.topic)
+        sender = message.sender
+        checked = bool(self._auth.authorizers)
+        count = 0
+        if len(found) == 1:
+            for client_id, sub in found[0].items():
+                if sub.no_local and client_id == sender:
+                    continue  # MQTT-3.8.3-3 (5.0)
+                if checked and not self.may_receive(sub.session, message.topic):
+                    continue
+                _deliver_one(message, sub)
+                count += 1
+        elif found:
+            count += self._deliver_overlapping(message, found, checked)
+        for group in groups:
+            picked = group.pick()
+            if picked is not None and not (checked and not self.may_receive(picked.session,
+                                                                            message.topic)):
+                _deliver_one(message, picked)
+                count += 1
+        if not count:
+            self._counters.dropped["no_subscribers"] += 1
+        return count
+
+    def _deliver_overlapping(self, message: Message, found: list[dict[str, Subscription]],
+                             checked: bool) -> int:
+        """Overlapping subscriptions of one client give one delivery at the highest QoS, with
+        every subscription identifier (MQTT-3.3.4-2, MQTT-3.3.4-3, MQTT-3.3.4-4)."""
+        sender = message.sender
+        by_client: dict[str, list[Subscription]] = {}
+        for subs in found:
+            for client_id, sub in subs.items():
+                if sub.no_local and client_id == sender:
+                    continue
+                if checked and not self.may_receive(sub.session, message.topic):
+                    continue
+                same = by_client.get(client_id)
+                if same is None:
+                    by_client[client_id] = [sub]
+                else:
+                    same.append(sub)
+        for same in by_client.values():
+            if len(same) == 1:
+                _deliver_one(message, same[0])
+                continue
+            qos = min(message.qos, max(sub.qos for sub in same))
+            retain = message.retain and any(sub.retain_as_published for sub in same)
+            ids = tuple(sub.identifier for sub in same if sub.identifier)
+            same[0].session.deliver(message, qos, retain, ids)
+        return len(by_client)
+
+    def may_receive(self, session: Session, topic: str) -> bool:
+        """The read check of every delivery, remembered per session and topic."""
+        cache = self._read_allowed.get(session)
+        if cache is None:
+            cache = self._read_allowed[session] = {}
+        allowed = cache.get(topic)
+        if allowed is None:
+            client = session.client
+            allowed = client is None or self._auth.authorize(client, Action.RECEIVE, topic)
+            if len(cache) > READ_CACHE_SIZE:
+                cache.clear()
+            cache[topic] = allowed
+        return allowed
+
+    def forget(self, session: Session | None = None) -> None:
+        """Remembered answers are stale: for ``session`` (its client changed), or all."""
+        if session is None:
+            self._read_allowed.clear()
+        else:
+            self._read_allowed.pop(session, None)
+
+
+def _deliver_one(message: Message, sub: Subscription) -> None:
+    # MQTT-3.3.1-12, -13: RETAIN is kept only for Retain As Published subscriptions
+    # (3.1.1: always cleared, MQTT-3.3.1-9).
+    sub.session.deliver(message, min(message.qos, sub.qos),
+                        message.retain and sub.retain_as_published,
+                        (sub.identifier,) if sub.identifier else ())

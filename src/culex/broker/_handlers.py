@@ -1,0 +1,206 @@
+"""One handler per packet kind a connected client sends: PUBLISH and the QoS 1/2 flows
+(MQTT 4.3), SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT. A part of ``Connection``, kept apart
+from its life cycle and I/O so that each reads on its own."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..protocol import (
+    MQTT_5,
+    NO_PROPERTIES,
+    Disconnect,
+    MQTTError,
+    Packet,
+    PingReq,
+    PingResp,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    ReasonCode,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+    Unsubscribe,
+    is_utf8,
+    is_valid_topic_name,
+    protocol_error,
+)
+from ._states import CONNECTED
+
+if TYPE_CHECKING:
+    from ..auth import ClientInfo
+    from ..observability import Counters
+    from ._host import Host, Sink
+    from ._session import Session
+    from ._states import State
+
+
+class Handlers:
+    if TYPE_CHECKING:  # what the handlers use of the Connection they are part of
+        host: Host
+        sink: Sink
+        state: State
+        version: int
+        client_id: str
+        client: ClientInfo | None
+        session: Session | None
+        aliases: dict[int, str]
+        connect_expiry: int
+        _counters: Counters
+        _qos2_in: set[int] | None
+        _clean_exit: bool
+
+        def send(self, packet: Packet) -> None: ...
+        def write(self, data: bytes | memoryview) -> None: ...
+        def send_pubrel(self, packet_id: int) -> None: ...
+        def _finish(self, why: str, counted_as: str) -> None: ...
+        def hold(self, batch: int) -> None: ...
+        def release(self, batch: int) -> None: ...
+        def waiting_for(self) -> int: ...
+    else:
+        __slots__ = ()  # the slots are Connection's
+    # -- PUBLISH and its acknowledgements ----------------------------------------------------
+
+    def _on_publish(self, packet: Publish) -> None:
+        if self.state != CONNECTED:
+            raise protocol_error("PUBLISH before CONNECT")  # MQTT-3.1.0-1
+        topic = packet.topic
+        props = packet.properties
+        if props is not NO_PROPERTIES:
+            if props.subscription_identifiers:
+                raise protocol_error("PUBLISH from a client with a subscription identifier")
+            response = props.response_topic
+            if response is not None and not is_valid_topic_name(response):
+                raise protocol_error(f"invalid response topic {response!r}")  # MQTT-3.3.2-14
+            alias = props.topic_alias
+            if alias is not None:
+                if not 0 < alias <= self.host.config.max_topic_alias:
+                    raise MQTTError(ReasonCode.TOPIC_ALIAS_INVALID,
+                                    f"topic alias {alias}")  # MQTT-3.2.2-17
+                if topic:
+                    self.aliases[alias] = topic
+                else:
+                    topic = self.aliases.get(alias, "")
+                    if not topic:
+                        raise protocol_error(f"unknown topic alias {alias}")
+        if not topic:
+            # MQTT 5.0 3.3.2.1: a Protocol Error without a Topic Alias; 3.x: MQTT-4.7.3-1.
+            raise protocol_error("empty topic name")
+        qos = packet.qos
+        if props.payload_format_indicator == 1 and not is_utf8(packet.payload):
+            # MQTT 5.0 3.3.2.3.2: refused with 0x99; at QoS 0 only a DISCONNECT can say so.
+            if not qos:
+                raise MQTTError(ReasonCode.PAYLOAD_FORMAT_INVALID, "payload is not UTF-8")
+            ack = PubAck if qos == 1 else PubRec
+            self.send(ack(packet.packet_id, ReasonCode.PAYLOAD_FORMAT_INVALID))
+            return
+        counters = self._counters
+        counters.messages_received[qos] += 1
+        counters.publish_bytes_received += len(packet.payload)
+        config = self.host.config
+        if qos > config.max_qos:
+            raise MQTTError(ReasonCode.QOS_NOT_SUPPORTED, f"QoS {qos}")  # MQTT-3.2.2-11
+        if packet.retain and not config.retain_available:
+            raise MQTTError(ReasonCode.RETAIN_NOT_SUPPORTED, "retain")  # MQTT-3.2.2-14
+        session = self.session
+        assert session is not None
+        if qos == 2 and session.awaits_release(packet.packet_id):
+            # A re-sent PUBLISH whose PUBREL has not come yet: already delivered once
+            # (MQTT-4.3.3-10 method B), so only the PUBREC is repeated.
+            self.write(PubRec(packet.packet_id).encode(self.version))
+            return
+        if not qos:
+            self.host.publish_from_client(self, topic, packet)
+            return
+        received = None
+        if qos == 2 and self.version == MQTT_5:  # our Receive Maximum: MQTT 5 only
+            received = self._qos2_in
+            if received is None:
+                received = self._qos2_in = set()
+            limit = config.max_inflight_messages
+            if limit and len(received) >= limit:
+                raise MQTTError(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
+                                f"more than {limit} QoS 2 messages unreleased")  # MQTT 5.0 3.3.4
+        # The host holds this connection's writes if the message went to a persistent session
+        # or the retained store: the acknowledgement then waits until that is on disk.
+        reason = self.host.publish_from_client(self, topic, packet)
+        if qos == 1:
+            self.send(PubAck(packet.packet_id, reason if self.version == MQTT_5 else 0))
+        elif qos == 2:
+            if reason < 0x80:  # else the exchange ends here (MQTT 4.3.3)
+                session.await_release(packet.packet_id)
+                if received is not None:
+                    received.add(packet.packet_id)
+            self.send(PubRec(packet.packet_id, reason if self.version == MQTT_5 else 0))
+
+    def _on_puback(self, packet: PubAck) -> None:
+        assert self.session is not None
+        self.session.on_puback(packet.packet_id, self.host.clock())
+
+    def _on_pubrec(self, packet: PubRec) -> None:
+        assert self.session is not None
+        if self.session.on_pubrec(packet.packet_id, packet.reason_code >= 0x80,
+                                  self.host.clock()):
+            self.send_pubrel(packet.packet_id)
+        elif packet.reason_code < 0x80:
+            # Unknown id: answer anyway so the client can finish (v5 says it was not found).
+            code = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if self.version == MQTT_5 else 0
+            self.send(PubRel(packet.packet_id, code))
+
+    def _on_pubrel(self, packet: PubRel) -> None:
+        assert self.session is not None
+        if self._qos2_in is not None:
+            self._qos2_in.discard(packet.packet_id)
+        if self.session.release(packet.packet_id):
+            self.send(PubComp(packet.packet_id))
+        else:
+            code = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if self.version == MQTT_5 else 0
+            self.send(PubComp(packet.packet_id, code))
+
+    def _on_pubcomp(self, packet: PubComp) -> None:
+        assert self.session is not None
+        self.session.on_pubcomp(packet.packet_id, self.host.clock())
+
+    # -- SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT, AUTH ----------------------------------
+
+    def _on_subscribe(self, packet: Subscribe) -> None:
+        session = self.session
+        assert session is not None
+        codes, retained = self.host.subscribe(session, self.version, packet)
+        self.send(SubAck(packet.packet_id, codes))
+        # Retained messages after the SUBACK, as Mosquitto does.
+        for message, qos, sub_ids in retained:
+            session.deliver(message, qos, True, sub_ids)  # MQTT-3.3.1-9 (3.1.1: -8)
+
+    def _on_unsubscribe(self, packet: Unsubscribe) -> None:
+        assert self.session is not None
+        codes = self.host.unsubscribe(self.session, packet)
+        self.send(UnsubAck(packet.packet_id, codes))
+
+    def _on_pingreq(self, packet: PingReq) -> None:
+        self.send(PingResp())  # MQTT-3.12.4-1
+
+    def _on_disconnect(self, packet: Disconnect) -> None:
+        session = self.session
+        assert session is not None
+        if self.version == MQTT_5:
+            expiry = packet.properties.session_expiry_interval
+            if expiry is not None:
+                if self.connect_expiry == 0 and expiry != 0:
+                    raise protocol_error("session expiry set on DISCONNECT after 0 on CONNECT")
+                session.set_expiry(expiry)
+        # MQTT-3.1.2-10 / MQTT-3.14.4-3: a normal DISCONNECT deletes the will; v5 reason 0x04
+        # (Disconnect with Will Message) keeps it.
+        self._clean_exit = not (self.version == MQTT_5
+                                and packet.reason_code == ReasonCode.DISCONNECT_WITH_WILL)
+        self.sink.close()
+        reason = "client disconnected"
+        if packet.reason_code:
+            reason += f" with reason 0x{packet.reason_code:02X}"
+        self._finish(reason, "client")
+
+    def _on_connect_again(self, packet: Packet) -> None:
+        raise protocol_error("second CONNECT")  # MQTT-3.1.0-2
