@@ -44,3 +44,14 @@ def test_toml_examples_are_valid_configurations(block: str) -> None:
 def test_acl_example_parses() -> None:
     acl = parse_acl(ACL_BLOCKS[0])
     assert set(acl.users) == {"alice", "dashboard"} and len(acl.patterns) == 1
+
+
+PYTHON_BLOCKS = [body for language, body in code_blocks(README) if language == "python"]
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS)
+def test_python_examples_import_what_exists(block: str) -> None:
+    """The names a Python example imports from culex are there (the rest is the user's)."""
+    imports = "\n".join(line for line in block.splitlines() if line.startswith("from culex"))
+    assert imports
+    exec(compile(imports, "README.md", "exec"), {})

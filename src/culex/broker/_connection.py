@@ -215,7 +215,7 @@ class Connection(Handlers, EnhancedAuth):
             if waits_for > batch:
                 break
             count += 1
-        if self.state != CLOSED and count:
+        if self.state is not CLOSED and count:
             for _, data in held[:count]:
                 self.sink.write(data)
             # Released from a store callback, not while reading this client: the write goes

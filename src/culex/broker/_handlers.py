@@ -14,6 +14,7 @@ from ..protocol import (
     Packet,
     PingReq,
     PingResp,
+    Properties,
     PubAck,
     PubComp,
     Publish,
@@ -65,27 +66,12 @@ class Handlers:
     # -- PUBLISH and its acknowledgements ----------------------------------------------------
 
     def _on_publish(self, packet: Publish) -> None:
-        if self.state != CONNECTED:
+        if self.state is not CONNECTED:
             raise protocol_error("PUBLISH before CONNECT")  # MQTT-3.1.0-1
         topic = packet.topic
         props = packet.properties
         if props is not NO_PROPERTIES:
-            if props.subscription_identifiers:
-                raise protocol_error("PUBLISH from a client with a subscription identifier")
-            response = props.response_topic
-            if response is not None and not is_valid_topic_name(response):
-                raise protocol_error(f"invalid response topic {response!r}")  # MQTT-3.3.2-14
-            alias = props.topic_alias
-            if alias is not None:
-                if not 0 < alias <= self.host.config.max_topic_alias:
-                    raise MQTTError(ReasonCode.TOPIC_ALIAS_INVALID,
-                                    f"topic alias {alias}")  # MQTT-3.2.2-17
-                if topic:
-                    self.aliases[alias] = topic
-                else:
-                    topic = self.aliases.get(alias, "")
-                    if not topic:
-                        raise protocol_error(f"unknown topic alias {alias}")
+            topic = self._checked_topic(topic, props)
         if not topic:
             # MQTT 5.0 3.3.2.1: a Protocol Error without a Topic Alias; 3.x: MQTT-4.7.3-1.
             raise protocol_error("empty topic name")
@@ -135,6 +121,26 @@ class Handlers:
                 if received is not None:
                     received.add(packet.packet_id)
             self.send(PubRec(packet.packet_id, reason if self.version == MQTT_5 else 0))
+
+    def _checked_topic(self, topic: str, props: Properties) -> str:
+        """An MQTT 5 PUBLISH's properties checked; its topic, through its Topic Alias."""
+        if props.subscription_identifiers:
+            raise protocol_error("PUBLISH from a client with a subscription identifier")
+        response = props.response_topic
+        if response is not None and not is_valid_topic_name(response):
+            raise protocol_error(f"invalid response topic {response!r}")  # MQTT-3.3.2-14
+        alias = props.topic_alias
+        if alias is not None:
+            if not 0 < alias <= self.host.config.max_topic_alias:
+                raise MQTTError(ReasonCode.TOPIC_ALIAS_INVALID,
+                                f"topic alias {alias}")  # MQTT-3.2.2-17
+            if topic:
+                self.aliases[alias] = topic
+            else:
+                topic = self.aliases.get(alias, "")
+                if not topic:
+                    raise protocol_error(f"unknown topic alias {alias}")
+        return topic
 
     def _on_puback(self, packet: PubAck) -> None:
         assert self.session is not None
