@@ -169,11 +169,11 @@ class Connection(Handlers, EnhancedAuth):
             self._in_process = False
 
     def _handle(self, packet: Packet) -> None:
-        self._counters.packets_received += 1
         kind = type(packet)
         if kind is Publish:
-            self._on_publish(packet)  # type: ignore[arg-type]
+            self._on_publish(packet)  # type: ignore[arg-type]  # counted there
             return
+        self._counters.other_packets_received += 1
         if self.state is NEW:
             if kind is not Connect:
                 raise protocol_error("first packet is not CONNECT")  # MQTT-3.1.0-1
@@ -239,12 +239,25 @@ class Connection(Handlers, EnhancedAuth):
             self.sink.write(data)
 
     def send(self, packet: Packet) -> None:
-        self._counters.packets_sent += 1
+        """Any packet but PUBLISH (which is send_publish's)."""
+        self._counters.other_packets_sent += 1
         self.write(packet.encode(self.version))
 
     def send_publish(self, message: Message, qos: int, retain: bool, dup: bool, packet_id: int,
                      sub_ids: tuple[int, ...]) -> bool:
         """Write one PUBLISH; False if it is larger than the client accepts (not sent)."""
+        payload = message.payload
+        if (not qos and not sub_ids and self.out_aliases is None and message.expiry_at is None
+                and len(payload) <= SMALL_PAYLOAD):
+            # The common fan-out case: the same bytes for every such subscriber.
+            data = message.qos0_packet(self.version == MQTT_5, retain)
+            if self.max_out_packet and len(data) > self.max_out_packet:
+                return False  # MQTT-3.1.2-24, -25
+            counters = self._counters
+            counters.messages_sent[0] += 1
+            counters.publish_bytes_sent += len(payload)
+            (self.write if self._hold_until else self.sink.write)(data)
+            return True
         now = self.host.clock() if message.expiry_at is not None else 0.0
         out_aliases = self.out_aliases
         alias = 0
@@ -260,14 +273,12 @@ class Connection(Handlers, EnhancedAuth):
         if not alias:
             header = message.publish_header(self.version == MQTT_5, qos, retain, dup,
                                             packet_id, sub_ids, now)
-        payload = message.payload
         if self.max_out_packet and len(header) + len(payload) > self.max_out_packet:
             return False  # MQTT-3.1.2-24, -25
         if alias and out_aliases is not None:
             # Only once the packet that teaches the client the alias is surely sent.
             out_aliases[message.topic] = alias
         counters = self._counters
-        counters.packets_sent += 1
         counters.messages_sent[qos] += 1
         counters.publish_bytes_sent += len(payload)
         write = self.write if self._hold_until else self.sink.write
@@ -380,7 +391,7 @@ class Connection(Handlers, EnhancedAuth):
         if accepted.max_out_alias:
             self.max_out_alias = accepted.max_out_alias
             self.out_aliases = {}
-        self._counters.packets_sent += 1
+        self._counters.other_packets_sent += 1
         self.write(accepted.connack)
         log.info("connected: client %s from %s, MQTT %s, %s, keep-alive %ds",
                  self.client_id, self.peer, VERSION_NAMES[self.version],

@@ -38,7 +38,9 @@ class Message:
         self.sender = sender  # publisher's client id, for No Local
         self._topic_bytes: bytes | None = None
         self._props_block: bytes | None = None  # encoded forwarded properties, with length
-        self._headers: dict[tuple[bool, bool], bytes] | None = None
+        # Encoded forms shared by every delivery of that form: key 2 * version5 + retain for a
+        # QoS 0 header, that + 4 for a whole QoS 0 packet of a small payload.
+        self._headers: dict[int, bytes] | None = None
 
     @classmethod
     def from_publish(cls, topic: str, payload: Payload, qos: int, retain: bool,
@@ -102,7 +104,7 @@ class Message:
             headers = self._headers
             if headers is None:
                 headers = self._headers = {}
-            key = (version5, retain)
+            key = 2 * version5 + retain
             header = headers.get(key)
             if header is None:
                 props = self._v5_properties((), now) if version5 else None
@@ -112,6 +114,23 @@ class Message:
         props = self._v5_properties(sub_ids, now) if version5 else None
         return encode_publish_header(self.topic_bytes(), qos, retain, dup, packet_id, props,
                                      len(self.payload))
+
+    def qos0_packet(self, version5: bool, retain: bool) -> bytes:
+        """The whole QoS 0 PUBLISH, without per-delivery properties: one bytes object for
+        every subscriber of a protocol family (the caller keeps it to small payloads, which
+        are worth copying once to be written in one buffer)."""
+        key = 2 * version5 + retain + 4
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = {}
+        else:
+            packet = headers.get(key)
+            if packet is not None:
+                return packet
+        props = self._v5_properties((), 0.0) if version5 else None
+        packet = headers[key] = encode_publish_header(
+            self.topic_bytes(), 0, retain, False, 0, props, len(self.payload)) + self.payload
+        return packet
 
     def aliased_header(self, alias: int, known: bool, qos: int, retain: bool, dup: bool,
                        packet_id: int, sub_ids: tuple[int, ...], now: float) -> bytes:
