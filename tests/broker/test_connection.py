@@ -712,3 +712,52 @@ def test_response_topic_must_not_hold_wildcards() -> None:
     willing = connect(broker, "w", 5, will=Will("t", b"", 0, False,
                                                Properties(response_topic="r/#")))
     assert connack(willing).reason_code == ReasonCode.PROTOCOL_ERROR
+
+
+def test_a_connack_larger_than_the_clients_maximum_packet_size_is_not_sent() -> None:
+    """MQTT-3.1.2-24: nothing larger than the client's Maximum Packet Size is sent, not even
+    the CONNACK; the client is not accepted, and its existing session is left as it was."""
+    broker, _ = make_broker()
+    kept = connect(broker, "c", 5, properties=Properties(session_expiry_interval=60))
+    kept.send(Subscribe(1, [SubscriptionRequest("t", 1)]))
+    kept.send(Disconnect())
+    tiny = connect(broker, "c", 5, properties=Properties(maximum_packet_size=2))
+    assert tiny.sink.data == b"" and tiny.sink.closed
+    assert "t" in broker.sessions["c"].subscriptions  # neither taken over nor ended
+    assert broker.counters.refused["packet_too_large"] == 1
+    fits = connect(broker, "c", 5, clean_start=False,
+                   properties=Properties(maximum_packet_size=64, session_expiry_interval=60))
+    ack = connack(fits)
+    assert ack.reason_code == 0 and ack.session_present
+
+
+def test_mqtt_3_1_connack_never_says_session_present() -> None:
+    """MQTT 3.1 has no Session Present: the CONNACK's first byte is reserved."""
+    broker, _ = make_broker()
+    connect(broker, "old", 3, clean_start=False).send(Disconnect())
+    resumed = connect(broker, "old", 3, clean_start=False)
+    assert bytes(resumed.sink.data[:4]) == b"\x20\x02\x00\x00"
+    assert bytes(connect(broker, "new", 4, clean_start=False).sink.data[:4]) \
+        == b"\x20\x02\x00\x00"
+    connect(broker, "new", 4, clean_start=False).send(Disconnect())
+    assert bytes(connect(broker, "new", 4, clean_start=False).sink.data[:4]) \
+        == b"\x20\x02\x01\x00"  # 3.1.1: MQTT-3.2.2-2
+
+
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize(("qos", "wrong"), [(1, PubRec), (2, PubAck)])
+def test_the_wrong_acknowledgement_for_a_delivery_is_a_protocol_error(
+        version: int, qos: int, wrong: type) -> None:
+    """A QoS 1 delivery is answered by PUBACK (MQTT 4.3.2), a QoS 2 one by PUBREC (4.3.3):
+    the other is a protocol error, not the start of an exchange the broker never began."""
+    broker, _ = make_broker()
+    sub = connect(broker, "sub", version)
+    subscribe(sub, "t", qos=qos)
+    connect(broker, "pub").send(Publish("t", b"m", qos=qos, packet_id=1))
+    [delivery] = publishes(sub)
+    sub.send(wrong(delivery.packet_id))
+    assert sub.sink.closed
+    replies = sub.received()
+    assert not any(isinstance(p, PubRel) for p in replies)
+    if version == 5:
+        assert replies == [Disconnect(ReasonCode.PROTOCOL_ERROR, ANY)]

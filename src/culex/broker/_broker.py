@@ -23,6 +23,7 @@ from ._connect import (
     Handshake,
     Refusal,
     check_connect,
+    connack_too_large,
     negotiate,
     session_expiry,
     will_of,
@@ -99,9 +100,12 @@ class Broker:
         self._handshake.authorize_will(conn, packet, client, reason)
 
     def connect(self, conn: DeliveryTarget, packet: Connect, client: ClientInfo,
-                auth_method: str | None, auth_reply: bytes | None) -> Accepted:
-        """Take over or create the session of an accepted client (MQTT 3.1.2.4, 3.1.4)."""
+                auth_method: str | None, auth_reply: bytes | None) -> Accepted | None:
+        """Take over or create the session of an accepted client (MQTT 3.1.2.4, 3.1.4);
+        None, touching nothing, if not even a CONNACK may be sent to it."""
         client_id = client.client_id
+        if connack_too_large(self.config, packet, client_id, auth_method, auth_reply):
+            return None
         expiry = session_expiry(self.config, packet)
         existing = self.sessions.get(client_id)
         if existing is not None and existing.connection is not None:

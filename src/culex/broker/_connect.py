@@ -205,13 +205,29 @@ def negotiate(config: Config, packet: Connect, client_id: str, session: Session,
     if packet.protocol_version != MQTT_5:
         return Accepted(session, session_present, expiry, keep_alive,
                         min(MAX_RECEIVE, config.max_inflight_messages or MAX_RECEIVE), 0, 0,
-                        _V3_CONNACK_ACCEPTED[session_present])
+                        # MQTT 3.1 has no Session Present: the byte is reserved, 0.
+                        _V3_CONNACK_ACCEPTED[session_present and packet.protocol_version == 4])
+    props = packet.properties
+    if keep_alive > config.max_keepalive:
+        keep_alive = config.max_keepalive  # MQTT-3.2.2-21
+    max_alias = props.topic_alias_maximum if config.topic_alias_out else 0
+    connack = ConnAck(session_present, 0,
+                      connack_properties(config, packet, client_id, auth_method, auth_reply))
+    receive_maximum = props.receive_maximum or MAX_RECEIVE
+    return Accepted(session, session_present, expiry, keep_alive,
+                    min(receive_maximum, config.max_inflight_messages or MAX_RECEIVE),
+                    props.maximum_packet_size or 0, max_alias or 0,
+                    connack.encode(MQTT_5))
+
+
+def connack_properties(config: Config, packet: Connect, client_id: str,
+                       auth_method: str | None, auth_reply: bytes | None) -> Properties:
+    """What an accepting CONNACK tells an MQTT 5 client of the server (MQTT 5.0 3.2.2.3)."""
     props = packet.properties
     server_keep_alive = None
-    if keep_alive > config.max_keepalive:
-        keep_alive = server_keep_alive = config.max_keepalive  # MQTT-3.2.2-21
-    max_alias = props.topic_alias_maximum if config.topic_alias_out else 0
-    ack_props = Properties(
+    if packet.keep_alive > config.max_keepalive:
+        server_keep_alive = config.max_keepalive  # MQTT-3.2.2-21
+    return Properties(
         assigned_client_identifier=None if packet.client_id else client_id,
         server_keep_alive=server_keep_alive,
         # Our own Receive Maximum: as many inbound QoS 2 messages unreleased at once as we
@@ -231,8 +247,14 @@ def negotiate(config: Config, packet: Connect, client_id: str, session: Session,
         authentication_method=auth_method,  # MQTT 5.0 4.12
         authentication_data=auth_reply,
     )
-    receive_maximum = props.receive_maximum or MAX_RECEIVE
-    return Accepted(session, session_present, expiry, keep_alive,
-                    min(receive_maximum, config.max_inflight_messages or MAX_RECEIVE),
-                    props.maximum_packet_size or 0, max_alias or 0,
-                    ConnAck(session_present, 0, ack_props).encode(MQTT_5))
+
+
+def connack_too_large(config: Config, packet: Connect, client_id: str,
+                      auth_method: str | None, auth_reply: bytes | None) -> bool:
+    """Whether the accepting CONNACK would exceed the client's Maximum Packet Size: then
+    nothing may be sent to it at all (MQTT-3.1.2-24), and it is not accepted."""
+    limit = packet.properties.maximum_packet_size if packet.protocol_version == MQTT_5 else None
+    if not limit:
+        return False
+    props = connack_properties(config, packet, client_id, auth_method, auth_reply)
+    return len(ConnAck(False, 0, props).encode(MQTT_5)) > limit

@@ -373,11 +373,16 @@ class Connection(Handlers, EnhancedAuth):
             return
         self._counters.auth_successes += 1
         self.client = client
+        accepted = self.host.connect(self, packet, client, self.auth_method, self.auth_reply)
+        if accepted is None:
+            # MQTT-3.1.2-24: not even the CONNACK fits the client's Maximum Packet Size.
+            self._refuse_quietly(f"client {self.client_id!r}: its Maximum Packet Size is "
+                                 "smaller than the CONNACK", "packet_too_large")
+            return
         self._enter(CONNECTED)
         self._connect = None
         self.decoder.max_packet_size = self.host.config.packet_size_limit
-        self._accepted(self.host.connect(self, packet, client, self.auth_method,
-                                         self.auth_reply))
+        self._accepted(accepted)
         if not self._in_process:
             self._process()  # what arrived while the plugins were deciding
 

@@ -143,11 +143,19 @@ class Handlers:
         return topic
 
     def _on_puback(self, packet: PubAck) -> None:
-        assert self.session is not None
-        self.session.on_puback(packet.packet_id, self.host.clock())
+        session = self.session
+        assert session is not None
+        if not session.on_puback(packet.packet_id, self.host.clock()) \
+                and session.in_flight_qos(packet.packet_id) == 2:
+            # A QoS 2 delivery is answered by PUBREC (MQTT 4.3.3), never PUBACK.
+            raise protocol_error(f"PUBACK for packet {packet.packet_id}, sent at QoS 2")
 
     def _on_pubrec(self, packet: PubRec) -> None:
         assert self.session is not None
+        if self.session.in_flight_qos(packet.packet_id) == 1:
+            # A QoS 1 delivery is acknowledged by PUBACK only (MQTT 4.3.2): answering this
+            # PUBREC with a PUBREL would start a QoS 2 exchange the broker never began.
+            raise protocol_error(f"PUBREC for packet {packet.packet_id}, sent at QoS 1")
         if self.session.on_pubrec(packet.packet_id, packet.reason_code >= 0x80,
                                   self.host.clock()):
             self.send_pubrel(packet.packet_id)

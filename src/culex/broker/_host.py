@@ -64,8 +64,9 @@ class Host(Protocol):
                        reason: int | None) -> None: ...
 
     def connect(self, conn: DeliveryTarget, packet: Connect, client: ClientInfo,
-                auth_method: str | None, auth_reply: bytes | None) -> Accepted:
-        """Take over or create the session of an authenticated client."""
+                auth_method: str | None, auth_reply: bytes | None) -> Accepted | None:
+        """Take over or create the session of an authenticated client; None if the CONNACK
+        would be larger than the client accepts."""
         ...
 
     def disconnected(self, conn: DeliveryTarget, session: Session, publish_will: bool) -> None: ...

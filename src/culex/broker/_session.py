@@ -335,6 +335,11 @@ class Session:
             self.store.outgoing_removed(self, out)
         self.pump(now)
 
+    def in_flight_qos(self, packet_id: int) -> int:
+        """The QoS of the message in flight under ``packet_id`` (0: none is)."""
+        out = self.inflight.get(packet_id)
+        return 0 if out is None else out.qos
+
     def on_pubrec(self, packet_id: int, failed: bool, now: float) -> bool:
         """Whether a PUBREL is to be sent for ``packet_id``."""
         out = self.inflight.get(packet_id)
