@@ -98,6 +98,7 @@ class MemorySink:
     def __init__(self) -> None:
         self.data = bytearray()
         self.closed = False
+        self.reading = True  # whether the connection lets its peer's bytes in
 
     def write(self, data: bytes) -> None:
         if not self.closed:
@@ -108,6 +109,12 @@ class MemorySink:
 
     def close(self) -> None:
         self.closed = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
 
 class MemoryClient:

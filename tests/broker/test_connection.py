@@ -7,6 +7,7 @@ from unittest.mock import ANY
 
 import pytest
 
+from culex.broker._flow import MAX_WAIT
 from culex.protocol import (
     ConnAck,
     Connect,
@@ -618,17 +619,45 @@ def test_shared_subscription_with_no_local_is_a_protocol_error() -> None:
 # -- flow control and limits ----------------------------------------------------------------
 
 def test_slow_consumer_is_queued_within_limits() -> None:
-    broker, _ = make_broker(max_queued_messages=3)
+    """A subscriber that does not read makes its publisher wait MAX_WAIT at most, then is
+    stalled: only it loses messages, beyond its queue limit."""
+    broker, scheduler = make_broker(max_queued_messages=3)
     sub = connect(broker, "s")
     subscribe(sub, "t", qos=0)
     sub.conn.pause_writing()  # the transport's buffer is full
     pub = connect(broker, "p")
     for i in range(5):
         pub.send(Publish("t", bytes([i])))
+    assert not pub.sink.reading  # the publisher waits for the subscriber first
+    scheduler.advance(MAX_WAIT)  # which does not read: stalled
+    assert pub.sink.reading
     assert publishes(sub) == []
     assert broker.sessions["s"].dropped == 2
     sub.conn.resume_writing()
     assert [p.payload for p in publishes(sub)] == [b"\x00", b"\x01", b"\x02"]
+
+
+def test_a_slow_subscriber_slows_its_publisher_down_instead_of_losing_messages() -> None:
+    broker, _ = make_broker(max_queued_messages=8)
+    sub = connect(broker, "s")
+    subscribe(sub, "t", qos=0)
+    other = connect(broker, "other")
+    subscribe(other, "t", qos=0)
+    sub.conn.pause_writing()  # reading, but slower than the publisher writes
+    pub = connect(broker, "p")
+    pub.send(*(Publish("t", bytes([i])) for i in range(20)))
+    assert not pub.sink.reading and pub.conn.decoder.buffered  # waiting, the rest unread
+    assert len(publishes(other)) == 2  # the quarter of a queue of 8 that makes it wait
+    sub.conn.resume_writing()  # the subscriber has caught up: the publisher goes on
+    assert pub.sink.reading
+    assert [p.payload for p in publishes(sub)] == [bytes([i]) for i in range(20)]
+    assert len(publishes(other)) == 18 and broker.sessions["s"].dropped == 0
+    # A subscriber that goes offline makes nobody wait for it.
+    sub.conn.pause_writing()
+    pub.send(*(Publish("t", b"x") for _ in range(2)))
+    assert not pub.sink.reading
+    sub.drop()
+    assert pub.sink.reading
 
 
 def test_connect_larger_than_the_pre_connect_cap_is_refused() -> None:

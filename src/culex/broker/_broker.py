@@ -30,6 +30,7 @@ from ._connect import (
 )
 from ._deadlines import Deadlines
 from ._fanout import Fanout
+from ._flow import Backpressure
 from ._lifetime import Lifetime
 from ._message import Message
 from ._restore import rebuild
@@ -77,7 +78,8 @@ class Broker:
         self.fanout = Fanout(self.router, self.retained, self.store, self.auth, self.counters)
         self.subscriptions = Subscriptions(config, self.router, self.retained, self.store,
                                            self.auth, self.fanout, self.clock)
-        self.lifetime = Lifetime(scheduler, self.fanout.publish, self._end_session)
+        self.lifetime = Lifetime(scheduler, self.publish, self._end_session)
+        self.flow = Backpressure(scheduler)
         self._handshake = Handshake(config, self.auth, scheduler)
 
     # -- connections (the Host interface of Connection) ---------------------------------------
@@ -117,7 +119,7 @@ class Broker:
             existing = None
         if existing is None:
             session = self.sessions[client_id] = Session(client_id, expiry, self.limits,
-                                                         self.counters)
+                                                         self.counters, self.flow)
         else:
             session = existing
             self.lifetime.resumed(session)
@@ -165,17 +167,24 @@ class Broker:
                                        packet.properties, self.clock(), conn.client_id)
         if not packet.qos:
             self.fanout.publish(message)
+            if self.flow.congested:
+                self.flow.slow_down(conn)
             return ReasonCode.SUCCESS
         store = self.store
         changes = store.changes
         count = self.fanout.publish(message)
         if store.changes != changes:
             store.touch(conn)
+        if self.flow.congested:
+            self.flow.slow_down(conn)
         return ReasonCode.SUCCESS if count else ReasonCode.NO_MATCHING_SUBSCRIBERS
 
     def publish(self, message: Message) -> int:
-        """Deliver ``message`` (from inside the broker) to every matching subscription."""
-        return self.fanout.publish(message)
+        """Deliver ``message`` (from inside the broker: a will) to every matching
+        subscription; no publisher is there to slow down."""
+        count = self.fanout.publish(message)
+        self.flow.forget_congestion()
+        return count
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -197,7 +206,7 @@ class Broker:
         """Rebuild the persistent sessions, their queues and in-flight state, and the retained
         messages, from what the store kept; then let the time spent stopped take effect."""
         restored = rebuild(snapshot, self.clock(), wall_now, self.limits, self.counters,
-                           self.store)
+                           self.flow, self.store)
         for session, _, _ in restored.sessions:
             self.sessions[session.client_id] = session
         for sub in restored.subscriptions:

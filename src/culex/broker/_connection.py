@@ -14,12 +14,10 @@ the broker's objects, and the broker writes none of its: an accepted CONNECT com
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import (
     MQTT_5,
-    NO_PROPERTIES,
     V5_TO_V3_CONNACK,
     Auth,
     ConnAck,
@@ -29,7 +27,6 @@ from ..protocol import (
     MQTTError,
     Packet,
     PingReq,
-    Properties,
     PubAck,
     PubComp,
     Publish,
@@ -46,6 +43,7 @@ from ._enhanced_auth import EnhancedAuth
 from ._handlers import Handlers
 from ._host import Host, Sink
 from ._message import Message
+from ._reasons import CLOSE_REASONS, explained, reason_name
 from ._states import AUTHENTICATING, CLOSED, CONNECTED, NEW, State, check
 
 if TYPE_CHECKING:
@@ -65,15 +63,19 @@ MAX_CONNECT_SIZE = 1 << 20
 # Up to this size a payload is joined to its header (a cheap copy) rather than written apart.
 SMALL_PAYLOAD = 1024
 VERSION_NAMES = {3: "3.1", 4: "3.1.1", 5: "5.0"}
+# Why reading from a client is paused (bits of Connection._read_holds): what is written to it
+# is not being read, or a subscriber it publishes to is slow (see _flow).
+_OUTPUT_FULL = 1
+_WAITING = 2
 
 
 class Connection(Handlers, EnhancedAuth):
     __slots__ = ("_clean_exit", "_connect", "_counters", "_deferred", "_exchange", "_held",
                  "_hold_until", "_in_process", "_keepalive_limit", "_last_rx", "_method",
-                 "_qos2_in", "aliases", "auth_method", "auth_reply", "cert_cn", "cert_subject",
-                 "client", "client_id", "connect_expiry", "decoder", "host", "keep_alive",
-                 "listener", "max_out_alias", "max_out_packet", "out_aliases", "paused", "peer",
-                 "send_window", "session", "sink", "state", "version")
+                 "_qos2_in", "_read_holds", "aliases", "auth_method", "auth_reply", "cert_cn",
+                 "cert_subject", "client", "client_id", "connect_expiry", "decoder", "host",
+                 "keep_alive", "listener", "max_out_alias", "max_out_packet", "out_aliases",
+                 "paused", "peer", "send_window", "session", "sink", "state", "version")
 
     def __init__(self, host: Host, sink: Sink, peer: str,
                  listener: ListenerConfig | None = None, cert_subject: str | None = None,
@@ -100,6 +102,7 @@ class Connection(Handlers, EnhancedAuth):
         self.out_aliases: dict[str, int] | None = None
         self.aliases: dict[int, str] = {}  # inbound topic aliases (MQTT-3.3.2-7: per connection)
         self.paused = False  # the transport's buffer is full: queue instead of writing
+        self._read_holds = 0  # why reading from the client is paused (_OUTPUT_FULL, _WAITING)
         # Writes waiting for a store commit (see hold), each with the commit it waits for.
         self._hold_until = 0
         self._held: list[tuple[int, bytes | memoryview]] | None = None
@@ -158,7 +161,9 @@ class Connection(Handlers, EnhancedAuth):
             for waiting in deferred or ():
                 if self.state is CONNECTED:
                     self._handle(waiting)
-            while self.state is CONNECTED or self.state is NEW:
+            # A hold stops the processing too, not only the reading: what was read stays in
+            # the decoder (one read at most) until the hold is released.
+            while (self.state is CONNECTED or self.state is NEW) and not self._read_holds:
                 packet = decoder.next_packet()
                 if packet is None:
                     break
@@ -188,13 +193,46 @@ class Connection(Handlers, EnhancedAuth):
         """The transport is gone (peer closed, network error, or we closed it)."""
         self._finish("connection lost", "lost")
 
+    # Flow control. Reading from the client stops while what is written to it is not being
+    # read (its replies would pile up here), and while a subscriber it publishes to is slow
+    # (see _flow); it resumes when neither holds.
+
     def pause_writing(self) -> None:
+        """The transport's output buffer is above its high-water mark."""
         self.paused = True
+        self._hold_reading(_OUTPUT_FULL)
 
     def resume_writing(self) -> None:
         self.paused = False
+        self._release_reading(_OUTPUT_FULL)
         if self.session is not None and self.state is CONNECTED:
             self.session.pump(self.host.clock())
+
+    def hold_reading(self) -> None:
+        """A subscriber this client publishes to is slow: wait for it."""
+        self._hold_reading(_WAITING)
+
+    def release_reading(self) -> None:
+        self._release_reading(_WAITING)
+
+    def _hold_reading(self, reason: int) -> None:
+        if not self._read_holds and self.state is not CLOSED:
+            self.sink.pause_reading()
+        self._read_holds |= reason
+
+    def _release_reading(self, reason: int) -> None:
+        if not self._read_holds & reason:
+            return
+        self._read_holds &= ~reason
+        if self._read_holds or self.state is CLOSED:
+            return
+        # The time reading was held counts as activity for the keep-alive: the client's
+        # packets, PINGREQ included, were waiting on our side.
+        self._last_rx = self.host.clock()
+        if self.decoder.buffered and not self._in_process:
+            self._process()  # what was read before the hold, first
+        if not self._read_holds and self.state is not CLOSED:
+            self.sink.resume_reading()
 
     # -- output -----------------------------------------------------------------------------
 
@@ -297,10 +335,10 @@ class Connection(Handlers, EnhancedAuth):
     def close(self, reason: ReasonCode, why: str) -> None:
         """Server-initiated close: tell a v5 client why (MQTT 4.13), then hang up."""
         if self.state is CONNECTED and self.version == MQTT_5:
-            self.send(_explained(lambda props: Disconnect(reason, props), why,
+            self.send(explained(lambda props: Disconnect(reason, props), why,
                                  self.max_out_packet))
         self.sink.close()
-        self._finish(why, _CLOSE_REASONS.get(reason, "protocol_error"))
+        self._finish(why, CLOSE_REASONS.get(reason, "protocol_error"))
 
     def _violation(self, exc: MQTTError) -> None:
         if self.state is NEW:
@@ -338,7 +376,7 @@ class Connection(Handlers, EnhancedAuth):
         elif self.state is CONNECTED and self._keepalive_limit:
             # Re-armed from the time of the last packet, instead of being moved for every
             # packet.
-            if now - self._last_rx >= self._keepalive_limit:
+            if now - self._last_rx >= self._keepalive_limit and not self._read_holds:
                 self.close(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")  # MQTT-3.1.2-22
             else:
                 self.host.deadlines.arm(self, self._last_rx + self._keepalive_limit)
@@ -416,39 +454,13 @@ class Connection(Handlers, EnhancedAuth):
     def _refuse_connect(self, packet: Connect, reason: int, why: str) -> None:
         if self.version == MQTT_5:
             limit = packet.properties.maximum_packet_size or 0
-            self.send(_explained(lambda props: ConnAck(False, reason, props), why, limit))
+            self.send(explained(lambda props: ConnAck(False, reason, props), why, limit))
         elif (code := V5_TO_V3_CONNACK.get(reason)) is not None:
             self.send(ConnAck(False, code))  # MQTT-3.2.2-6: session present 0
         user = f", user {packet.username!r}" if packet.username is not None else ""
         # An empty client id has been replaced by an assigned one by now, if it got that far.
         self._refuse_quietly(f"client {self.client_id or packet.client_id!r}{user}: {why}",
-                             _reason_name(reason))
-
-
-_CLOSE_REASONS: dict[int, str] = {
-    ReasonCode.SESSION_TAKEN_OVER: "taken_over",
-    ReasonCode.KEEP_ALIVE_TIMEOUT: "keep_alive",
-    ReasonCode.SERVER_SHUTTING_DOWN: "shutdown",
-    ReasonCode.NOT_AUTHORIZED: "not_authorized",
-}
-
-
-def _reason_name(code: int) -> str:
-    """A reason code as a counter's label: its name in lower case."""
-    try:
-        return ReasonCode(code).name.lower()
-    except ValueError:
-        return f"0x{code:02x}"
-
-
-def _explained(make: Callable[[Properties], Packet], why: str, limit: int) -> Packet:
-    """``make``'s packet with a Reason String saying ``why``, unless that would make it larger
-    than the client's Maximum Packet Size (MQTT-3.2.2-19, MQTT-3.14.2-3). CONNACK and DISCONNECT
-    may carry one whatever the client's Request Problem Information (MQTT-3.1.2-29)."""
-    packet = make(Properties(reason_string=why))
-    if limit and len(packet.encode(MQTT_5)) > limit:
-        packet = make(NO_PROPERTIES)
-    return packet
+                             reason_name(reason))
 
 
 _HANDLERS: dict[type[Packet], Any] = {

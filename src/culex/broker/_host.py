@@ -28,6 +28,11 @@ class Publisher(Holder, Protocol):
     @property
     def client(self) -> ClientInfo | None: ...
 
+    def hold_reading(self) -> None:
+        """Stop reading from the client until release_reading: a subscriber is slow."""
+
+    def release_reading(self) -> None: ...
+
 
 class Sink(Protocol):
     """Where a connection's bytes go: the transport layer, or a list in tests."""
@@ -38,6 +43,11 @@ class Sink(Protocol):
         """Send what was written now rather than at the end of the loop iteration."""
 
     def close(self) -> None: ...
+
+    def pause_reading(self) -> None:
+        """Read nothing more from the peer until resume_reading (TCP pushes back on it)."""
+
+    def resume_reading(self) -> None: ...
 
 
 class Host(Protocol):

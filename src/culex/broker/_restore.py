@@ -15,6 +15,7 @@ from ._session import Outgoing, Session
 if TYPE_CHECKING:
     from ..observability import Counters
     from ..persistence import Snapshot, Store, StoredMessage
+    from ._flow import Backpressure
     from ._session import Limits
 
 log = logging.getLogger("culex")
@@ -29,7 +30,7 @@ class Restored(NamedTuple):
 
 
 def rebuild(snapshot: Snapshot, now: float, wall_now: float, limits: Limits,
-            counters: Counters, store: Store) -> Restored:
+            counters: Counters, flow: Backpressure, store: Store) -> Restored:
     offset = now - wall_now  # wall clock -> the broker's clock
 
     def message(stored: StoredMessage, sender: str | None = None) -> Message:
@@ -41,7 +42,7 @@ def rebuild(snapshot: Snapshot, now: float, wall_now: float, limits: Limits,
     sessions: dict[str, Session] = {}
     restored: list[tuple[Session, float, bool]] = []
     for record in snapshot.sessions:
-        session = Session(record.client_id, record.expiry_interval, limits, counters)
+        session = Session(record.client_id, record.expiry_interval, limits, counters, flow)
         # A session that was connected when the broker stopped is disconnected from now.
         disconnected = record.disconnected_at
         offline = 0.0 if disconnected is None else max(0.0, wall_now - disconnected)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..auth import ClientInfo
     from ..observability import Counters
     from ..persistence import Store, StoredDelivery
+    from ._flow import Backpressure
     from ._message import Message
     from ._router import Subscription
     from ._target import DeliveryTarget
@@ -43,11 +44,16 @@ class Outgoing:
         self.state = state
 
 
+# With no queue limit, how many messages waiting for a connected client make its publishers
+# wait for it (see _flow).
+PRESSURE_UNLIMITED = 256
+
+
 class Limits:
     """The queueing limits a session obeys (Mosquitto's option names; 0 means no limit)."""
 
     __slots__ = ("max_inflight_messages", "max_queued_bytes", "max_queued_messages",
-                 "queue_qos0_messages")
+                 "pressure_bytes", "pressure_messages", "queue_qos0_messages")
 
     def __init__(self, max_inflight_messages: int = 20, max_queued_messages: int = 1000,
                  max_queued_bytes: int = 0, queue_qos0_messages: bool = False) -> None:
@@ -55,20 +61,29 @@ class Limits:
         self.max_queued_messages = max_queued_messages
         self.max_queued_bytes = max_queued_bytes
         self.queue_qos0_messages = queue_qos0_messages
+        # A quarter of the queue waiting for a connected client slows its publishers down:
+        # short waits (a window full for a moment) do not, a queue on its way to overflowing
+        # does, well before it drops anything.
+        self.pressure_messages = (max(1, max_queued_messages // 4) if max_queued_messages
+                                  else PRESSURE_UNLIMITED)
+        self.pressure_bytes = max_queued_bytes // 4 if max_queued_bytes else 0
 
 
 class Session:
-    __slots__ = ("_next_id", "awaiting_rel", "client", "client_id", "connection", "counters",
-                 "disconnected_at", "dropped", "expiry_interval", "inflight", "limits",
-                 "overflowing", "queue", "queued_bytes", "store", "subscriptions", "will",
-                 "will_delay", "will_expiry")
+    __slots__ = ("_congesting", "_next_id", "awaiting_rel", "client", "client_id", "connection",
+                 "counters", "disconnected_at", "dropped", "expiry_interval", "flow", "inflight",
+                 "limits", "overflowing", "queue", "queued_bytes", "store", "subscriptions",
+                 "will", "will_delay", "will_expiry")
 
     def __init__(self, client_id: str, expiry_interval: int, limits: Limits,
-                 counters: Counters) -> None:
+                 counters: Counters, flow: Backpressure | None = None) -> None:
         self.client_id = client_id
         self.expiry_interval = expiry_interval
         self.limits = limits
         self.counters = counters
+        # Publishers wait for this session while its queue is long and its client connected.
+        self.flow = flow
+        self._congesting = False
         self.connection: DeliveryTarget | None = None  # where messages go while attached
         self.subscriptions: dict[str, Subscription] = {}  # full filter, $share/... included
         self.inflight: dict[int, Outgoing] = {}  # in the order the PUBLISHes were sent
@@ -106,6 +121,8 @@ class Session:
     def detach(self, now: float) -> None:
         self.connection = None
         self.disconnected_at = now
+        if self._congesting:
+            self._uncongested()  # offline, it queues without making anyone wait
 
     def set_expiry(self, expiry: int) -> None:
         """MQTT 5: the client changed its Session Expiry Interval at DISCONNECT."""
@@ -150,6 +167,8 @@ class Session:
         if self.store is not None:
             self.store.session_forgotten(self)
             self.store = None
+        if self._congesting:
+            self._uncongested()
         subs = list(self.subscriptions.values())
         self.subscriptions.clear()
         self.queue = None
@@ -230,6 +249,12 @@ class Session:
         self.queued_bytes += size
         if self.store is not None:
             self.store.outgoing_saved(self, out)
+        if (self.flow is not None and self.connection is not None
+                and (len(self.queue) >= limits.pressure_messages
+                     or (limits.pressure_bytes and self.queued_bytes >= limits.pressure_bytes))):
+            # A connected client that is slow to take its messages: the publisher waits.
+            self.flow.congestion(self)
+            self._congesting = True
 
     def _send_new(self, conn: DeliveryTarget, out: Outgoing) -> None:
         out.packet_id = self._allocate_id()
@@ -276,10 +301,17 @@ class Session:
                 self.counters.dropped["expired"] += 1
             elif not conn.send_publish(out.message, 0, out.retain, False, 0, out.sub_ids):
                 self.counters.dropped["too_large"] += 1
+        if self._congesting and not queue:
+            self._uncongested()
         if self.overflowing and not queue:
             self.overflowing = False
             log.info("client %s has caught up; %d messages dropped for it so far",
                      self.client_id, self.dropped)
+
+    def _uncongested(self) -> None:
+        self._congesting = False
+        if self.flow is not None:
+            self.flow.drained(self)
 
     def resume(self, now: float) -> None:
         """On reconnection: re-send every unacknowledged PUBLISH (DUP set) and PUBREL in their

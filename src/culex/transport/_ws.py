@@ -52,6 +52,8 @@ class WebSocketSink:
         self._closing = False
         self.conn: Connection | None = None
         self._paused = False
+        self.reading = asyncio.Event()  # cleared while the connection holds reading
+        self.reading.set()
 
     def write(self, data: bytes | memoryview) -> None:
         if self._closing:
@@ -75,6 +77,12 @@ class WebSocketSink:
             self._paused = True
             self.conn.pause_writing()  # a slow reader: its messages wait in its session
         self._wake.set()
+
+    def pause_reading(self) -> None:
+        self.reading.clear()  # the library's own buffer then fills and pauses the socket
+
+    def resume_reading(self) -> None:
+        self.reading.set()
 
     def attach(self, conn: Connection) -> None:
         """The connection whose flow control this sink drives."""
@@ -145,6 +153,8 @@ async def serve_websockets(host: Host, gate: Gate, listener: ListenerConfig, ssl
                         break
                     conn.data_received(fragment)
                     sink.flush()
+                    if not sink.reading.is_set():
+                        await sink.reading.wait()
         except ConnectionClosed:
             pass
         except Exception:
