@@ -15,6 +15,8 @@ class FakeTransport:
     def __init__(self) -> None:
         self.written = bytearray()
         self.closed = False
+        self.eof = False  # our side half-closed: a graceful hang-up
+        self.reading = True
 
     def get_extra_info(self, name: str) -> Any:
         return ("127.0.0.1", 1) if name == "peername" else None
@@ -34,6 +36,25 @@ class FakeTransport:
 
     def close(self) -> None:
         self.closed = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    @property
+    def hung_up(self) -> bool:
+        return self.closed or self.eof
 
     def abort(self) -> None:
         self.closed = True
@@ -72,7 +93,7 @@ def test_an_internal_error_costs_one_connection_only() -> None:
 
         broker.publish_from_client = failing  # type: ignore[method-assign]
         protocols[1].data_received(Publish("t", b"lost").encode(4))
-        assert faulty.closed and not healthy.closed
+        assert faulty.hung_up and not healthy.hung_up
         protocols[0].data_received(Publish("t", b"delivered").encode(4))  # flushed at its end
         assert b"delivered" in healthy.written and b"lost" not in healthy.written
 

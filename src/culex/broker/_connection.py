@@ -156,10 +156,12 @@ class Connection(Handlers, EnhancedAuth):
     def _process(self) -> None:
         decoder = self.decoder
         self._in_process = True
+        count = 0  # packets handled, counted once at the end: cheaper than one by one
         try:
             deferred, self._deferred = self._deferred, None
             for waiting in deferred or ():
                 if self.state is CONNECTED:
+                    count += 1
                     self._handle(waiting)
             # A hold stops the processing too, not only the reading: what was read stays in
             # the decoder (one read at most) until the hold is released.
@@ -167,18 +169,19 @@ class Connection(Handlers, EnhancedAuth):
                 packet = decoder.next_packet()
                 if packet is None:
                     break
+                count += 1
                 self._handle(packet)
         except MQTTError as exc:
             self._violation(exc)
         finally:
             self._in_process = False
+            self._counters.packets_received += count
 
     def _handle(self, packet: Packet) -> None:
         kind = type(packet)
         if kind is Publish:
-            self._on_publish(packet)  # type: ignore[arg-type]  # counted there
+            self._on_publish(packet)  # type: ignore[arg-type]
             return
-        self._counters.other_packets_received += 1
         if self.state is NEW:
             if kind is not Connect:
                 raise protocol_error("first packet is not CONNECT")  # MQTT-3.1.0-1

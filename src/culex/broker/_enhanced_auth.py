@@ -19,6 +19,7 @@ from ._states import AUTHENTICATING, CONNECTED
 
 if TYPE_CHECKING:
     from ..auth import ClientInfo
+    from ..observability import Counters
     from ..protocol import Decoder
     from ._connect import Refusal
     from ._host import Host
@@ -32,6 +33,7 @@ MAX_DEFERRED = 1000
 class EnhancedAuth:
     if TYPE_CHECKING:  # what the exchange uses of the Connection it is part of
         host: Host
+        _counters: Counters
         state: State
         decoder: Decoder
         client: ClientInfo | None
@@ -61,6 +63,7 @@ class EnhancedAuth:
                 if packet is None:
                     break
                 if type(packet) is Auth:
+                    self._counters.packets_received += 1  # others are counted when handled
                     self._on_auth(packet)
                 elif len(deferred) >= MAX_DEFERRED:
                     self._refuse_quietly("too many packets before CONNACK")

@@ -26,6 +26,9 @@ log = logging.getLogger("culex")
 # burst to a healthy subscriber to go straight out, small enough to bound memory per client.
 WRITE_BUFFER_HIGH = 1 << 18
 WRITE_BUFFER_LOW = 1 << 16
+# After the broker hangs up, how long the peer's input is still read (and discarded), waiting
+# for it to close its side.
+DRAIN_TIME = 0.5
 # Bytes read from one client in one turn of the event loop, at most (and one read more).
 READ_SLICE = 1 << 18
 # Up to this many bytes written in one loop iteration are joined into one buffer.
@@ -33,8 +36,9 @@ JOIN_LIMIT = 1 << 18
 
 
 class MQTTProtocol(asyncio.Protocol):
-    __slots__ = ("_conn", "_counters", "_flush_handle", "_gate", "_held", "_host", "_listener",
-                 "_loop", "_out", "_read_this_turn", "_reading", "_sliced", "_transport")
+    __slots__ = ("_conn", "_counters", "_drain", "_flush_handle", "_gate", "_held", "_host",
+                 "_listener", "_loop", "_out", "_read_this_turn", "_reading", "_sliced",
+                 "_transport")
 
     def __init__(self, host: Host, gate: Gate, listener: ListenerConfig | None,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -53,6 +57,7 @@ class MQTTProtocol(asyncio.Protocol):
         self._held = False
         self._sliced = False
         self._read_this_turn = 0
+        self._drain: asyncio.TimerHandle | None = None  # the limit of a graceful close
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -70,8 +75,8 @@ class MQTTProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         conn = self._conn
-        if conn is None:
-            return
+        if conn is None or self._drain is not None:
+            return  # hung up: discarded
         self._read_this_turn += len(data)
         if self._read_this_turn >= READ_SLICE and not self._sliced:
             # Enough from this client for one turn of the loop: the others' input and output
@@ -97,6 +102,8 @@ class MQTTProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._gate.release(self)
+        if self._drain is not None:
+            self._drain.cancel()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -159,18 +166,29 @@ class MQTTProtocol(asyncio.Protocol):
             transport.resume_reading()
 
     def close(self) -> None:
+        """Hang up gracefully: what is written goes out followed by a FIN, and what the peer
+        still sends is read and discarded until it closes too (DRAIN_TIME at most). Closing
+        with unread input would make the kernel send a reset, which can reach the peer before
+        our last packet (a DISCONNECT saying why) is read."""
         transport = self._transport
-        if transport is None:
+        if transport is None or self._drain is not None:
             return
         self._flush()
-        transport.close()  # sends what is buffered, then closes
+        if transport.is_closing() or not transport.can_write_eof():  # TLS: no half-close
+            transport.close()  # sends what is buffered, then closes
+            return
+        transport.write_eof()
+        self._drain = self._loop.call_later(DRAIN_TIME, transport.abort)
+        self._held = self._sliced = False
+        self._transport_reading()
 
     def _flush(self) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()  # called early, or by the scheduled call itself
             self._flush_handle = None
         out = self._out
-        if out and self._transport is not None and not self._transport.is_closing():
+        if (out and self._transport is not None and not self._transport.is_closing()
+                and self._drain is None):
             self._out = []
             if len(out) == 1:
                 self._counters.bytes_sent += len(out[0])
