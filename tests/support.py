@@ -120,10 +120,14 @@ class MemorySink:
 class MemoryClient:
     """A client wired to a Connection in memory: packets in, decoded packets out."""
 
-    def __init__(self, broker: Broker, version: int = 4) -> None:
+    _peers = itertools.count(1)
+
+    def __init__(self, broker: Broker, version: int = 4, peer: str | None = None) -> None:
         self.version = version
         self.sink = MemorySink()
-        self.conn = Connection(broker, self.sink, "memory")
+        # Each client from an address of its own, unless told: failed logins slow an address.
+        self.peer = peer or f"memory-{next(self._peers)}"
+        self.conn = Connection(broker, self.sink, self.peer)
         self._decoder = Decoder(version=version)
         self._read = 0
         self.backlog: list[Packet] = []  # received but put back by a helper

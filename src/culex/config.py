@@ -129,6 +129,10 @@ class Config:
     persistent_client_expiration: int | None = None
     # Seconds a new connection has to send its CONNECT before it is closed.
     connect_timeout: float = 10.0
+    # Failed logins from one address slow that address down: each further attempt waits
+    # 0.1 s, doubled per recent failure, up to this many seconds (0: no slowing down).
+    # An address's failures are forgotten a minute after its last one.
+    max_auth_failure_delay: float = 10.0
     log_level: str = "info"
     # Persistent sessions, their messages and retained messages are kept on disk (SQLite)
     # in persistence_location (default: $STATE_DIRECTORY, else $XDG_STATE_HOME/culex, else
@@ -171,6 +175,7 @@ class Config:
             ("persistent_client_expiration", self.persistent_client_expiration is None
              or self.persistent_client_expiration >= 0),
             ("connect_timeout", self.connect_timeout > 0),
+            ("max_auth_failure_delay", self.max_auth_failure_delay >= 0),
             ("log_level", self.log_level.lower() in ("debug", "info", "warning", "error")),
             ("durability", self.durability in ("full", "periodic")),
             ("autosave_interval", self.autosave_interval > 0),

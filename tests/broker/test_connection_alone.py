@@ -45,6 +45,7 @@ class StubHost:
         self.refusal = refusal
         self.published: list[tuple[str, bytes]] = []
         self.disconnected_with_will: list[bool] = []
+        self.failed_logins: list[str] = []
 
     def clock(self) -> float:
         return self.scheduler.time()
@@ -62,6 +63,9 @@ class StubHost:
     def authorize_will(self, conn: Any, packet: Connect, client: ClientInfo,
                        reason: int | None) -> None:
         conn.authenticated(client, None)
+
+    def login_failed(self, peer: str) -> None:
+        self.failed_logins.append(peer)
 
     def connect(self, conn: Any, packet: Connect, client: ClientInfo,
                 auth_method: str | None, auth_reply: bytes | None) -> Accepted:
@@ -128,6 +132,7 @@ def test_a_refusal_from_the_host_is_the_connack_and_nothing_after_is_read() -> N
     assert ack.properties.reason_string == "not you"
     assert conn.state is State.CLOSED and host.published == []
     assert host.counters.refused["not_authorized"] == 1 and host.counters.auth_failures == 1
+    assert host.failed_logins == ["memory"]
 
 
 def test_the_connect_timeout_comes_from_the_host_clock() -> None:

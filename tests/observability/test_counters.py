@@ -105,7 +105,7 @@ def test_connections_refused_and_closed_by_reason_and_authentication() -> None:
     snap = broker.counters.snapshot()
     assert snap["connections"]["refused"]["not_authorized"] == 1
     assert snap["connections"]["refused"]["protocol_error"] == 1
-    assert snap["auth"] == {"successes": 0, "failures": 1}
+    assert snap["auth"] == {"successes": 0, "failures": 1, "throttled": 0}
     scheduler.advance(broker.config.connect_timeout + 1)
     assert broker.counters.refused["timeout"] == 1
 

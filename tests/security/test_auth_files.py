@@ -7,6 +7,7 @@ import base64
 import hashlib
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from culex.auth import (
     read_password_file,
 )
 from culex.auth._acl import READ, WRITE, AclFileError, check_subscribe, check_topic, filter_covers
+from culex.auth._passwd import PasswordHash
 from culex.protocol import topic_matches
 
 
@@ -84,6 +86,52 @@ def test_authenticator_verdicts_and_cache(tmp_path: Path) -> None:
     auth.reload()
     assert asyncio.run(check(client("alice", b"pw"))) is Verdict.DENY  # cache emptied
     assert asyncio.run(check(client("alice", b"new"))) is Verdict.ALLOW
+
+
+def test_an_unknown_user_costs_what_a_known_one_costs(tmp_path: Path) -> None:
+    """No user enumeration by timing: a name the file does not hold is hashed (with the
+    file's usual cost) and remembered exactly as a known name with a wrong password is."""
+    path = tmp_path / "pw"
+    path.write_text(f"alice:{hash_password(b'pw', 1000).encode()}\n")
+    auth = PasswordFileAuthenticator(path)
+
+    async def check(info: ClientInfo) -> Verdict:
+        return await auth.authenticate(info)
+
+    for name, verdict in (("alice", Verdict.DENY), ("mallory", Verdict.NEXT)):
+        before = auth.hashes_computed
+        assert asyncio.run(check(client(name, b"guess"))) is verdict
+        assert auth.hashes_computed == before + 1  # one hash each
+        assert asyncio.run(check(client(name, b"guess"))) is verdict
+        assert auth.hashes_computed == before + 1  # and each answer remembered
+    before = auth.hashes_computed
+    assert asyncio.run(check(client("alice", None))) is Verdict.DENY
+    assert asyncio.run(check(client("mallory", None))) is Verdict.NEXT
+    assert auth.hashes_computed == before + 2  # without a password too
+
+
+def test_password_hashes_run_on_one_thread_of_their_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many clients log in at once, hashing takes one core at most."""
+    path = tmp_path / "pw"
+    users = {f"u{n}": hash_password(b"pw", 1000) for n in range(8)}
+    path.write_text("".join(f"{name}:{entry.encode()}\n" for name, entry in users.items()))
+    auth = PasswordFileAuthenticator(path)
+    threads: set[str] = set()
+    real = PasswordHash.verify
+
+    def verify(self: PasswordHash, password: bytes) -> bool:
+        threads.add(threading.current_thread().name)
+        return real(self, password)
+
+    monkeypatch.setattr(PasswordHash, "verify", verify)
+
+    async def all_at_once() -> list[Verdict]:
+        return await asyncio.gather(*(auth.authenticate(client(name, b"pw"))
+                                      for name in users))
+
+    assert asyncio.run(all_at_once()) == [Verdict.ALLOW] * 8
+    assert len(threads) == 1 and threading.current_thread().name not in threads
 
 
 # -- ACL ------------------------------------------------------------------------------------

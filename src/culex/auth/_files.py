@@ -7,12 +7,13 @@ import hashlib
 import hmac
 import logging
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ._acl import READ, WRITE, Acl, Rule, check_subscribe, check_topic, read_acl_file
 from ._chain import Action, ClientInfo, Verdict
-from ._passwd import Credential, read_password_file
+from ._passwd import DEFAULT_ITERATIONS, Credential, PasswordHash, read_password_file
 from ._scram import ScramCredential
 
 log = logging.getLogger("culex")
@@ -25,21 +26,27 @@ CACHE_SIZE = 4096
 class PasswordFileAuthenticator:
     """Checks user names and passwords against a Mosquitto-format password file.
 
-    A name the file does not hold is "not mine" (the next link may know it). The hash runs in
-    a worker thread, never on the event loop. The cache holds an HMAC of each password under a
-    key that lives only in this process, never the password itself, and remembers only the
-    answer for the file's current hash of that user.
+    A name the file does not hold is "not mine" (the next link may know it), but only after the
+    same work as for a name it holds: a password hashed with the file's usual cost, and the
+    answer remembered the same way, so that timing does not tell which names exist. Hashes run
+    in one worker thread of their own, never on the event loop, and never on more than one
+    core: a flood of wrong passwords cannot take the CPU the message path needs. The cache
+    holds an HMAC of each password under a key that lives only in this process, never the
+    password itself, and remembers only the answer for the file's current hash of that user.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.users = read_password_file(self.path)
+        self._decoy = _decoy_for(self.users)
+        self._executor: ThreadPoolExecutor | None = None
         self._key = os.urandom(32)
         self._cache: OrderedDict[tuple[str, bytes], tuple[Credential, bool]] = OrderedDict()
         self.hashes_computed = 0  # for tests and metrics
 
     def reload(self) -> None:
         self.users = read_password_file(self.path)
+        self._decoy = _decoy_for(self.users)
         self._cache.clear()
         log.info("reloaded password file %s (%d users)", self.path, len(self.users))
 
@@ -51,25 +58,35 @@ class PasswordFileAuthenticator:
     async def authenticate(self, client: ClientInfo) -> Verdict:
         if client.username is None:
             return Verdict.NEXT
-        entry = self.users.get(client.username)
-        if entry is None:
-            return Verdict.NEXT
-        if client.password is None:
-            return Verdict.DENY
-        key = (client.username, hmac.new(self._key, client.password, hashlib.sha256).digest())
+        known = self.users.get(client.username)
+        entry = known if known is not None else self._decoy
+        password = client.password or b""
+        key = (client.username, hmac.new(self._key, password, hashlib.sha256).digest())
         cached = self._cache.get(key)
         if cached is not None and cached[0] is entry:
             self._cache.move_to_end(key)
             ok = cached[1]
         else:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="culex-passwords")
             loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(None, entry.verify, client.password)
+            ok = await loop.run_in_executor(self._executor, entry.verify, password)
             self.hashes_computed += 1
-            if self.users.get(client.username) is entry:  # not reloaded meanwhile
+            if self.users.get(client.username) is known:  # not reloaded meanwhile
                 self._cache[key] = (entry, ok)
                 if len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
-        return Verdict.ALLOW if ok else Verdict.DENY
+        if known is None:
+            return Verdict.NEXT  # after the same work as for a known name
+        return Verdict.ALLOW if ok and client.password is not None else Verdict.DENY
+
+
+def _decoy_for(users: dict[str, Credential]) -> Credential:
+    """A credential no password matches, as costly to check as the file's usual one."""
+    costs = Counter((entry.scheme, entry.iterations) for entry in users.values()
+                    if isinstance(entry, PasswordHash))
+    scheme, iterations = costs.most_common(1)[0][0] if costs else ("7", DEFAULT_ITERATIONS)
+    return PasswordHash(scheme, iterations, os.urandom(12), os.urandom(64))
 
 
 class AclFileAuthorizer:

@@ -80,7 +80,7 @@ class Broker:
                                            self.auth, self.fanout, self.clock)
         self.lifetime = Lifetime(scheduler, self.publish, self._end_session)
         self.flow = Backpressure(scheduler)
-        self._handshake = Handshake(config, self.auth, scheduler)
+        self._handshake = Handshake(config, self.auth, scheduler, self.counters)
 
     # -- connections (the Host interface of Connection) ---------------------------------------
 
@@ -100,6 +100,9 @@ class Broker:
     def authorize_will(self, conn: Verdict, packet: Connect, client: ClientInfo,
                        reason: int | None) -> None:
         self._handshake.authorize_will(conn, packet, client, reason)
+
+    def login_failed(self, peer: str) -> None:
+        self._handshake.failed(peer)
 
     def connect(self, conn: DeliveryTarget, packet: Connect, client: ClientInfo,
                 auth_method: str | None, auth_reply: bytes | None) -> Accepted | None:

@@ -24,9 +24,11 @@ from ..protocol import (
 )
 from ._message import Message
 from ._session import NEVER_EXPIRES
+from ._throttle import Throttle, address_of
 
 if TYPE_CHECKING:
     from ..config import Config, ListenerConfig
+    from ..observability import Counters
     from ._broker import Scheduler
     from ._session import Session
 
@@ -114,14 +116,30 @@ class Handshake:
     """The authentication dance: password check (plugins may answer later), enhanced
     authentication (MQTT 5.0 4.12), and the will topic's permission."""
 
-    def __init__(self, config: Config, auth: AuthChain, scheduler: Scheduler) -> None:
+    def __init__(self, config: Config, auth: AuthChain, scheduler: Scheduler,
+                 counters: Counters) -> None:
         self._config = config
         self._auth = auth
         self._scheduler = scheduler
+        self._throttle = Throttle(scheduler, config.max_auth_failure_delay, counters)
 
     def authenticate(self, conn: Verdict, packet: Connect, client: ClientInfo,
                      by_certificate: bool, listener: ListenerConfig | None) -> None:
-        """Decide who the client is; answer through ``conn.authenticated``, now or later."""
+        """Decide who the client is; answer through ``conn.authenticated``, now or later
+        (later too when its address has failed logins recently)."""
+        delay = self._throttle.wait(address_of(client.peer))
+        if delay:
+            self._scheduler.call_later(delay, self._authenticate, conn, packet, client,
+                                       by_certificate, listener)
+        else:
+            self._authenticate(conn, packet, client, by_certificate, listener)
+
+    def failed(self, peer: str) -> None:
+        """A login from ``peer`` failed: its address is slowed down."""
+        self._throttle.failed(address_of(peer))
+
+    def _authenticate(self, conn: Verdict, packet: Connect, client: ClientInfo,
+                      by_certificate: bool, listener: ListenerConfig | None) -> None:
         method = packet.properties.authentication_method
         if method is not None:
             # MQTT 5.0 4.12: the method decides who the client is; ACLs apply as usual.

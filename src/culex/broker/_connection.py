@@ -67,6 +67,8 @@ VERSION_NAMES = {3: "3.1", 4: "3.1.1", 5: "5.0"}
 # is not being read, or a subscriber it publishes to is slow (see _flow).
 _OUTPUT_FULL = 1
 _WAITING = 2
+# Refusals that say a client is not who it claims (or may not come in): they slow its address.
+_LOGIN_FAILURES = frozenset({ReasonCode.BAD_USER_NAME_OR_PASSWORD, ReasonCode.NOT_AUTHORIZED})
 
 
 class Connection(Handlers, EnhancedAuth):
@@ -410,6 +412,8 @@ class Connection(Handlers, EnhancedAuth):
         assert packet is not None
         if refusal is not None:
             self._counters.auth_failures += 1
+            if refusal[0] in _LOGIN_FAILURES:
+                self.host.login_failed(self.peer)
             self._refuse_connect(packet, *refusal)
             return
         self._counters.auth_successes += 1

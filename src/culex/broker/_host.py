@@ -73,6 +73,9 @@ class Host(Protocol):
     def authorize_will(self, conn: Verdict, packet: Connect, client: ClientInfo,
                        reason: int | None) -> None: ...
 
+    def login_failed(self, peer: str) -> None:
+        """A client from ``peer`` was refused who it said it was: slow its address down."""
+
     def connect(self, conn: DeliveryTarget, packet: Connect, client: ClientInfo,
                 auth_method: str | None, auth_reply: bytes | None) -> Accepted | None:
         """Take over or create the session of an authenticated client; None if the CONNACK

@@ -29,6 +29,7 @@ class Counters:
     __slots__ = (
         "auth_failures",
         "auth_successes",
+        "auth_throttled",
         "bytes_received",
         "bytes_sent",
         "closed",
@@ -63,6 +64,7 @@ class Counters:
         self.closed = dict.fromkeys(CLOSE_REASONS, 0)
         self.auth_successes = 0
         self.auth_failures = 0
+        self.auth_throttled = 0  # login attempts made to wait after failures from their address
         self.commits = 0  # store transactions written
         self.commit_seconds = 0.0
         self.commit_buckets = [0] * (len(COMMIT_BUCKETS) + 1)  # the last one: above them all
@@ -102,7 +104,8 @@ class Counters:
             "dropped": dict(self.dropped),
             "connections": {"opened": self.connections_opened, "refused": dict(self.refused),
                             "closed": dict(self.closed)},
-            "auth": {"successes": self.auth_successes, "failures": self.auth_failures},
+            "auth": {"successes": self.auth_successes, "failures": self.auth_failures,
+                     "throttled": self.auth_throttled},
             "store": {
                 "commits": self.commits,
                 "commit_seconds": self.commit_seconds,
