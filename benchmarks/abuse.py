@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Floods and slow readers, culex and Mosquitto side by side (the scenarios of tests/abuse/).
+
+    python3 benchmarks/abuse.py [--seconds 10] [--record]
+
+1. flood: one raw client publishes QoS 1 messages (64-byte payloads) in a tight loop and reads
+   its PUBACKs only when its socket is readable; no subscriber.
+2. slow readers: the same flood, with two subscribers that never read and one that reads as
+   fast as it can.
+
+Printed per broker: messages published, PUBACKs read during the flood, the broker's resident
+memory growth at the end of it, and (2) what the reading subscriber received. Both brokers run
+on loopback ports of this machine, for a bounded time. --record writes the table into the
+last section of BENCHMARKS.md (benchmarks/run.py keeps that section).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests" / "abuse"), str(ROOT / "src")]
+
+from flood import Reader, connected, flood_qos1, qos0_publish_size  # noqa: E402
+
+HEADING = "## Floods and slow readers"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the broker exited with {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit("the broker did not listen in time")
+
+
+@contextmanager
+def broker(name: str) -> Iterator[tuple[int, int]]:
+    """(port, pid) of a fresh broker on loopback."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="abuse-") as tmp:
+        if name == "mosquitto":
+            conf = Path(tmp) / "mosquitto.conf"
+            conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                            "persistence false\n")
+            cmd = [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)]
+        else:
+            cmd = [sys.executable, "-m", "culex", "serve", "--no-persistence",
+                   "--listen", f"127.0.0.1:{port}"]
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), XDG_STATE_HOME=tmp)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=env)
+        try:
+            wait_listening(port, proc)
+            yield port, proc.pid
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--record", action="store_true", help="write it into BENCHMARKS.md")
+    args = parser.parse_args()
+    lines = run(args.seconds)
+    print("\n".join(lines))
+    if args.record:
+        record(lines, args.seconds)
+
+
+def record(lines: list[str], seconds: float) -> None:
+    document = ROOT / "BENCHMARKS.md"
+    text = document.read_text()
+    if HEADING in text:
+        text = text[:text.index(HEADING)].rstrip() + "\n"
+    mosquitto = subprocess.run([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-h"],
+                               capture_output=True, text=True).stdout.splitlines()[:1]
+    document.write_text(text + f"""
+{HEADING}
+
+Written by `python3 benchmarks/abuse.py --record` ({seconds:g} s per flood; {" ".join(mosquitto)},
+culex from this tree). The flooding client is one Python process: both brokers take what it
+sends; the figures to compare are the PUBACKs read during the flood (the broker keeps pace),
+the memory growth, and what the reading subscriber received beside two stalled ones.
+
+```
+""" + "\n".join(lines) + "\n```\n")
+    print(f"written to {document.relative_to(ROOT)}")
+
+
+def run(seconds: float) -> list[str]:
+    size = qos0_publish_size("flood/t")
+    lines = [f"{'scenario':<14} {'broker':<10} {'published':>10} {'acked during':>13} "
+             f"{'RSS growth':>11} {'reader got':>11}"]
+    for name in ("mosquitto", "culex"):
+        with broker(name) as (port, pid):
+            result = flood_qos1(port, pid, seconds)
+        lines.append(f"{'flood':<14} {name:<10} {result.sent:>10,} "
+                     f"{result.acked_during:>13,} {result.rss_growth_kb / 1024:>9.1f}MB "
+                     f"{'-':>11}")
+    for name in ("mosquitto", "culex"):
+        with broker(name) as (port, pid):
+            stalled = [connected(port, f"stalled{n}", ("flood/#", 0)) for n in range(2)]
+            reader = Reader(connected(port, "reader", ("flood/#", 0)))
+            result = flood_qos1(port, pid, seconds)
+            deadline = time.monotonic() + 30
+            while reader.received < result.acked * size and time.monotonic() < deadline:
+                time.sleep(0.05)
+            got = reader.received // size
+            reader.stop()
+            for sock in stalled:
+                sock.close()
+        lines.append(f"{'slow readers':<14} {name:<10} {result.sent:>10,} "
+                     f"{result.acked_during:>13,} {result.rss_growth_kb / 1024:>9.1f}MB "
+                     f"{got:>11,}")
+    return lines
+
+
+if __name__ == "__main__":
+    main()
