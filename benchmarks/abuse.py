@@ -125,9 +125,7 @@ def run(seconds: float) -> list[str]:
             stalled = [connected(port, f"stalled{n}", ("flood/#", 0)) for n in range(2)]
             reader = Reader(connected(port, "reader", ("flood/#", 0)))
             result = flood_qos1(port, pid, seconds)
-            deadline = time.monotonic() + 30
-            while reader.received < result.acked * size and time.monotonic() < deadline:
-                time.sleep(0.05)
+            reader.wait_for(result.acked * size, 30)
             got = reader.received // size
             reader.stop()
             for sock in stalled:

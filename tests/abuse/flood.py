@@ -92,6 +92,7 @@ class Reader:
         self.sock = sock
         self.received = 0
         self._stop = False
+        self._progress = threading.Condition()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -104,7 +105,14 @@ class Reader:
                 continue
             if not data:
                 return
-            self.received += len(data)
+            with self._progress:
+                self.received += len(data)
+                self._progress.notify_all()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Whether ``count`` bytes have come within ``timeout`` seconds."""
+        with self._progress:
+            return self._progress.wait_for(lambda: self.received >= count, timeout)
 
     def stop(self) -> None:
         self._stop = True
