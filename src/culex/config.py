@@ -108,6 +108,9 @@ class Config:
     message_size_limit: int = 0
     # Largest packet accepted, in bytes (0 = the protocol's maximum, 268,435,460).
     max_packet_size: int = 0
+    # Bytes that large packets (64 KB and more) being received may take, all clients together;
+    # a packet that does not fit is refused (0x97) before its body is kept (0 = no limit).
+    large_packet_memory: int = 512 << 20
     # Simultaneous client connections (-1 = no limit, as in Mosquitto).
     max_connections: int = -1
     max_qos: int = 2
@@ -170,6 +173,7 @@ class Config:
             ("max_packet_size", self.max_packet_size == 0
              or 20 <= self.max_packet_size <= PROTOCOL_MAX_PACKET_SIZE),
             ("max_connections", self.max_connections >= -1),
+            ("large_packet_memory", self.large_packet_memory >= 0),
             ("max_qos", self.max_qos in (0, 1, 2)),
             ("max_topic_alias", 0 <= self.max_topic_alias <= 65535),
             ("persistent_client_expiration", self.persistent_client_expiration is None

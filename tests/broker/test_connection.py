@@ -790,3 +790,37 @@ def test_the_wrong_acknowledgement_for_a_delivery_is_a_protocol_error(
     assert not any(isinstance(p, PubRel) for p in replies)
     if version == 5:
         assert replies == [Disconnect(ReasonCode.PROTOCOL_ERROR, ANY)]
+
+
+def test_large_packets_being_received_share_a_budget() -> None:
+    """All clients together may hold large_packet_memory bytes of large packets in progress;
+    one that does not fit is refused with 0x97 before its body is kept; a connection that ends
+    half-way gives its room back."""
+    def large(topic: str, size: int) -> bytes:
+        return Publish(topic, b"x" * size, qos=1, packet_id=1).encode(5)
+
+    first = large("a", 150_000)
+    limit = len(first) + 100_000  # room for the first and a little more
+    broker, _ = make_broker(large_packet_memory=limit)
+    a, b, c = (connect(broker, name, 5) for name in "abc")
+    for client in (a, b, c):
+        connack(client)
+    a.send_raw(first[:70_000])  # a large packet begins: its whole size is reserved
+    assert broker.assembly.used == len(first)
+    second = large("b", 120_000)
+    b.send_raw(second[:70_000])
+    assert b.sink.closed and b.received() == [Disconnect(ReasonCode.QUOTA_EXCEEDED, ANY)]
+    assert broker.assembly.used == len(first)
+    a.send_raw(first[70_000:])  # complete: handed over, its room given back
+    assert a.received() == [PubAck(1, ReasonCode.NO_MATCHING_SUBSCRIBERS)]
+    assert broker.assembly.used == 0
+    exact = large("c", limit - 10)
+    assert len(exact) == limit  # the exact boundary fits
+    c.send_raw(exact[:70_000])
+    assert not c.sink.closed and broker.assembly.used == limit
+    c.drop()  # ended half-way: the room comes back
+    assert broker.assembly.used == 0
+    d = connect(broker, "d", 5)
+    connack(d)
+    d.send_raw(large("c", limit - 9)[:70_000])  # one byte more than there is room for
+    assert d.received() == [Disconnect(ReasonCode.QUOTA_EXCEEDED, ANY)]

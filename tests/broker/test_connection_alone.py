@@ -15,6 +15,7 @@ from culex.broker._deadlines import Deadlines
 from culex.config import Config
 from culex.observability import Counters
 from culex.protocol import (
+    AssemblyBudget,
     ConnAck,
     Connect,
     Decoder,
@@ -42,6 +43,7 @@ class StubHost:
         self.counters = Counters()
         self.scheduler = FakeScheduler()
         self.deadlines = Deadlines(self.scheduler)
+        self.assembly = AssemblyBudget()
         self.refusal = refusal
         self.published: list[tuple[str, bytes]] = []
         self.disconnected_with_will: list[bool] = []

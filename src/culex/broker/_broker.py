@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..auth import Action, AuthChain, ClientInfo
 from ..observability import Counters
 from ..persistence import Snapshot, Store
-from ..protocol import Connect, Publish, ReasonCode, Subscribe, Unsubscribe
+from ..protocol import AssemblyBudget, Connect, Publish, ReasonCode, Subscribe, Unsubscribe
 from ._connect import (
     Accepted,
     Handshake,
@@ -75,6 +75,7 @@ class Broker:
                              config.max_queued_bytes, config.queue_qos0_messages)
         self.connections: set[DeliveryTarget] = set()  # attached to a session
         self.deadlines = Deadlines(scheduler)  # CONNECT timeouts and keep-alive checks
+        self.assembly = AssemblyBudget(config.large_packet_memory)  # large packets, all clients
         self.fanout = Fanout(self.router, self.retained, self.store, self.auth, self.counters)
         self.subscriptions = Subscriptions(config, self.router, self.retained, self.store,
                                            self.auth, self.fanout, self.clock)

@@ -90,7 +90,8 @@ class Connection(Handlers, EnhancedAuth):
         self.cert_subject = cert_subject  # of a verified TLS client certificate
         self.cert_cn = cert_cn
         self.client: ClientInfo | None = None  # who this is, once authenticated
-        self.decoder = Decoder(min(host.config.packet_size_limit, MAX_CONNECT_SIZE))
+        self.decoder = Decoder(min(host.config.packet_size_limit, MAX_CONNECT_SIZE),
+                               budget=host.assembly)
         self.state: State = NEW
         self.version = 0
         self.client_id = ""
@@ -360,6 +361,7 @@ class Connection(Handlers, EnhancedAuth):
         log.info("refused: connection from %s: %s", self.peer, why)
         self._counters.refuse(counted_as)
         self._enter(CLOSED)
+        self.decoder.discard()
         self.host.deadlines.disarm(self)
         self.sink.close()
 
@@ -368,6 +370,7 @@ class Connection(Handlers, EnhancedAuth):
             return
         was_connected = self.state is CONNECTED
         self._enter(CLOSED)
+        self.decoder.discard()  # a large packet half received gives its room back
         self.host.deadlines.disarm(self)
         if was_connected:
             self._counters.close(counted_as)

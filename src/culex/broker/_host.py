@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from ..auth import ClientInfo
     from ..config import Config, ListenerConfig
     from ..observability import Counters
-    from ..protocol import Connect, Publish, Subscribe, Unsubscribe
+    from ..protocol import AssemblyBudget, Connect, Publish, Subscribe, Unsubscribe
     from ._connect import Accepted, Refusal, Verdict
     from ._deadlines import Deadlines
     from ._session import Session
@@ -59,6 +59,8 @@ class Host(Protocol):
     def counters(self) -> Counters: ...
     @property
     def deadlines(self) -> Deadlines: ...
+    @property
+    def assembly(self) -> AssemblyBudget: ...
 
     def clock(self) -> float: ...
 

@@ -4,7 +4,7 @@ Nothing here imports asyncio, sockets, clocks or logging.
 """
 
 from ._codec import MAX_VARINT, check_utf8, decode_varint, encode_utf8, encode_varint, is_utf8
-from ._decoder import MAX_PACKET_SIZE, Decoder
+from ._decoder import MAX_PACKET_SIZE, AssemblyBudget, Decoder
 from ._errors import MQTTError, malformed, protocol_error
 from ._packets import (
     MQTT_3_1,
@@ -49,6 +49,7 @@ __all__ = [
     "NO_PROPERTIES",
     "SHARE_PREFIX",
     "V5_TO_V3_CONNACK",
+    "AssemblyBudget",
     "Auth",
     "ConnAck",
     "ConnackCode",

@@ -23,6 +23,28 @@ _COMPACT_AT = 1 << 16  # drop consumed bytes from an assembly buffer past this m
 LARGE_PACKET = 1 << 16
 
 
+class AssemblyBudget:
+    """Bytes that the large packets being assembled may take, all connections together: a
+    hundred clients each announcing a packet of the maximum size must not take the machine's
+    memory. A packet that does not fit is refused (Quota exceeded, 0x97) before any of its
+    body is kept."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit  # 0: no limit
+        self.used = 0
+
+    def reserve(self, size: int) -> bool:
+        if self.limit and self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.used -= size
+
+
 class Decoder:
     """Bytes in, packets out. ``version`` is 0 until a CONNECT has been decoded.
 
@@ -31,11 +53,14 @@ class Decoder:
     sliced out; only a packet cut across two reads is assembled in a ``bytearray`` first.
     """
 
-    __slots__ = ("_buf", "_large", "_large_total", "_pos", "max_packet_size", "version")
+    __slots__ = ("_budget", "_buf", "_large", "_large_total", "_pos", "max_packet_size",
+                 "version")
 
-    def __init__(self, max_packet_size: int = MAX_PACKET_SIZE, version: int = 0) -> None:
+    def __init__(self, max_packet_size: int = MAX_PACKET_SIZE, version: int = 0,
+                 budget: AssemblyBudget | None = None) -> None:
         self.max_packet_size = max_packet_size
         self.version = version
+        self._budget = budget
         self._buf: bytes | bytearray = b""
         self._pos = 0
         # A large packet is assembled in a buffer of its own, which is handed over whole when
@@ -83,7 +108,7 @@ class Decoder:
         if large is not None:
             if len(large) < self._large_total:
                 return None
-            self._large = None
+            self.discard()  # handed over: no longer being assembled
             header = 2
             while large[header - 1] & 0x80:
                 header += 1
@@ -119,11 +144,7 @@ class Decoder:
         end = i + length
         if end > size:
             if total >= LARGE_PACKET:
-                with memoryview(buf) as view:
-                    self._large = bytearray(view[start:size])
-                self._large_total = total
-                self._buf = b""
-                self._pos = 0
+                self._assemble(buf, start, size, total)
             return None
         self._pos = end
         if isinstance(buf, bytearray):
@@ -136,6 +157,28 @@ class Decoder:
                 self._pos = 0
             return self._decode(buf[start], body, 0, len(body))
         return self._decode(buf[start], buf, i, end)
+
+    def _assemble(self, buf: bytes | bytearray, start: int, size: int, total: int) -> None:
+        """Go on with a large packet in a buffer of its own, if the budget allows it."""
+        budget = self._budget
+        if budget is not None and not budget.reserve(total):
+            raise MQTTError(ReasonCode.QUOTA_EXCEEDED,
+                            f"no room for a packet of {total} bytes now: {budget.used} of "
+                            f"{budget.limit} bytes are taken by packets being received")
+        with memoryview(buf) as view:
+            self._large = bytearray(view[start:size])
+        self._large_total = total
+        self._buf = b""
+        self._pos = 0
+
+    def discard(self) -> None:
+        """Forget the large packet being assembled, if any (the connection ended, or it is
+        complete), and give its room in the budget back."""
+        if self._large is None:
+            return
+        self._large = None
+        if self._budget is not None:
+            self._budget.release(self._large_total)
 
     def _decode(self, first: int, data: Buffer, start: int, end: int) -> Packet:
         kind = first >> 4
