@@ -79,3 +79,18 @@ def test_the_delay_has_a_ceiling_and_can_be_switched_off() -> None:
         assert answer(attempt(broker, f"attacker:{n}", b"guess")) \
             == ReasonCode.BAD_USER_NAME_OR_PASSWORD
     assert broker.counters.auth_throttled == 0
+
+
+def test_an_attempt_that_waits_past_the_connect_timeout_is_closed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    broker, clock = make(max_auth_failure_delay=60, connect_timeout=10)
+    for n in range(8):  # failures enough for a wait longer than the connect timeout
+        client = attempt(broker, f"attacker:{n}", b"guess")
+        clock.advance(20)  # each answered (waits of 6.4 s at most), none forgotten
+    with caplog.at_level(logging.INFO, logger="culex"):
+        waiting = attempt(broker, "attacker:9", b"guess")
+        clock.advance(11)
+    assert waiting.sink.closed and answer(waiting) is None
+    assert "not authenticated within connect_timeout" in caplog.text
+    assert broker.counters.refused["timeout"] == 1
+    assert answer(client) == ReasonCode.BAD_USER_NAME_OR_PASSWORD

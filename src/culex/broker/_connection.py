@@ -379,8 +379,12 @@ class Connection(Handlers, EnhancedAuth):
             self.host.disconnected(self, self.session, not self._clean_exit)
 
     def deadline_passed(self, now: float) -> None:
-        if self.state is NEW or self.state is AUTHENTICATING:
+        if self.state is NEW:
             self._refuse_quietly("no CONNECT in time", "timeout")
+        elif self.state is AUTHENTICATING:
+            # A plugin slower than connect_timeout, or an attempt made to wait for its turn
+            # after failed logins from its address.
+            self._refuse_quietly("not authenticated within connect_timeout", "timeout")
         elif self.state is CONNECTED and self._keepalive_limit:
             # Re-armed from the time of the last packet, instead of being moved for every
             # packet.
