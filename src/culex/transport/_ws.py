@@ -17,7 +17,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._setup import open_connection, peer_name
-from ._tcp import WRITE_BUFFER_HIGH, WRITE_BUFFER_LOW
+from ._tcp import READ_SLICE, WRITE_BUFFER_HIGH, WRITE_BUFFER_LOW
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -143,6 +143,7 @@ async def serve_websockets(host: Host, gate: Gate, listener: ListenerConfig, ssl
             return
         sink.attach(conn)
         writer = asyncio.create_task(sink.run())
+        read_this_turn = 0
         try:
             while not sink.closing:
                 async for fragment in websocket.recv_streaming():
@@ -155,6 +156,12 @@ async def serve_websockets(host: Host, gate: Gate, listener: ListenerConfig, ssl
                     sink.flush()
                     if not sink.reading.is_set():
                         await sink.reading.wait()
+                    read_this_turn += len(fragment)
+                    if read_this_turn >= READ_SLICE:
+                        # The library may hold many frames already read: the other
+                        # connections get their turn before this one goes on.
+                        read_this_turn = 0
+                        await asyncio.sleep(0)
         except ConnectionClosed:
             pass
         except Exception:
