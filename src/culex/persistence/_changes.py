@@ -210,10 +210,6 @@ class Changes:
         self.upserts = 0
         return Built(ops, len(deliveries), only_deliveries)
 
-    def written_by(self, out: DeliveryState) -> int | None:
-        row = self._rows.get(out)
-        return None if row is None else row.batch
-
 
 def _split(changes: dict[Any, Any], row: Any) -> tuple[Rows, Rows]:
     """The rows to write and the keys to delete, of one table's changes."""
