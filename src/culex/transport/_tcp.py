@@ -53,7 +53,8 @@ class MQTTProtocol(asyncio.Protocol):
         self._flush_handle: asyncio.Handle | None = None
         self._reading = False  # inside data_received, which flushes on its way out
         # Reading is paused while the connection holds it, and for the rest of a loop
-        # iteration once READ_SLICE bytes were read in it.
+        # iteration each time READ_SLICE more bytes have been read (a flood reaches that
+        # within one iteration; a slow client pauses once per READ_SLICE, for one iteration).
         self._held = False
         self._sliced = False
         self._read_this_turn = 0
