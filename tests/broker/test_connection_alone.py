@@ -10,7 +10,7 @@ from typing import Any
 
 from culex.auth import ClientInfo
 from culex.broker import Accepted, Connection, Host, Limits, Session, State
-from culex.broker._connect import negotiate
+from culex.broker._connect import connack_properties, negotiate
 from culex.broker._deadlines import Deadlines
 from culex.config import Config
 from culex.observability import Counters
@@ -73,8 +73,9 @@ class StubHost:
                 auth_method: str | None, auth_reply: bytes | None) -> Accepted:
         session = Session(client.client_id, 0, Limits(), self.counters)
         session.attach(conn, client, 0)
-        return negotiate(self.config, packet, client.client_id, session, False, 0,
-                         auth_method, auth_reply)
+        props = connack_properties(self.config, packet, client.client_id, auth_method,
+                                   auth_reply)
+        return negotiate(self.config, packet, session, False, 0, props)
 
     def disconnected(self, conn: Any, session: Session, publish_will: bool) -> None:
         self.disconnected_with_will.append(publish_will)

@@ -23,6 +23,7 @@ from ._connect import (
     Handshake,
     Refusal,
     check_connect,
+    connack_properties,
     connack_too_large,
     negotiate,
     session_expiry,
@@ -110,7 +111,8 @@ class Broker:
         """Take over or create the session of an accepted client (MQTT 3.1.2.4, 3.1.4);
         None, touching nothing, if not even a CONNACK may be sent to it."""
         client_id = client.client_id
-        if connack_too_large(self.config, packet, client_id, auth_method, auth_reply):
+        ack_props = connack_properties(self.config, packet, client_id, auth_method, auth_reply)
+        if connack_too_large(packet, ack_props):
             return None
         expiry = session_expiry(self.config, packet)
         existing = self.sessions.get(client_id)
@@ -134,8 +136,7 @@ class Broker:
         if will is not None:
             session.set_will(*will)
         session.keep_in(self.store if expiry and self.store.persistent else None)
-        return negotiate(self.config, packet, client_id, session, existing is not None, expiry,
-                         auth_method, auth_reply)
+        return negotiate(self.config, packet, session, existing is not None, expiry, ack_props)
 
     def disconnected(self, conn: DeliveryTarget, session: Session, publish_will: bool) -> None:
         self.connections.discard(conn)
@@ -169,16 +170,14 @@ class Broker:
             return ReasonCode.NOT_AUTHORIZED
         message = Message.from_publish(topic, packet.payload, packet.qos, packet.retain,
                                        packet.properties, self.clock(), conn.client_id)
-        if not packet.qos:
-            self.fanout.publish(message)
-            if self.flow.congested:
-                self.flow.slow_down(conn)
-            return ReasonCode.SUCCESS
-        store = self.store
-        changes = store.changes
-        count = self.fanout.publish(message)
-        if store.changes != changes:
-            store.touch(conn)
+        if not packet.qos:  # nothing to acknowledge: the store is not consulted
+            count = self.fanout.publish(message)
+        else:
+            store = self.store
+            changes = store.changes
+            count = self.fanout.publish(message)
+            if store.changes != changes:
+                store.touch(conn)
         if self.flow.congested:
             self.flow.slow_down(conn)
         return ReasonCode.SUCCESS if count else ReasonCode.NO_MATCHING_SUBSCRIBERS

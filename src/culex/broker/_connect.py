@@ -215,32 +215,31 @@ def will_of(packet: Connect, now: float, client_id: str) -> tuple[Message, int, 
     return message, delay, expiry
 
 
-def negotiate(config: Config, packet: Connect, client_id: str, session: Session,
-              session_present: bool, expiry: int, auth_method: str | None,
-              auth_reply: bytes | None) -> Accepted:
-    """The limits both sides keep to from now on, and the CONNACK that says so."""
-    keep_alive = packet.keep_alive
-    if packet.protocol_version != MQTT_5:
-        return Accepted(session, session_present, expiry, keep_alive,
+def negotiate(config: Config, packet: Connect, session: Session, session_present: bool,
+              expiry: int, ack_props: Properties | None) -> Accepted:
+    """The limits both sides keep to from now on, and the CONNACK that says so (with
+    ``ack_props``, from connack_properties, for an MQTT 5 client)."""
+    if ack_props is None:
+        return Accepted(session, session_present, expiry, packet.keep_alive,
                         min(MAX_RECEIVE, config.max_inflight_messages or MAX_RECEIVE), 0, 0,
                         # MQTT 3.1 has no Session Present: the byte is reserved, 0.
                         _V3_CONNACK_ACCEPTED[session_present and packet.protocol_version == 4])
     props = packet.properties
-    if keep_alive > config.max_keepalive:
-        keep_alive = config.max_keepalive  # MQTT-3.2.2-21
     max_alias = props.topic_alias_maximum if config.topic_alias_out else 0
-    connack = ConnAck(session_present, 0,
-                      connack_properties(config, packet, client_id, auth_method, auth_reply))
     receive_maximum = props.receive_maximum or MAX_RECEIVE
-    return Accepted(session, session_present, expiry, keep_alive,
+    return Accepted(session, session_present, expiry,
+                    min(packet.keep_alive, config.max_keepalive),  # MQTT-3.2.2-21
                     min(receive_maximum, config.max_inflight_messages or MAX_RECEIVE),
                     props.maximum_packet_size or 0, max_alias or 0,
-                    connack.encode(MQTT_5))
+                    ConnAck(session_present, 0, ack_props).encode(MQTT_5))
 
 
 def connack_properties(config: Config, packet: Connect, client_id: str,
-                       auth_method: str | None, auth_reply: bytes | None) -> Properties:
-    """What an accepting CONNACK tells an MQTT 5 client of the server (MQTT 5.0 3.2.2.3)."""
+                       auth_method: str | None, auth_reply: bytes | None) -> Properties | None:
+    """What an accepting CONNACK tells an MQTT 5 client of the server (MQTT 5.0 3.2.2.3);
+    None for 3.x, whose CONNACK has no properties."""
+    if packet.protocol_version != MQTT_5:
+        return None
     props = packet.properties
     server_keep_alive = None
     if packet.keep_alive > config.max_keepalive:
@@ -267,12 +266,10 @@ def connack_properties(config: Config, packet: Connect, client_id: str,
     )
 
 
-def connack_too_large(config: Config, packet: Connect, client_id: str,
-                      auth_method: str | None, auth_reply: bytes | None) -> bool:
+def connack_too_large(packet: Connect, ack_props: Properties | None) -> bool:
     """Whether the accepting CONNACK would exceed the client's Maximum Packet Size: then
     nothing may be sent to it at all (MQTT-3.1.2-24), and it is not accepted."""
-    limit = packet.properties.maximum_packet_size if packet.protocol_version == MQTT_5 else None
-    if not limit:
+    limit = packet.properties.maximum_packet_size
+    if ack_props is None or not limit:
         return False
-    props = connack_properties(config, packet, client_id, auth_method, auth_reply)
-    return len(ConnAck(False, 0, props).encode(MQTT_5)) > limit
+    return len(ConnAck(False, 0, ack_props).encode(MQTT_5)) > limit

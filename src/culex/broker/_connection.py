@@ -360,18 +360,19 @@ class Connection(Handlers, EnhancedAuth):
     def _refuse_quietly(self, why: str, counted_as: str = "protocol_error") -> None:
         log.info("refused: connection from %s: %s", self.peer, why)
         self._counters.refuse(counted_as)
-        self._enter(CLOSED)
-        self.decoder.discard()
-        self.host.deadlines.disarm(self)
+        self._closed()
         self.sink.close()
+
+    def _closed(self) -> None:
+        self._enter(CLOSED)
+        self.decoder.discard()  # a large packet half received gives its room back
+        self.host.deadlines.disarm(self)
 
     def _finish(self, why: str, counted_as: str) -> None:
         if self.state is CLOSED:
             return
         was_connected = self.state is CONNECTED
-        self._enter(CLOSED)
-        self.decoder.discard()  # a large packet half received gives its room back
-        self.host.deadlines.disarm(self)
+        self._closed()
         if was_connected:
             self._counters.close(counted_as)
             log.info("disconnected: client %s from %s: %s", self.client_id, self.peer, why)
