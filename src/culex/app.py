@@ -94,8 +94,7 @@ class Server:
         bound: list[tuple[str, int]] = []
         for listener in self.config.listeners:
             tls = self.tls.get(id(listener))
-            server, kind = await start_listener(self.broker, self, listener,
-                                                tls.server_context if tls else None)
+            server, kind = await start_listener(self.broker, self, listener, tls)
             self._servers.append(server)
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]

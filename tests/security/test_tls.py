@@ -52,6 +52,8 @@ def test_plain_tcp_to_a_tls_port_is_refused(certs: CertSet, tmp_path: Path) -> N
         # timeout instead).
         client.send(Connect("plain", will=Will("w", b"x" * 2000)))
         assert client.expect_closed() == []  # no CONNACK, never a plain-text fallback
+        assert "wrong version number" in broker.wait_for_log(
+            r"TLS handshake failed: from 127\.0\.0\.1:\d+ on listener")
         assert not any("connected:" in line for line in broker.lines)
 
 

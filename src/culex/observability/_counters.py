@@ -45,6 +45,7 @@ class Counters:
         "publish_bytes_received",
         "publish_bytes_sent",
         "refused",
+        "tls_failures",
     )
 
     def __init__(self) -> None:
@@ -65,6 +66,7 @@ class Counters:
         self.auth_successes = 0
         self.auth_failures = 0
         self.auth_throttled = 0  # login attempts made to wait after failures from their address
+        self.tls_failures: dict[str, int] = {}  # failed TLS handshakes, by OpenSSL's reason
         self.commits = 0  # store transactions written
         self.commit_seconds = 0.0
         self.commit_buckets = [0] * (len(COMMIT_BUCKETS) + 1)  # the last one: above them all
@@ -78,6 +80,9 @@ class Counters:
 
     def close(self, reason: str) -> None:
         self.closed[reason] = self.closed.get(reason, 0) + 1
+
+    def tls_failure(self, reason: str) -> None:
+        self.tls_failures[reason] = self.tls_failures.get(reason, 0) + 1
 
     def commit(self, seconds: float) -> None:
         """A store transaction took ``seconds`` (from BEGIN to the end of COMMIT)."""
@@ -103,7 +108,8 @@ class Counters:
                               "sent": self.publish_bytes_sent},
             "dropped": dict(self.dropped),
             "connections": {"opened": self.connections_opened, "refused": dict(self.refused),
-                            "closed": dict(self.closed)},
+                            "closed": dict(self.closed),
+                            "tls_failures": dict(self.tls_failures)},
             "auth": {"successes": self.auth_successes, "failures": self.auth_failures,
                      "throttled": self.auth_throttled},
             "store": {

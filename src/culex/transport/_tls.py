@@ -1,9 +1,10 @@
 """TLS listeners: contexts from the configuration, reload, the client's identity.
 
-The event loop runs the handshake (``create_server(ssl=...)``). To let a SIGHUP load new
-certificates for the connections that follow without touching open ones, the listener's
-first context carries a server-name callback that points each new handshake at the listener's
-*current* context (OpenSSL calls it for every ClientHello, with or without SNI).
+MQTT over TLS runs its handshakes in ``_tls_stream``, each with the listener's current context.
+Secure WebSockets leave theirs to the event loop (``create_server(ssl=...)``): to let a SIGHUP
+load new certificates for the connections that follow there too, the listener's first context
+carries a server-name callback that points each new handshake at the *current* context (OpenSSL
+calls it for every ClientHello, with or without SNI).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import ssl
 from typing import Any
 
 from ..config import ConfigError, ListenerConfig
+from ..observability import LogSampler
 
 log = logging.getLogger("culex")
 
-HANDSHAKE_TIMEOUT = 10.0  # seconds: a peer that opens a socket and says nothing is dropped
 _VERSIONS = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
 # RFC 4514 short names, as Mosquitto's use_subject_as_username prints them.
 _SHORT_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
@@ -29,6 +30,8 @@ def make_context(listener: ListenerConfig) -> ssl.SSLContext:
     assert listener.certfile is not None and listener.keyfile is not None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _VERSIONS[listener.tls_version]
+    # TLS 1.2 renegotiation asked by a client costs the server a handshake at the client's whim.
+    context.options |= ssl.OP_NO_RENEGOTIATION
     where = f"listener {listener.name}"
     try:
         context.load_cert_chain(listener.certfile, listener.keyfile)
@@ -74,6 +77,7 @@ class TLSListener:
         self.context = make_context(config)
         self.server_context = self.context  # the one the listening socket was given
         self.server_context.sni_callback = self._select_context
+        self.failure_log = LogSampler()  # failed handshakes: a few lines a minute at most
 
     def _select_context(self, ssl_object: Any, server_name: str | None,
                         context: ssl.SSLContext) -> None:
