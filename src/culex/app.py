@@ -12,10 +12,11 @@ import sys
 import time
 from typing import Any
 
+from . import __version__
 from .auth import AuthChain, Authenticator, AuthMethod, Authorizer
 from .broker import Broker
 from .config import Config, ConfigError, ListenerConfig
-from .observability import Counters
+from .observability import Counters, SysTree
 from .persistence import Store, StoreError, open_store
 from .protocol import ReasonCode
 from .transport import TLSListener, start_listener
@@ -73,6 +74,7 @@ class Server:
         self.broker = Broker(config, loop, auth, self.store, self.counters)
         self.store.start(loop, self.counters)
         self.broker.restore(snapshot, time.time())
+        self.sys: SysTree | None = None
         self._servers: list[Any] = []  # asyncio and websockets servers
         self._protocols: set[Any] = set()  # MQTTProtocol and WebSocketSink
         self._stopped = asyncio.Event()
@@ -101,6 +103,11 @@ class Server:
                 bound.append((host, port))
                 log.info("listening on %s:%d (%s)", host, port, kind)
             self._warn_about(listener)
+        if self.config.sys_interval:
+            self.sys = SysTree(self.counters, self.broker.gauges, self.broker.publish_sys,
+                               asyncio.get_running_loop(), self.config.sys_interval,
+                               __version__)
+            self.sys.start()
         return bound
 
     def _warn_about(self, listener: ListenerConfig) -> None:
@@ -130,6 +137,8 @@ class Server:
         await self.shutdown()
 
     async def shutdown(self) -> None:
+        if self.sys is not None:
+            self.sys.stop()
         for server in self._servers:
             server.close()
         # Acknowledgements waiting for the disk go out before the connections close (unless

@@ -137,6 +137,8 @@ class Config:
     # An address's failures are forgotten a minute after its last one.
     max_auth_failure_delay: float = 10.0
     log_level: str = "info"
+    # Seconds between updates of the $SYS topics (0: no $SYS topics), as in Mosquitto.
+    sys_interval: int = 10
     # Persistent sessions, their messages and retained messages are kept on disk (SQLite)
     # in persistence_location (default: $STATE_DIRECTORY, else $XDG_STATE_HOME/culex, else
     # ~/.local/state/culex). Off: nothing survives a restart.
@@ -180,6 +182,7 @@ class Config:
              or self.persistent_client_expiration >= 0),
             ("connect_timeout", self.connect_timeout > 0),
             ("max_auth_failure_delay", self.max_auth_failure_delay >= 0),
+            ("sys_interval", self.sys_interval >= 0),
             ("log_level", self.log_level.lower() in ("debug", "info", "warning", "error")),
             ("durability", self.durability in ("full", "periodic")),
             ("autosave_interval", self.autosave_interval > 0),

@@ -185,3 +185,33 @@ def test_wire_bytes_and_connections_through_the_tcp_transport() -> None:
             await server.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_gauges_follow_what_the_broker_holds() -> None:
+    broker, scheduler = make_broker(max_inflight_messages=1)
+    online = connected(broker, "online")
+    online.send(Subscribe(1, [SubscriptionRequest("g/#", 1),
+                              SubscriptionRequest("$share/grp/g/x", 1)]))
+    offline = connected(broker, "offline", 5,
+                        properties=Properties(session_expiry_interval=2))
+    offline.send(Subscribe(1, [SubscriptionRequest("g/#", 1)]), Disconnect())
+    publisher = connected(broker, "publisher")
+    publisher.send(Publish("g/r", b"12345", retain=True),
+                   Publish("g/r", b"123", retain=True),  # replaces: 3 bytes, not 8
+                   Publish("g/s", b"xy", retain=True),
+                   Publish("g/x", b"1", qos=1, packet_id=1),
+                   Publish("g/x", b"2", qos=1, packet_id=2))
+    gauges = broker.gauges()
+    assert (gauges.connected, gauges.connected_peak, gauges.sessions) == (2, 2, 3)
+    assert (gauges.subscriptions, gauges.shared_subscriptions) == (3, 1)
+    assert (gauges.retained_messages, gauges.retained_bytes) == (2, 5)
+    # "online" gets each QoS 1 message twice (g/# and the shared subscription): one in
+    # flight (window 1), three queued; "offline" queues both (QoS 0 ones are not queued).
+    assert gauges.inflight_messages == 1
+    assert (gauges.queued_messages, gauges.queued_bytes) == (5, 5)
+    publisher.send(Publish("g/s", b"", retain=True))  # deleted
+    assert (broker.gauges().retained_messages, broker.gauges().retained_bytes) == (1, 3)
+    scheduler.advance(3)  # the offline session expires
+    assert broker.gauges().sessions == 2
+    assert broker.counters.sessions_expired == 1
+    assert broker.counters.connections_accepted == 3

@@ -15,9 +15,17 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..auth import Action, AuthChain, ClientInfo
-from ..observability import Counters
+from ..observability import Counters, Gauges
 from ..persistence import Snapshot, Store
-from ..protocol import AssemblyBudget, Connect, Publish, ReasonCode, Subscribe, Unsubscribe
+from ..protocol import (
+    NO_PROPERTIES,
+    AssemblyBudget,
+    Connect,
+    Publish,
+    ReasonCode,
+    Subscribe,
+    Unsubscribe,
+)
 from ._connect import (
     Accepted,
     Handshake,
@@ -25,6 +33,7 @@ from ._connect import (
     check_connect,
     connack_properties,
     connack_too_large,
+    is_sys_topic,
     negotiate,
     session_expiry,
     will_of,
@@ -80,7 +89,8 @@ class Broker:
         self.fanout = Fanout(self.router, self.retained, self.store, self.auth, self.counters)
         self.subscriptions = Subscriptions(config, self.router, self.retained, self.store,
                                            self.auth, self.fanout, self.clock)
-        self.lifetime = Lifetime(scheduler, self.publish, self._end_session)
+        self.lifetime = Lifetime(scheduler, self.publish, self._end_session, self.counters)
+        self.connected_peak = 0
         self.flow = Backpressure(scheduler)
         self._handshake = Handshake(config, self.auth, scheduler, self.counters)
 
@@ -132,6 +142,8 @@ class Broker:
             self.fanout.forget(session)  # its client may be another user now
         session.attach(conn, client, expiry)
         self.connections.add(conn)
+        self.counters.connections_accepted += 1
+        self.connected_peak = max(self.connected_peak, len(self.connections))
         will = will_of(packet, self.clock(), client_id)
         if will is not None:
             session.set_will(*will)
@@ -162,6 +174,11 @@ class Broker:
                         "message_size_limit", len(packet.payload), conn.client_id, topic)
             self.counters.dropped["too_large"] += 1
             return ReasonCode.QUOTA_EXCEEDED
+        if topic[0] == "$" and is_sys_topic(topic):
+            # $SYS is the broker's to write (Mosquitto refuses it to clients as well).
+            log.debug("denied: client %s may not publish to %r", conn.client_id, topic)
+            self.counters.dropped["not_authorized"] += 1
+            return ReasonCode.NOT_AUTHORIZED
         if (self.auth.authorizers and conn.client is not None
                 and not self.auth.authorize(conn.client, Action.PUBLISH, topic)):
             # v5 publishers are told (0x87); v3 ones cannot be, and the message is dropped.
@@ -188,6 +205,28 @@ class Broker:
         count = self.fanout.publish(message)
         self.flow.forget_congestion()
         return count
+
+    def publish_sys(self, topic: str, payload: bytes) -> None:
+        """A ``$SYS`` value: retained in memory only (it is published anew every
+        sys_interval; writing it to disk would only wear the disk) and never counted as a
+        message dropped for want of subscribers."""
+        message = Message(topic, payload, 0, True, NO_PROPERTIES, None, None)
+        self.fanout.publish(message, system=True)
+        self.flow.forget_congestion()
+
+    def gauges(self) -> Gauges:
+        queued = queued_bytes = inflight = 0
+        for session in self.sessions.values():
+            if session.queue:
+                queued += len(session.queue)
+                queued_bytes += session.queued_bytes
+            inflight += len(session.inflight)
+        return Gauges(connected=len(self.connections), connected_peak=self.connected_peak,
+                      sessions=len(self.sessions), subscriptions=self.router.count,
+                      shared_subscriptions=self.router.shared_count,
+                      retained_messages=self.retained.count,
+                      retained_bytes=self.retained.bytes, queued_messages=queued,
+                      queued_bytes=queued_bytes, inflight_messages=inflight)
 
     # -- subscriptions ----------------------------------------------------------------------
 

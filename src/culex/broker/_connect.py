@@ -181,11 +181,18 @@ class Handshake:
             conn.authenticated(client, (reason, why))
             return
         will = packet.will
-        if will is not None and not self._auth.authorize(client, Action.PUBLISH, will.topic):
+        if will is not None and (is_sys_topic(will.topic)
+                                 or not self._auth.authorize(client, Action.PUBLISH,
+                                                             will.topic)):
             conn.authenticated(client, (ReasonCode.NOT_AUTHORIZED,
                                         f"will topic {will.topic!r} not allowed"))
             return
         conn.authenticated(client, None)
+
+
+def is_sys_topic(topic: str) -> bool:
+    """Whether ``topic`` is in the broker's own ``$SYS`` tree, which clients cannot write."""
+    return topic.startswith("$SYS/") or topic == "$SYS"
 
 
 def session_expiry(config: Config, packet: Connect) -> int:

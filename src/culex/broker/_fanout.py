@@ -35,11 +35,13 @@ class Fanout:
         self._counters = counters
         self._read_allowed: dict[Session, dict[str, bool]] = {}
 
-    def publish(self, message: Message) -> int:
-        """Deliver ``message`` to every matching subscription; the number of sessions."""
+    def publish(self, message: Message, system: bool = False) -> int:
+        """Deliver ``message`` to every matching subscription; the number of sessions.
+        ``system``: a $SYS value, retained in memory only and not counted as dropped."""
         if message.retain:
             self._retained.set(message)
-            self._store.retained_changed(message.topic, message)
+            if not system:
+                self._store.retained_changed(message.topic, message)
         found, groups = self._router.match(message.topic)
         sender = message.sender
         checked = bool(self._auth.authorizers)
@@ -60,7 +62,7 @@ class Fanout:
                                                                             message.topic)):
                 _deliver_one(message, picked)
                 count += 1
-        if not count:
+        if not count and not system:
             self._counters.dropped["no_subscribers"] += 1
         return count
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._session import NEVER_EXPIRES
 
 if TYPE_CHECKING:
+    from ..observability import Counters
     from ._broker import Scheduler
     from ._message import Message
     from ._session import Session
@@ -24,8 +25,9 @@ log = logging.getLogger("culex")
 
 class Lifetime:
     def __init__(self, scheduler: Scheduler, publish: Callable[[Message], object],
-                 end: Callable[[Session], None]) -> None:
+                 end: Callable[[Session], None], counters: Counters) -> None:
         self._scheduler = scheduler
+        self._counters = counters
         self._publish = publish
         self._end = end  # ends a session whose time is up (calls ending() first)
         self._expiry: dict[Session, Any] = {}  # session -> its expiry timer
@@ -65,6 +67,7 @@ class Lifetime:
             if left <= 0:
                 log.info("expired: session of client %s (while the broker was stopped)",
                          session.client_id)
+                self._counters.sessions_expired += 1
                 self._end(session)
                 return
             self._expiry[session] = self._scheduler.call_later(left, self._expired, session)
@@ -106,4 +109,5 @@ class Lifetime:
         self._expiry.pop(session, None)
         if session.connection is None:
             log.info("expired: session of client %s", session.client_id)
+            self._counters.sessions_expired += 1
             self._end(session)

@@ -26,6 +26,7 @@ class RetainedStore:
     def __init__(self) -> None:
         self._root = _Node()
         self.count = 0
+        self.bytes = 0  # payload bytes, all retained messages together
 
     def set(self, message: Message) -> None:
         """Store, replace or (empty payload) delete the retained message of a topic.
@@ -44,6 +45,9 @@ class RetainedStore:
             node = child
         if node.message is None:
             self.count += 1
+        else:
+            self.bytes -= len(node.message.payload)
+        self.bytes += len(message.payload)
         node.message = message
 
     def _delete(self, levels: list[str]) -> None:
@@ -55,6 +59,7 @@ class RetainedStore:
             path.append(child)
         if path[-1].message is None:
             return
+        self.bytes -= len(path[-1].message.payload)
         path[-1].message = None
         self.count -= 1
         for depth in range(len(levels), 0, -1):

@@ -83,6 +83,7 @@ class Router:
     def __init__(self) -> None:
         self._root = _Node()
         self.count = 0
+        self.shared_count = 0  # of those, members of shared subscription groups
         self._cache: dict[str, Match] = {}
 
     def add(self, sub: Subscription) -> bool:
@@ -109,6 +110,8 @@ class Router:
             group.members[client_id] = sub
         if not existed:
             self.count += 1
+            if sub.group is not None:
+                self.shared_count += 1
         return existed
 
     def remove(self, sub: Subscription) -> bool:
@@ -130,6 +133,8 @@ class Router:
                 del node.shared[group]
         if removed:
             self.count -= 1
+            if group is not None:
+                self.shared_count -= 1
         # Prune the branch back up to the first node that still holds something.
         levels = topic_filter.split("/")
         for depth in range(len(levels), 0, -1):

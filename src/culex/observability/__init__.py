@@ -1,6 +1,9 @@
 """What a running broker counts, for $SYS, Prometheus and the dashboard to read."""
 
 from ._counters import CLOSE_REASONS, DROP_REASONS, REFUSAL_REASONS, Counters
+from ._gauges import Gauges
 from ._sampler import LogSampler
+from ._sys import SysTree
 
-__all__ = ["CLOSE_REASONS", "DROP_REASONS", "REFUSAL_REASONS", "Counters", "LogSampler"]
+__all__ = ["CLOSE_REASONS", "DROP_REASONS", "REFUSAL_REASONS", "Counters", "Gauges",
+           "LogSampler", "SysTree"]

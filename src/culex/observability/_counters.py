@@ -36,6 +36,7 @@ class Counters:
         "commit_buckets",
         "commit_seconds",
         "commits",
+        "connections_accepted",
         "connections_opened",
         "dropped",
         "messages_received",
@@ -45,6 +46,7 @@ class Counters:
         "publish_bytes_received",
         "publish_bytes_sent",
         "refused",
+        "sessions_expired",
         "tls_failures",
     )
 
@@ -61,8 +63,10 @@ class Counters:
         self.publish_bytes_sent = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self.connections_opened = 0  # network connections accepted by a listener
+        self.connections_accepted = 0  # CONNECTs accepted (a CONNACK with success sent)
         self.refused = dict.fromkeys(REFUSAL_REASONS, 0)
         self.closed = dict.fromkeys(CLOSE_REASONS, 0)
+        self.sessions_expired = 0  # ended by their expiry interval, their client away
         self.auth_successes = 0
         self.auth_failures = 0
         self.auth_throttled = 0  # login attempts made to wait after failures from their address
@@ -107,9 +111,12 @@ class Counters:
             "publish_bytes": {"received": self.publish_bytes_received,
                               "sent": self.publish_bytes_sent},
             "dropped": dict(self.dropped),
-            "connections": {"opened": self.connections_opened, "refused": dict(self.refused),
+            "connections": {"opened": self.connections_opened,
+                            "accepted": self.connections_accepted,
+                            "refused": dict(self.refused),
                             "closed": dict(self.closed),
                             "tls_failures": dict(self.tls_failures)},
+            "sessions": {"expired": self.sessions_expired},
             "auth": {"successes": self.auth_successes, "failures": self.auth_failures,
                      "throttled": self.auth_throttled},
             "store": {
