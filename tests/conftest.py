@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from certs import CertSet, make_cert_set
 from support import BrokerProcess, running_broker
 
 # The machines running the suite are shared: a slow moment must not fail a property test.
@@ -19,3 +20,9 @@ def broker() -> Iterator[BrokerProcess]:
     """A fresh ``culex serve`` on a free loopback port."""
     with running_broker() as process:
         yield process
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> CertSet:
+    """A CA, a server certificate and client certificates (good, expired, foreign)."""
+    return make_cert_set(tmp_path_factory.mktemp("certs"))

@@ -19,7 +19,7 @@ from .config import Config, ConfigError, ListenerConfig
 from .observability import Counters, SysTree
 from .persistence import Store, StoreError, open_store
 from .protocol import ReasonCode
-from .transport import TLSListener, start_listener
+from .transport import TLSListener, TLSStream, start_listener
 
 log = logging.getLogger("culex")
 
@@ -76,27 +76,42 @@ class Server:
         self.broker.restore(snapshot, time.time())
         self.sys: SysTree | None = None
         self._servers: list[Any] = []  # asyncio and websockets servers
-        self._protocols: set[Any] = set()  # MQTTProtocol and WebSocketSink
+        # MQTTProtocol and WebSocketSink -> the name of their listener
+        self._protocols: dict[Any, str] = {}
+        self._http: list[set[Any]] = []  # each HTTP listener's open connections
+        self._web: Any = None  # the HTTP application, made for the first HTTP listener
+        self._ready = False
         self._stopped = asyncio.Event()
 
     # -- the transport's Gate: admission under max_connections --------------------------------
 
-    def admit(self, sink: Any) -> bool:
+    def admit(self, sink: Any, listener: ListenerConfig | None) -> bool:
         limit = self.config.max_connections
         if 0 <= limit <= len(self._protocols):
             return False
-        self._protocols.add(sink)
+        self._protocols[sink] = listener.name if listener is not None else ""
         return True
 
     def release(self, sink: Any) -> None:
-        self._protocols.discard(sink)
+        self._protocols.pop(sink, None)
+
+    def not_ready(self) -> str | None:
+        """Why the broker is not ready to serve (None: it is): for ``/ready``."""
+        if self._stopped.is_set():
+            return "stopping"
+        if not self._ready:
+            return "starting"
+        return self.store.trouble()
 
     async def start(self) -> list[tuple[str, int]]:
         """Open every listener; the (host, port) pairs actually bound."""
         bound: list[tuple[str, int]] = []
         for listener in self.config.listeners:
             tls = self.tls.get(id(listener))
-            server, kind = await start_listener(self.broker, self, listener, tls)
+            if listener.protocol == "http":
+                server, kind = await self._start_http(listener, tls)
+            else:
+                server, kind = await start_listener(self.broker, self, listener, tls)
             self._servers.append(server)
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
@@ -108,7 +123,45 @@ class Server:
                                asyncio.get_running_loop(), self.config.sys_interval,
                                __version__)
             self.sys.start()
+        self._ready = True
         return bound
+
+    async def _start_http(self, listener: ListenerConfig, tls: TLSListener | None
+                          ) -> tuple[Any, str]:
+        from .web import start_http_listener  # h11 and prometheus_client only if used
+
+        loop = asyncio.get_running_loop()
+        wrap = None if tls is None else \
+            (lambda protocol: TLSStream(protocol, tls, self.counters, loop))
+        handler = self._web_app().handler(self.config.anonymous_allowed(listener))
+        server, connections = await start_http_listener(handler, listener.bind_address,
+                                                        listener.port, wrap)
+        self._http.append(connections)
+        return server, "HTTPS" if tls else "HTTP"
+
+    def _web_app(self) -> Any:
+        if self._web is None:
+            from .observability.prometheus import BrokerCollector, Exposition, ListenerState
+            from .web import Logins, WebApp
+
+            states = [ListenerState(listener.name, listener.protocol,
+                                    self._connections_counter(listener))
+                      for listener in self.config.listeners if listener.protocol != "http"]
+            collector = BrokerCollector(self.counters, self.broker.gauges, states,
+                                        __version__)
+
+            async def delay(peer: str) -> None:
+                seconds = self.broker.login_delay(peer)
+                if seconds:
+                    await asyncio.sleep(seconds)
+
+            logins = Logins(self.broker.auth, delay, self.broker.login_failed, self.counters)
+            self._web = WebApp(Exposition(collector), logins, self.not_ready)
+        return self._web
+
+    def _connections_counter(self, listener: ListenerConfig) -> Any:
+        name = listener.name
+        return lambda: sum(1 for owner in self._protocols.values() if owner == name)
 
     def _warn_about(self, listener: ListenerConfig) -> None:
         anonymous = self.config.anonymous_allowed(listener)
@@ -153,6 +206,9 @@ class Server:
         self.broker.close_all(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
         for protocol in list(self._protocols):
             protocol.close()
+        for connections in self._http:
+            for connection in list(connections):
+                connection.close()
         for server in self._servers:
             await server.wait_closed()
         await self.store.close()  # what the wills and disconnections changed, then the file

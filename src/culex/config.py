@@ -43,7 +43,8 @@ class ListenerConfig:
     tls_version: str = "tlsv1.2"  # the minimum: tlsv1.2 or tlsv1.3
     ciphers: str | None = None  # OpenSSL cipher list for TLS 1.2
     # "mqtt" (MQTT over TCP, or TLS with certfile) or "websockets" (MQTT over WebSockets, or
-    # secure WebSockets with certfile), as in Mosquitto.
+    # secure WebSockets with certfile), as in Mosquitto; or "http" (metrics and health, or
+    # HTTPS with certfile).
     protocol: str = "mqtt"
 
     @property
@@ -76,8 +77,13 @@ class ListenerConfig:
                 and not self.require_certificate):
             raise ConfigError(f"listener {self.name}: use_identity_as_username and "
                               "use_subject_as_username need require_certificate = true")
-        if self.protocol not in ("mqtt", "websockets"):
-            raise ConfigError(f"listener {self.name}: protocol must be mqtt or websockets")
+        if self.protocol not in ("mqtt", "websockets", "http"):
+            raise ConfigError(f"listener {self.name}: protocol must be mqtt, websockets or "
+                              "http")
+        if self.protocol == "http" and (self.use_identity_as_username
+                                        or self.use_subject_as_username):
+            raise ConfigError(f"listener {self.name}: an http listener authenticates with "
+                              "the password file (HTTP basic), not with certificate names")
         if self.tls_version not in ("tlsv1.2", "tlsv1.3"):
             raise ConfigError(f"listener {self.name}: tls_version must be tlsv1.2 or tlsv1.3")
 

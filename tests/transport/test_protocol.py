@@ -61,7 +61,7 @@ class FakeTransport:
 
 
 class FakeServer:
-    def admit(self, protocol: object) -> bool:
+    def admit(self, protocol: object, listener: object) -> bool:
         return True
 
     def release(self, protocol: object) -> None:

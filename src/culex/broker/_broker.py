@@ -116,6 +116,10 @@ class Broker:
     def login_failed(self, peer: str) -> None:
         self._handshake.failed(peer)
 
+    def login_delay(self, peer: str) -> float:
+        """Seconds a login from ``peer`` (through another door: HTTP) waits first."""
+        return self._handshake.delay(peer)
+
     def connect(self, conn: DeliveryTarget, packet: Connect, client: ClientInfo,
                 auth_method: str | None, auth_reply: bytes | None) -> Accepted | None:
         """Take over or create the session of an accepted client (MQTT 3.1.2.4, 3.1.4);

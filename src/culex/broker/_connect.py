@@ -134,6 +134,10 @@ class Handshake:
         else:
             self._authenticate(conn, packet, client, by_certificate, listener)
 
+    def delay(self, peer: str) -> float:
+        """Seconds a login attempt from ``peer`` starting now waits for its turn."""
+        return self._throttle.wait(address_of(peer))
+
     def failed(self, peer: str) -> None:
         """A login from ``peer`` failed: its address is slowed down."""
         self._throttle.failed(address_of(peer))

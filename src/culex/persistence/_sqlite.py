@@ -102,6 +102,7 @@ class SqliteStore(Store):
         self._linger_off = 0
         self._cancelled_before = 0
         self._writing: _Batch | None = None  # the batch the writer thread has now
+        self._create_failed: str | None = None  # why the file could not be made, until it is
         self._closing = False
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -109,6 +110,15 @@ class SqliteStore(Store):
 
     def load(self) -> Snapshot:
         return self.file.load()
+
+    def trouble(self) -> str | None:
+        if self._closing:
+            return "the store is closing"
+        if self._create_failed is not None:
+            return f"the store cannot be created: {self._create_failed}"
+        if self._writer is not None and self._writer.failing is not None:
+            return f"the store cannot be written: {self._writer.failing}"
+        return None  # open, or not created yet (it is on the first write)
 
     def start(self, loop: asyncio.AbstractEventLoop, counters: Counters | None = None) -> None:
         self._loop = loop
@@ -136,12 +146,14 @@ class SqliteStore(Store):
                           "start is lost", self.path, exc)
                 return False
             # Acknowledgements that wait for the write keep waiting meanwhile.
+            self._create_failed = str(exc)
             log.error("cannot create the store %s: %s; retrying in 1s", self.path, exc)
             if self._loop is not None:
                 self._scheduled = True
                 self._loop.call_later(1.0, self._hand_off)
             return False
         log.info("created the store %s", self.path)
+        self._create_failed = None
         self._start_writer()
         return True
 

@@ -193,6 +193,10 @@ class Store:
     def load(self) -> Snapshot:
         return EMPTY
 
+    def trouble(self) -> str | None:
+        """Why the store cannot take writes now (None: it can)."""
+        return None
+
     def start(self, loop: asyncio.AbstractEventLoop, counters: Counters | None = None) -> None:
         """Begin writing behind, on ``loop``; commits are counted in ``counters``."""
 

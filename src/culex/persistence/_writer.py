@@ -36,6 +36,9 @@ class Writer:
         self._committed = committed  # called on the loop: (batch, seconds the commit took)
         self._closing = closing
         self._inbox: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        # Set by the thread while a write keeps failing (read by /ready); a plain bool
+        # assignment is atomic.
+        self.failing: str | None = None
         self._thread = threading.Thread(target=self._run, name="culex-store", daemon=True)
         self._thread.start()
 
@@ -72,6 +75,7 @@ class Writer:
                     else:
                         db.execute(sql, params)
                 db.execute("COMMIT")
+                self.failing = None
                 return time.perf_counter() - start
             except sqlite3.Error as exc:
                 if db.in_transaction:
@@ -82,6 +86,7 @@ class Writer:
                     return time.perf_counter() - start
                 # Acknowledgements keep waiting meanwhile: nothing is reported durable that
                 # is not.
+                self.failing = str(exc)
                 log.error("cannot write the store %s: %s; retrying in %.1fs", self._file.path,
                           exc, delay)
                 time.sleep(delay)

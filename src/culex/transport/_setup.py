@@ -20,7 +20,7 @@ class Gate(Protocol):
     """Admission of connections (the application keeps the count, for max_connections and
     for closing them all at a stop)."""
 
-    def admit(self, sink: Any) -> bool: ...
+    def admit(self, sink: Any, listener: ListenerConfig | None) -> bool: ...
 
     def release(self, sink: Any) -> None: ...
 
@@ -34,7 +34,7 @@ def open_connection(host: Host, gate: Gate, sink: Sink, peer: str,
     """The connection for a new peer, or None if max_connections refuses it (the caller
     then hangs up)."""
     counters = host.counters
-    if not gate.admit(sink):
+    if not gate.admit(sink, listener):
         log.warning("refused: connection from %s: max_connections reached", peer)
         counters.refuse("max_connections")
         return None

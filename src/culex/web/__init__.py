@@ -1,0 +1,7 @@
+"""The HTTP side of culex: an h11 server and what it serves (metrics, health). Imported only
+when a listener with ``protocol = "http"`` is configured."""
+
+from ._app import Logins, WebApp
+from ._server import Request, Response, start_http_listener
+
+__all__ = ["Logins", "Request", "Response", "WebApp", "start_http_listener"]

@@ -1,0 +1,108 @@
+"""What the HTTP listener serves: ``/metrics`` for Prometheus, ``/health`` and ``/ready`` for
+service managers and load balancers.
+
+``/metrics`` is for the people allowed to watch the broker: on a listener where anonymous
+clients are not allowed (any listener off loopback, unless configured otherwise), a request
+must carry HTTP basic credentials that the password file (or any authenticator plugin) accepts,
+for a user the ACL lets read ``$SYS/#``. Failed logins slow their address down exactly as
+failed MQTT logins do, and share their count. ``/health`` and ``/ready`` say only "ok" or why
+not, and ask nobody for a password (probes rarely have one).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from ..auth import Action, ClientInfo
+from ..observability.prometheus import CONTENT_TYPE
+from ._server import Request, Response
+
+if TYPE_CHECKING:
+    from ..auth import AuthChain
+    from ..observability import Counters
+    from ..observability.prometheus import Exposition
+
+log = logging.getLogger("culex")
+
+CHALLENGE = [("www-authenticate", 'Basic realm="culex", charset="UTF-8"')]
+
+
+class Logins:
+    """HTTP basic credentials checked like an MQTT login: same authenticators, same
+    slow-down for addresses that fail, same counters."""
+
+    def __init__(self, auth: AuthChain, delay: Callable[[str], Awaitable[None]],
+                 failed: Callable[[str], None], counters: Counters) -> None:
+        self._auth = auth
+        self._delay = delay
+        self._failed = failed
+        self._counters = counters
+
+    async def check(self, header: str | None, peer: str, anonymous: bool) -> bool:
+        if header is None:
+            return anonymous
+        credentials = _basic(header)
+        if credentials is None:
+            return False
+        username, password = credentials
+        await self._delay(peer)
+        client = ClientInfo("http", username, password.encode(), peer, 0)
+        reason = await self._auth.authenticate(client, allow_anonymous=False)
+        if reason is None and self._auth.authorize(client, Action.SUBSCRIBE, "$SYS/#"):
+            self._counters.auth_successes += 1
+            return True
+        log.warning("refused: HTTP request from %s: user %r: %s", peer, username,
+                    "bad user name or password" if reason is not None
+                    else "the ACL does not let it read $SYS/#")
+        self._counters.auth_failures += 1
+        self._failed(peer)
+        return False
+
+
+def _basic(header: str) -> tuple[str, str] | None:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, sep, password = decoded.partition(":")
+    return (username, password) if sep else None
+
+
+class WebApp:
+    def __init__(self, exposition: Exposition, logins: Logins,
+                 not_ready: Callable[[], str | None]) -> None:
+        self._exposition = exposition
+        self._logins = logins
+        self._not_ready = not_ready
+
+    def handler(self, anonymous: bool) -> Callable[[Request], Awaitable[Response]]:
+        """The request handler of a listener (``anonymous``: whether it needs no login)."""
+
+        async def handle(request: Request) -> Response:
+            return await self._handle(request, anonymous)
+
+        return handle
+
+    async def _handle(self, request: Request, anonymous: bool) -> Response:
+        path = request.path
+        if path not in ("/metrics", "/health", "/ready"):
+            return Response(404, b"not found\n")
+        if request.method != "GET":
+            return Response(405, b"only GET\n", headers=[("allow", "GET")])
+        if path == "/health":
+            return Response(200, b"ok\n")
+        if path == "/ready":
+            why = self._not_ready()
+            return Response(200, b"ready\n") if why is None else \
+                Response(503, f"not ready: {why}\n".encode())
+        if not await self._logins.check(request.headers.get("authorization"), request.peer,
+                                        anonymous):
+            return Response(401, b"authentication required\n", headers=CHALLENGE)
+        return Response(200, self._exposition.render(), content_type=CONTENT_TYPE)
