@@ -16,7 +16,7 @@ from . import __version__
 from .auth import AuthChain, Authenticator, AuthMethod, Authorizer
 from .broker import Broker
 from .config import Config, ConfigError, ListenerConfig
-from .observability import Counters, SysTree
+from .observability import Counters, SysTree, reopen_logs
 from .persistence import Store, StoreError, open_store
 from .protocol import ReasonCode
 from .transport import TLSListener, TLSStream, start_listener
@@ -177,7 +177,9 @@ class Server:
                         "client certificates, or allow_anonymous)", listener.name)
 
     def reload(self) -> None:
-        log.info("SIGHUP: reloading password file, ACL file and certificates")
+        reopen_logs()
+        log.info("SIGHUP: reloading password file, ACL file and certificates; log file "
+                 "reopened")
         self.broker.reload_auth()
         for tls in self.tls.values():
             tls.reload()

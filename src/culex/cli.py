@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 from typing import NoReturn
@@ -143,8 +142,13 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"culex: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    logging.basicConfig(stream=sys.stderr, level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(message)s")
+    from .observability import configure_logging
+
+    try:
+        configure_logging(config.log_level, config.log_format, config.log_dest)
+    except OSError as exc:
+        print(f"culex: cannot open the log file: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     from .app import run
 
     with contextlib.suppress(KeyboardInterrupt):

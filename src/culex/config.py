@@ -143,6 +143,11 @@ class Config:
     # An address's failures are forgotten a minute after its last one.
     max_auth_failure_delay: float = 10.0
     log_level: str = "info"
+    # "text": human lines; "json": one JSON object per line (time, level, event, client_id,
+    # peer, reason, message).
+    log_format: str = "text"
+    # stderr, stdout, none, or "file PATH" (reopened on SIGHUP), as Mosquitto's log_dest.
+    log_dest: str = "stderr"
     # Seconds between updates of the $SYS topics (0: no $SYS topics), as in Mosquitto.
     sys_interval: int = 10
     # Persistent sessions, their messages and retained messages are kept on disk (SQLite)
@@ -190,12 +195,17 @@ class Config:
             ("max_auth_failure_delay", self.max_auth_failure_delay >= 0),
             ("sys_interval", self.sys_interval >= 0),
             ("log_level", self.log_level.lower() in ("debug", "info", "warning", "error")),
+            ("log_format", self.log_format in ("text", "json")),
             ("durability", self.durability in ("full", "periodic")),
             ("autosave_interval", self.autosave_interval > 0),
         ]
         for name, ok in checks:
             if not ok:
                 raise ConfigError(f"{name} = {getattr(self, name)!r} is out of range")
+        try:
+            parse_dest(self.log_dest)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 _DURATION = re.compile(r"^(\d+)([smhdwy]?)$")
@@ -211,6 +221,16 @@ def parse_duration(value: object, key: str) -> int:
         if match:
             return int(match.group(1)) * _UNITS[match.group(2)]
     raise ConfigError(f"{key}: expected seconds or a duration like '12h', got {value!r}")
+
+
+def parse_dest(dest: str) -> tuple[str, str | None]:
+    """("stderr" | "stdout" | "file" | "none", the file's path); ValueError if not one."""
+    kind, _, path = dest.strip().partition(" ")
+    if kind in ("stderr", "stdout", "none") and not path:
+        return kind, None
+    if kind == "file" and path.strip():
+        return kind, path.strip()
+    raise ValueError(f"log_dest {dest!r}: expected stderr, stdout, none or 'file PATH'")
 
 
 def parse_listen(value: str) -> ListenerConfig:

@@ -358,7 +358,9 @@ class Connection(Handlers, EnhancedAuth):
         self.close(exc.reason_code, f"protocol error: {exc}")
 
     def _refuse_quietly(self, why: str, counted_as: str = "protocol_error") -> None:
-        log.info("refused: connection from %s: %s", self.peer, why)
+        log.info("refused: connection from %s: %s", self.peer, why,
+                 extra={"event": "refused", "peer": self.peer,
+                        "client_id": self.client_id or None, "reason": counted_as})
         self._counters.refuse(counted_as)
         self._closed()
         self.sink.close()
@@ -375,7 +377,9 @@ class Connection(Handlers, EnhancedAuth):
         self._closed()
         if was_connected:
             self._counters.close(counted_as)
-            log.info("disconnected: client %s from %s: %s", self.client_id, self.peer, why)
+            log.info("disconnected: client %s from %s: %s", self.client_id, self.peer, why,
+                     extra={"event": "disconnected", "client_id": self.client_id,
+                            "peer": self.peer, "reason": counted_as})
             assert self.session is not None
             self.host.disconnected(self, self.session, not self._clean_exit)
 
@@ -454,7 +458,8 @@ class Connection(Handlers, EnhancedAuth):
         log.info("connected: client %s from %s, MQTT %s, %s, keep-alive %ds",
                  self.client_id, self.peer, VERSION_NAMES[self.version],
                  "session resumed" if accepted.session_present else "new session",
-                 self.keep_alive)
+                 self.keep_alive,
+                 extra={"event": "connected", "client_id": self.client_id, "peer": self.peer})
         if accepted.session_present:
             accepted.session.resume(self.host.clock())  # a new session has nothing to resend
         deadlines = self.host.deadlines

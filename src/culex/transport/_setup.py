@@ -35,7 +35,8 @@ def open_connection(host: Host, gate: Gate, sink: Sink, peer: str,
     then hangs up)."""
     counters = host.counters
     if not gate.admit(sink, listener):
-        log.warning("refused: connection from %s: max_connections reached", peer)
+        log.warning("refused: connection from %s: max_connections reached", peer,
+                    extra={"event": "refused", "peer": peer, "reason": "max_connections"})
         counters.refuse("max_connections")
         return None
     counters.connections_opened += 1

@@ -158,7 +158,9 @@ class TLSStream(asyncio.Protocol, asyncio.Transport):
         if skipped is not None:
             more = f" ({skipped} more not logged)" if skipped else ""
             log.warning("TLS handshake failed: from %s on listener %s: %s%s", self._peer,
-                        self._listener.config.name, words, more)
+                        self._listener.config.name, words, more,
+                        extra={"event": "tls_handshake_failed", "peer": self._peer,
+                               "reason": reason})
         if hang_up and self._raw is not None:
             self._raw.close()  # after the alert, if any
 

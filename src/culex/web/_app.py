@@ -55,9 +55,10 @@ class Logins:
         if reason is None and self._auth.authorize(client, Action.SUBSCRIBE, "$SYS/#"):
             self._counters.auth_successes += 1
             return True
-        log.warning("refused: HTTP request from %s: user %r: %s", peer, username,
-                    "bad user name or password" if reason is not None
-                    else "the ACL does not let it read $SYS/#")
+        why = "bad user name or password" if reason is not None \
+            else "the ACL does not let it read $SYS/#"
+        log.warning("refused: HTTP request from %s: user %r: %s", peer, username, why,
+                    extra={"event": "http_refused", "peer": peer, "reason": why})
         self._counters.auth_failures += 1
         self._failed(peer)
         return False
