@@ -239,6 +239,13 @@ def broker_env(state_home: str) -> dict[str, str]:
     return env
 
 
+def run_culex(*args: str) -> subprocess.CompletedProcess[str]:
+    """``culex ARGS`` to its end, with a private data directory."""
+    with tempfile.TemporaryDirectory() as state_home:
+        return subprocess.run([sys.executable, "-m", "culex", *args], capture_output=True,
+                              text=True, timeout=30, env=broker_env(state_home))
+
+
 @contextmanager
 def broker_with_config(directory: Path, text: str, *args: str) -> Iterator[BrokerProcess]:
     """A broker started with ``text`` as its TOML configuration file."""

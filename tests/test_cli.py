@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from culex.config import Config, ConfigError, config_from_mapping, load_config, parse_listen
 
-from support import broker_env
-
-
-def run_culex(*args: str) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory() as state_home:
-        return subprocess.run([sys.executable, "-m", "culex", *args], capture_output=True,
-                              text=True, timeout=30, env=broker_env(state_home))
+from support import run_culex
 
 
 def test_defaults_are_loopback_only() -> None:

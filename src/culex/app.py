@@ -5,8 +5,10 @@ SIGHUP, stop on a signal. Transport only transports; the parts meet here."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 import time
@@ -230,21 +232,44 @@ async def serve(config: Config) -> None:
     try:
         server = Server(config)
     except ConfigError as exc:
-        print(f"culex: configuration error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"culex: configuration error: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
     except StoreError as exc:
         print(f"culex: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    try:
-        await server.start()
-    except OSError as exc:
-        print(f"culex: cannot listen: {exc.strerror or exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+    # Signals are handled from here on: a stop asked during the start waits for it to end.
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)
     loop.add_signal_handler(signal.SIGHUP, server.reload)
-    await server.serve_until_stopped()
+    pid_file = config.pid_file
+    try:
+        if pid_file:
+            _write_pid_file(pid_file)
+        await server.start()
+    except OSError as exc:
+        what = f"write pid_file {pid_file}" if pid_file and exc.filename == pid_file \
+            else "listen"
+        print(f"culex: cannot {what}: {exc.strerror or exc}", file=sys.stderr)
+        await server.shutdown()
+        _remove_pid_file(pid_file)
+        raise SystemExit(1) from None
+    try:
+        await server.serve_until_stopped()
+    finally:
+        _remove_pid_file(pid_file)
+
+
+def _write_pid_file(path: str) -> None:
+    with open(path, "w") as file:
+        file.write(f"{os.getpid()}\n")
+
+
+def _remove_pid_file(path: str | None) -> None:
+    if path:
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def run(config: Config) -> None:

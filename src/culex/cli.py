@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 from typing import NoReturn
 
 from . import __version__
-from .config import Config, ConfigError, load_config, parse_listen
+from .config import Config, ConfigError, Problem, parse_listen
+from .configfile import read_config
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -33,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"culex {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the broker", formatter_class=_HelpFormatter)
-    serve.add_argument("--config", "-c", metavar="FILE", help="TOML configuration file")
+    serve.add_argument("--config", "-c", metavar="FILE",
+                       help="configuration file: culex's TOML, or a mosquitto.conf")
     serve.add_argument("--listen", "-l", metavar="HOST:PORT", action="append", default=[],
                        help="listen on HOST:PORT (repeatable; replaces the configured "
                             "listeners; default 127.0.0.1:1883)")
@@ -48,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="full (default): acknowledge QoS 1/2 messages once on disk; "
                             "periodic: write every autosave_interval seconds (faster; a crash "
                             "loses what was acknowledged since the last write)")
+    check = commands.add_parser(
+        "check-config", help="check a configuration file (TOML or mosquitto.conf) and print "
+                             "the settings in effect", formatter_class=_HelpFormatter)
+    check.add_argument("file")
     passwd = commands.add_parser(
         "passwd", help="manage a password file (mosquitto_passwd's flags and format)",
         formatter_class=_HelpFormatter)
@@ -126,8 +133,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "passwd":
         _passwd(args)
         return
+    if args.command == "check-config":
+        from .check import check_config
+
+        raise SystemExit(check_config(args.file, sys.stdout))
+    notes: list[Problem] = []
     try:
-        config = load_config(args.config) if args.config else Config()
+        if args.config:
+            config, notes = read_config(args.config)
+        else:
+            config = Config()
         if args.listen:
             config.listeners = [parse_listen(item) for item in args.listen]
         if args.log_level:
@@ -140,7 +155,9 @@ def main(argv: list[str] | None = None) -> None:
             config.durability = args.durability
         config.validate()
     except ConfigError as exc:
-        print(f"culex: configuration error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            kind = "warning" if problem.warning else "configuration error"
+            print(f"culex: {kind}: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
     from .observability import configure_logging
 
@@ -149,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         print(f"culex: cannot open the log file: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    log = logging.getLogger("culex")
+    for note in notes:  # options read but not applied: said once each, at start
+        log.warning("configuration: %s", note)
     from .app import run
 
     with contextlib.suppress(KeyboardInterrupt):

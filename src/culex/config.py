@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from .observability import parse_dest
 from .protocol import MAX_PACKET_SIZE
 
 # The protocol's own ceiling (MQTT 1.5.5: 4-byte Remaining Length + header), defined once.
@@ -19,8 +20,33 @@ PROTOCOL_MAX_PACKET_SIZE = MAX_PACKET_SIZE
 DEFAULT_PORT = 1883
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or ignored) in a configuration, where it was written if known."""
+
+    reason: str
+    option: str = ""
+    file: str | None = None
+    line: int | None = None
+    warning: bool = False  # read but not applied; the broker starts anyway
+
+    def __str__(self) -> str:
+        where = self.file or ""
+        if self.file and self.line:
+            where += f":{self.line}"
+        return f"{where}: {self.reason}" if where else self.reason
+
+
 class ConfigError(ValueError):
-    """A configuration problem, with a message meant for the person who wrote the file."""
+    """Configuration problems, with messages meant for the person who wrote the file."""
+
+    def __init__(self, problems: str | Problem | list[Problem]) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = problems
+        super().__init__("\n".join(map(str, problems)))
 
 
 LOOPBACK = ("127.", "::1", "localhost")
@@ -60,32 +86,40 @@ class ListenerConfig:
         return f"{self.bind_address}:{self.port}"
 
     def validate(self) -> None:
+        """ConfigError listing every problem, each with its option."""
+        problems: list[Problem] = []
+
+        def problem(option: str, reason: str) -> None:
+            problems.append(Problem(f"listener {self.name}: {reason}", option))
+
         if not 0 <= self.port <= 65535:
-            raise ConfigError(f"listener port {self.port} is not in 0..65535")
+            problems.append(Problem(f"listener port {self.port} is not in 0..65535", "port"))
         if (self.certfile is None) != (self.keyfile is None):
-            raise ConfigError(f"listener {self.name}: certfile and keyfile go together")
+            problem("certfile" if self.certfile is None else "keyfile",
+                    "certfile and keyfile go together")
         tls_only = {"cafile": self.cafile, "require_certificate": self.require_certificate,
                     "use_identity_as_username": self.use_identity_as_username,
                     "use_subject_as_username": self.use_subject_as_username,
                     "ciphers": self.ciphers}
         for key, value in tls_only.items():
             if value and not self.tls:
-                raise ConfigError(f"listener {self.name}: {key} needs certfile and keyfile")
+                problem(key, f"{key} needs certfile and keyfile")
         if self.require_certificate and not self.cafile:
-            raise ConfigError(f"listener {self.name}: require_certificate needs a cafile")
+            problem("require_certificate", "require_certificate needs a cafile")
         if ((self.use_identity_as_username or self.use_subject_as_username)
                 and not self.require_certificate):
-            raise ConfigError(f"listener {self.name}: use_identity_as_username and "
-                              "use_subject_as_username need require_certificate = true")
+            problem("use_identity_as_username", "use_identity_as_username and "
+                    "use_subject_as_username need require_certificate = true")
         if self.protocol not in ("mqtt", "websockets", "http"):
-            raise ConfigError(f"listener {self.name}: protocol must be mqtt, websockets or "
-                              "http")
+            problem("protocol", "protocol must be mqtt, websockets or http")
         if self.protocol == "http" and (self.use_identity_as_username
                                         or self.use_subject_as_username):
-            raise ConfigError(f"listener {self.name}: an http listener authenticates with "
-                              "the password file (HTTP basic), not with certificate names")
+            problem("use_identity_as_username", "an http listener authenticates with the "
+                    "password file (HTTP basic), not with certificate names")
         if self.tls_version not in ("tlsv1.2", "tlsv1.3"):
-            raise ConfigError(f"listener {self.name}: tls_version must be tlsv1.2 or tlsv1.3")
+            problem("tls_version", "tls_version must be tlsv1.2 or tlsv1.3")
+        if problems:
+            raise ConfigError(problems)
 
 
 @dataclass
@@ -148,6 +182,8 @@ class Config:
     log_format: str = "text"
     # stderr, stdout, none, or "file PATH" (reopened on SIGHUP), as Mosquitto's log_dest.
     log_dest: str = "stderr"
+    # A file to write the broker's process id to while it runs (as Mosquitto's pid_file).
+    pid_file: str | None = None
     # Seconds between updates of the $SYS topics (0: no $SYS topics), as in Mosquitto.
     sys_interval: int = 10
     # Persistent sessions, their messages and retained messages are kept on disk (SQLite)
@@ -173,10 +209,16 @@ class Config:
         return self.max_packet_size or PROTOCOL_MAX_PACKET_SIZE
 
     def validate(self) -> None:
+        """ConfigError listing every problem found."""
+        problems: list[Problem] = []
         if not self.listeners:
-            raise ConfigError("at least one listener is needed")
-        for listener in self.listeners:
-            listener.validate()
+            problems.append(Problem("at least one listener is needed", "listener"))
+        for index, listener in enumerate(self.listeners):
+            try:
+                listener.validate()
+            except ConfigError as exc:
+                problems += [replace(problem, option=f"listener.{index}.{problem.option}")
+                             for problem in exc.problems]
         checks: list[tuple[str, bool]] = [
             ("max_keepalive", 0 <= self.max_keepalive <= 65535),
             ("max_inflight_messages", 0 <= self.max_inflight_messages <= 65535),
@@ -201,11 +243,14 @@ class Config:
         ]
         for name, ok in checks:
             if not ok:
-                raise ConfigError(f"{name} = {getattr(self, name)!r} is out of range")
+                problems.append(Problem(f"{name} = {getattr(self, name)!r} is out of range",
+                                        name))
         try:
             parse_dest(self.log_dest)
         except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+            problems.append(Problem(str(exc), "log_dest"))
+        if problems:
+            raise ConfigError(problems)
 
 
 _DURATION = re.compile(r"^(\d+)([smhdwy]?)$")
@@ -223,14 +268,31 @@ def parse_duration(value: object, key: str) -> int:
     raise ConfigError(f"{key}: expected seconds or a duration like '12h', got {value!r}")
 
 
-def parse_dest(dest: str) -> tuple[str, str | None]:
-    """("stderr" | "stdout" | "file" | "none", the file's path); ValueError if not one."""
-    kind, _, path = dest.strip().partition(" ")
-    if kind in ("stderr", "stdout", "none") and not path:
-        return kind, None
-    if kind == "file" and path.strip():
-        return kind, path.strip()
-    raise ValueError(f"log_dest {dest!r}: expected stderr, stdout, none or 'file PATH'")
+def _line_of(text: str, option: str) -> int | None:
+    """The line (from 1) where a TOML document sets ``option`` ("key", "listener.N" or
+    "listener.N.key"), if it can be found."""
+    lines = text.splitlines()
+    parts = option.split(".")
+    start, end = 0, len(lines)
+    headers = [number for number, line in enumerate(lines) if line.strip().startswith("[")]
+    if parts[0] == "listener" and len(parts) >= 2 and parts[1].isdigit():
+        tables = [number for number in headers if lines[number].strip() == "[[listener]]"]
+        index = int(parts[1])
+        if index >= len(tables):
+            return None
+        start = tables[index]
+        end = next((number for number in headers if number > start), len(lines))
+        if len(parts) == 2 or not parts[2]:
+            return start + 1
+        key = parts[2]
+    else:
+        end = headers[0] if headers else len(lines)
+        key = parts[0]
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for number in range(start, end):
+        if pattern.match(lines[number]):
+            return number + 1
+    return None
 
 
 def parse_listen(value: str) -> ListenerConfig:
@@ -269,53 +331,86 @@ _TYPES = {"bool": bool, "int": int, "float": float, "str": str, "int | None": in
 
 
 def config_from_mapping(data: dict[str, Any]) -> Config:
+    """The configuration a TOML document describes; ConfigError lists every problem (each
+    with its option: ``listener.N.key`` for the N-th listener's)."""
     config = Config()
+    problems: list[Problem] = []
     known = {f.name: f for f in fields(Config)}
     for key, value in data.items():
         if key == "listener":
             if not isinstance(value, list):
-                raise ConfigError("listener: expected [[listener]] tables")
-            config.listeners = [_listener(item) for item in value]
+                problems.append(Problem("listener: expected [[listener]] tables", key))
+                continue
+            config.listeners = []
+            for index, item in enumerate(value):
+                listener, found = _listener(item, index)
+                config.listeners.append(listener)
+                problems += found
             continue
         spec = known.get(key)
         if spec is None or key == "listeners":
-            raise ConfigError(f"unknown option {key!r}")
-        setattr(config, key, _coerce(key, _TYPES[str(spec.type)], value))
-    config.validate()
+            problems.append(Problem(f"unknown option {key!r}", key))
+            continue
+        try:
+            setattr(config, key, _coerce(key, _TYPES[str(spec.type)], value))
+        except ConfigError as exc:
+            problems += [replace(problem, option=key) for problem in exc.problems]
+    try:
+        config.validate()
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
     return config
 
 
-def _listener(item: Any) -> ListenerConfig:
-    if not isinstance(item, dict):
-        raise ConfigError("listener: expected a table")
+def _listener(item: Any, index: int) -> tuple[ListenerConfig, list[Problem]]:
     listener = ListenerConfig()
+    if not isinstance(item, dict):
+        return listener, [Problem("listener: expected a table", f"listener.{index}")]
+    problems: list[Problem] = []
     known = {f.name: f for f in fields(ListenerConfig)}
     for key, value in item.items():
+        option = f"listener.{index}.{key}"
         spec = known.get(key)
         if spec is None:
-            raise ConfigError(f"unknown listener option {key!r}")
-        setattr(listener, key, _coerce(f"listener.{key}", _TYPES[str(spec.type)], value))
-    return listener
+            problems.append(Problem(f"unknown listener option {key!r}", option))
+            continue
+        try:
+            setattr(listener, key, _coerce(f"listener.{key}", _TYPES[str(spec.type)], value))
+        except ConfigError as exc:
+            problems += [replace(problem, option=option) for problem in exc.problems]
+    return listener, problems
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
+    """A TOML configuration file; ConfigError lists every problem with its line."""
     import tomllib  # only when there is a file to read
 
+    name = os.fspath(path)
     try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {name}: {getattr(exc, 'strerror', None) or exc}"
+                          ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        found = re.search(r"at line (\d+)", str(exc))
+        raise ConfigError(Problem(f"not valid TOML: {exc}", "", name,
+                                  int(found.group(1)) if found else None)) from None
     try:
         config = config_from_mapping(data)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        located = [replace(problem, file=name, line=_line_of(text, problem.option))
+                   for problem in exc.problems]
+        located.sort(key=lambda problem: problem.line or 0)
+        raise ConfigError(located) from None
     # Relative file names are relative to the configuration file, wherever culex runs from.
     base = os.path.dirname(os.path.realpath(path))
     for holder, key in [(config, "password_file"), (config, "acl_file"),
-                        (config, "persistence_location"),
+                        (config, "persistence_location"), (config, "pid_file"),
                         *[(listener, key) for listener in config.listeners
                           for key in ("certfile", "keyfile", "cafile")]]:
         value = getattr(holder, key)

@@ -15,8 +15,6 @@ import sys
 import time
 from typing import Any, TextIO
 
-from ..config import parse_dest
-
 FIELDS = ("client_id", "peer", "reason")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
@@ -63,6 +61,16 @@ class ReopenableFileHandler(logging.FileHandler):
             self.stream = self._open()
         finally:
             self.release()
+
+
+def parse_dest(dest: str) -> tuple[str, str | None]:
+    """("stderr" | "stdout" | "file" | "none", the file's path); ValueError if not one."""
+    kind, _, path = dest.strip().partition(" ")
+    if kind in ("stderr", "stdout", "none") and not path:
+        return kind, None
+    if kind == "file" and path.strip():
+        return kind, path.strip()
+    raise ValueError(f"log_dest {dest!r}: expected stderr, stdout, none or 'file PATH'")
 
 
 def configure_logging(level: str, form: str, dest: str) -> None:
