@@ -18,7 +18,7 @@ from . import __version__
 from .auth import AuthChain, Authenticator, AuthMethod, Authorizer
 from .broker import Broker
 from .config import Config, ConfigError, ListenerConfig
-from .observability import Counters, SysTree, reopen_logs
+from .observability import Counters, SysTree, notify, reopen_logs
 from .persistence import Store, StoreError, open_store
 from .protocol import ReasonCode
 from .transport import TLSListener, TLSStream, start_listener
@@ -179,14 +179,17 @@ class Server:
                         "client certificates, or allow_anonymous)", listener.name)
 
     def reload(self) -> None:
+        notify("RELOADING=1")
         reopen_logs()
         log.info("SIGHUP: reloading password file, ACL file and certificates; log file "
                  "reopened")
         self.broker.reload_auth()
         for tls in self.tls.values():
             tls.reload()
+        notify("READY=1")
 
     def stop(self) -> None:
+        notify("STOPPING=1")
         self._stopped.set()
 
     async def serve_until_stopped(self) -> None:
@@ -247,7 +250,7 @@ async def serve(config: Config) -> None:
     try:
         if pid_file:
             _write_pid_file(pid_file)
-        await server.start()
+        bound = await server.start()
     except OSError as exc:
         what = f"write pid_file {pid_file}" if pid_file and exc.filename == pid_file \
             else "listen"
@@ -255,6 +258,8 @@ async def serve(config: Config) -> None:
         await server.shutdown()
         _remove_pid_file(pid_file)
         raise SystemExit(1) from None
+    where = ", ".join(f"{host}:{port}" for host, port in bound)
+    notify(f"READY=1\nSTATUS=listening on {where}")
     try:
         await server.serve_until_stopped()
     finally:
