@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="full (default): acknowledge QoS 1/2 messages once on disk; "
                             "periodic: write every autosave_interval seconds (faster; a crash "
                             "loses what was acknowledged since the last write)")
+    for name, summary in (("pub", "publish messages (mosquitto_pub's options)"),
+                          ("sub", "subscribe and print messages (mosquitto_sub's options)"),
+                          ("rr", "request and response (mosquitto_rr's options)"),
+                          ("bench", "load a broker and measure it (emqtt-bench's options)")):
+        commands.add_parser(name, help=summary + f"; culex {name} --help", add_help=False)
     check = commands.add_parser(
         "check-config", help="check a configuration file (TOML or mosquitto.conf) and print "
                              "the settings in effect", formatter_class=_HelpFormatter)
@@ -129,6 +134,14 @@ def _passwd(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("pub", "sub", "rr", "bench"):
+        # The client tools parse their own options (-h is the host there, as in mosquitto's).
+        from .tools import run_tool
+
+        with contextlib.suppress(KeyboardInterrupt):
+            raise SystemExit(run_tool(argv[0], argv[1:]))
+        raise SystemExit(130)
     args = _parser().parse_args(argv)
     if args.command == "passwd":
         _passwd(args)
