@@ -98,10 +98,11 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     tls.add_argument("--tls-use-os-certs", action="store_true",
                      help="trust the system's CA certificates (turns TLS on)")
     will = p.add_argument_group("will")
-    will.add_argument("--will-topic")
-    will.add_argument("--will-payload", default="")
-    will.add_argument("--will-qos", type=int, default=0, choices=(0, 1, 2))
-    will.add_argument("--will-retain", action="store_true")
+    will.add_argument("--will-topic", help="topic of the will the broker publishes if this "
+                                           "client goes away without DISCONNECT")
+    will.add_argument("--will-payload", default="", help="its payload (default: empty)")
+    will.add_argument("--will-qos", type=int, default=0, choices=(0, 1, 2), help="its QoS")
+    will.add_argument("--will-retain", action="store_true", help="retain it")
     return p
 
 

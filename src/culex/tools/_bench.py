@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, add_help=False, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--help", action="help", help="show this help and exit")
-    p.add_argument("mode", choices=MODES)
+    p.add_argument("mode", choices=MODES, help="conn: connections; sub: subscribers; pub: "
+                                                "publishers; pubsub: both, with latency")
     a = p.add_argument
     a("-h", "--host", default="localhost", help="broker host (default localhost)")
     a("-p", "--port", type=int, help="port (default 1883, 8883 with TLS)")
@@ -55,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "subscribe (default 1)")
     a("-s", "--size", type=int, default=256, help="payload bytes (default 256; 8 at least "
                                                  "for latency)")
-    a("-q", "--qos", type=int, default=0, choices=(0, 1, 2))
-    a("-r", "--retain", action="store_true")
+    a("-q", "--qos", type=int, default=0, choices=(0, 1, 2), help="QoS (default 0)")
+    a("-r", "--retain", action="store_true", help="publish retained messages")
     a("-L", "--limit", type=int, default=0, help="messages to publish in all (0: no limit)")
     a("-F", "--inflight", type=int, default=1,
       help="QoS 1/2 messages unacknowledged at once per publisher (default 1)")
-    a("-u", "--username")
-    a("-P", "--password")
-    a("-k", "--keepalive", type=int, default=300)
+    a("-u", "--username", help="user name")
+    a("-P", "--password", help="password")
+    a("-k", "--keepalive", type=int, default=300, help="keep-alive seconds (default 300)")
     a("-C", "--clean", type=lambda text: text.lower() != "false", default=True,
       help="clean session/start (default true)")
     a("-x", "--session-expiry", type=int, default=0, help="MQTT 5 session expiry (s)")

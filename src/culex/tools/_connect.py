@@ -47,7 +47,8 @@ def err(common: Common, message: str) -> None:
 async def connect(common: Common, on_message: Callable[[Publish], None] | None = None,
                   receive_maximum: int = 65535) -> Client:
     """A connected client, or SystemExit with mosquitto's status and message."""
-    debug = (lambda line: print(line, file=sys.stderr)) if common.debug else None
+    # -d lines go to standard output, as mosquitto's tools print them.
+    debug = (lambda line: print(line, flush=True)) if common.debug else None
     client = Client(common.options, on_message=on_message, debug=debug)
     try:
         await client.connect(receive_maximum)

@@ -29,11 +29,34 @@ def _iso(now: float, fraction: bool) -> str:
     return stamp + time.strftime("%z", local)
 
 
+def _properties(message: Publish) -> dict[str, object]:
+    """The message's MQTT 5 properties under mosquitto_sub's JSON names, in its order."""
+    p = message.properties
+    found: dict[str, object] = {}
+    for name, value in (("payload-format-indicator", p.payload_format_indicator),
+                        ("message-expiry-interval", p.message_expiry_interval),
+                        ("content-type", p.content_type),
+                        ("response-topic", p.response_topic),
+                        ("correlation-data", p.correlation_data),
+                        ("user-properties", dict(p.user_properties) or None),
+                        ("topic-alias", p.topic_alias)):
+        if value is not None:
+            found[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) \
+                else value
+    if p.subscription_identifiers:
+        found["subscription-identifier"] = p.subscription_identifiers[0]
+    return found
+
+
 def _json(message: Publish, now: float, raw: bool) -> bytes:
     payload = bytes(message.payload)
-    head = json.dumps({"tst": _iso(now, True), "topic": message.topic, "qos": message.qos,
-                       "retain": int(message.retain), "payloadlen": len(payload)},
-                      ensure_ascii=False, separators=(",", ":"))[:-1]
+    fields: dict[str, object] = {"tst": _iso(now, True), "topic": message.topic,
+                                 "qos": message.qos, "retain": int(message.retain),
+                                 "payloadlen": len(payload)}
+    properties = _properties(message)
+    if properties:
+        fields["properties"] = properties
+    head = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1]
     if raw:
         body = payload.decode("utf-8", "replace")
     else:

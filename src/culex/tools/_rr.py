@@ -99,6 +99,7 @@ async def _request(shared: Common, topic: str, payload: bytes, args: argparse.Na
         message = await asyncio.wait_for(asyncio.shield(answer), args.timeout)
     except TimeoutError:
         err(shared, "Timed out")
+        answer.cancel()  # no answer is awaited any more
         await client.disconnect()
         return TIMED_OUT
     except ConnectionError as exc:

@@ -121,7 +121,7 @@ async def _subscribe(shared: Common, topics: list[str], args: argparse.Namespace
     codes = await client.subscribe(requests, shared.properties["subscribe"]
                                    if version == MQTT_5 else NO_PROPERTIES)
     if shared.debug:
-        print(f"Subscribed (mid: 1): {', '.join(map(str, codes))}", file=sys.stderr)
+        print(f"Subscribed (mid: 1): {', '.join(map(str, codes))}", flush=True)
     if all(code >= 0x80 for code in codes):
         err(shared, "All subscription requests were denied.")
         await client.disconnect()
