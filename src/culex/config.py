@@ -383,17 +383,22 @@ def _listener(item: Any, index: int) -> tuple[ListenerConfig, list[Problem]]:
     return listener, problems
 
 
+def read_text(path: str) -> str:
+    """A configuration file's text; ConfigError if it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+                          ) from None
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """A TOML configuration file; ConfigError lists every problem with its line."""
     import tomllib  # only when there is a file to read
 
     name = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {name}: {getattr(exc, 'strerror', None) or exc}"
-                          ) from None
+    text = read_text(name)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

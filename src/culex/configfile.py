@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .config import Config, ConfigError, Problem, load_config
+from .config import Config, Problem, load_config, read_text
 from .mosquitto_conf import load_mosquitto_config, looks_like_mosquitto
 
 
@@ -13,12 +13,6 @@ def read_config(path: str | os.PathLike[str]) -> tuple[Config, list[Problem]]:
     """The configuration in ``path`` and the warnings about it (options read but not
     applied); ConfigError lists every problem, with file and line where known."""
     name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as file:
-            text = file.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {name}: {getattr(exc, 'strerror', None) or exc}"
-                          ) from None
-    if looks_like_mosquitto(text):
+    if looks_like_mosquitto(read_text(name)):
         return load_mosquitto_config(name)
     return load_config(name), []

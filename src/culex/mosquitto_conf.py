@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .config import Config, ConfigError, ListenerConfig, Problem, parse_duration
+from .config import Config, ConfigError, ListenerConfig, Problem, parse_duration, read_text
 
 ALL_ADDRESSES = "0.0.0.0"
 
@@ -138,7 +138,7 @@ def looks_like_mosquitto(text: str) -> bool:
 def load_mosquitto_config(path: str) -> tuple[Config, list[Problem]]:
     """The configuration of a mosquitto.conf and the warnings about it; ConfigError lists
     every error (and the warnings with them)."""
-    text = _read(path)
+    text = read_text(path)
     per_listener = any(line.split()[:2] == ["per_listener_settings", "true"]
                        for line in text.splitlines())
     reader = _Reader(per_listener)
@@ -151,15 +151,6 @@ def load_mosquitto_config(path: str) -> tuple[Config, list[Problem]]:
     except ConfigError as exc:
         raise ConfigError([*exc.problems, *reader.notes]) from None
     return reader.config, reader.notes
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as file:
-            return file.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
-                          ) from None
 
 
 def _read_lines(reader: _Reader, path: str, text: str, depth: int) -> None:
@@ -197,7 +188,7 @@ def _include(reader: _Reader, directory: str, depth: int) -> None:
         raise ValueError(f"cannot read directory {directory}: {exc.strerror}") from None
     for name in names:
         included = os.path.join(directory, name)
-        _read_lines(reader, included, _read(included), depth + 1)
+        _read_lines(reader, included, read_text(included), depth + 1)
 
 
 class _Refused(Exception):

@@ -155,17 +155,18 @@ class Client:
 
     async def subscribe(self, requests: list[SubscriptionRequest],
                         properties: Properties = NO_PROPERTIES) -> list[int]:
-        packet_id = self._new_id()
-        future = self._waiting[packet_id] = self._loop.create_future()
-        self._send(Subscribe(packet_id, requests, properties), None)
-        codes: list[int] = await future
-        return codes
+        """The SUBACK's reason codes, one per request."""
+        return await self._ask(lambda packet_id: Subscribe(packet_id, requests, properties))
 
     async def unsubscribe(self, filters: list[str],
                           properties: Properties = NO_PROPERTIES) -> list[int]:
+        """The UNSUBACK's reason codes (MQTT 5; none for 3.x)."""
+        return await self._ask(lambda packet_id: Unsubscribe(packet_id, filters, properties))
+
+    async def _ask(self, make: Callable[[int], Packet]) -> list[int]:
         packet_id = self._new_id()
         future = self._waiting[packet_id] = self._loop.create_future()
-        self._send(Unsubscribe(packet_id, filters, properties), None)
+        self._send(make(packet_id), None)
         codes: list[int] = await future
         return codes
 
