@@ -239,6 +239,51 @@ def broker_env(state_home: str) -> dict[str, str]:
     return env
 
 
+class MosquittoProcess:
+    """A real Mosquitto broker on a loopback port, with extra configuration lines; it can be
+    killed and started again on the same port."""
+
+    def __init__(self, directory: Path, extra: str = "", port: int = 0) -> None:
+        self.directory = directory
+        self.extra = extra
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MosquittoProcess:
+        conf = self.directory / f"mosquitto-{self.port}.conf"
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+                 f"log_dest file {self.directory / f'mosquitto-{self.port}.log'}",
+                 "log_type error"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            lines.append("user root")  # as root it would switch to a user that may not exist
+        conf.write_text("\n".join(lines) + "\n" + self.extra)
+        self.proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto",
+                                      "-c", str(conf)])
+        deadline = time.monotonic() + WAIT
+        while True:  # listening once a connection is accepted
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=WAIT):
+                    return self
+            except ConnectionRefusedError:
+                assert self.proc.poll() is None, "mosquitto exited"
+                assert time.monotonic() < deadline, "mosquitto did not listen"
+                time.sleep(0.02)
+
+    def stop(self, kill: bool = False) -> None:
+        assert self.proc is not None
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        self.proc.wait(WAIT)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def run_culex(*args: str) -> subprocess.CompletedProcess[str]:
     """``culex ARGS`` to its end, with a private data directory."""
     with tempfile.TemporaryDirectory() as state_home:

@@ -131,13 +131,14 @@ def test_include_dir_in_sorted_order(tmp_path: Path) -> None:
 
 def test_unsupported_lines_are_warned_about_one_by_one(tmp_path: Path) -> None:
     _, notes = read(tmp_path, "listener 1883\nallow_anonymous true\n"
-                              "connection cloud\naddress cloud.example:1883\n"
+                              "upgrade_outgoing_qos true\npersistence_file x.db\n"
                               "log_dest syslog\nlog_dest stderr\nmemory_limit 1000\n"
                               "tls_version tlsv1.1\n")
     path = tmp_path / "mosquitto.conf"
     assert notes == [
-        f"{path}:3: ignored: connection: bridges are not supported yet: nothing is relayed",
-        f"{path}:4: ignored: address: bridges are not supported yet: nothing is relayed",
+        f"{path}:3: ignored: upgrade_outgoing_qos: not supported: messages keep their QoS",
+        f"{path}:4: ignored: persistence_file: culex names its own file in "
+        "persistence_location",
         f"{path}:5: ignored: log_dest: culex cannot log to syslog",
         f"{path}:7: ignored: memory_limit: not supported; queue limits bound memory per "
         "client",
@@ -198,11 +199,11 @@ def test_check_config_reads_the_files_a_configuration_names(tmp_path: Path) -> N
 def test_check_config_prints_the_settings_as_culex_toml(tmp_path: Path) -> None:
     path = tmp_path / "mosquitto.conf"
     path.write_text("listener 1883 127.0.0.1\nallow_anonymous true\nmax_keepalive 60\n"
-                    "connection bridge-1\n")
+                    "memory_limit 1000000\n")
     result = run_culex("check-config", str(path))
     assert result.returncode == 0, result.stdout
     assert result.stdout.splitlines()[-1] == f"{path}: OK, 1 warning"
-    assert f"warning: {path}:4: ignored: connection: bridges" in result.stdout
+    assert f"warning: {path}:4: ignored: memory_limit: " in result.stdout
     toml = "\n".join(line for line in result.stdout.splitlines()
                      if not line.startswith(("warning:", "error:", str(path))))
     twin = config_from_mapping(tomllib.loads(toml))  # the printed TOML is a configuration

@@ -77,6 +77,7 @@ class Server:
         self.store.start(loop, self.counters)
         self.broker.restore(snapshot, time.time())
         self.sys: SysTree | None = None
+        self.bridges: Any = None
         self._servers: list[Any] = []  # asyncio and websockets servers
         # MQTTProtocol and WebSocketSink -> the name of their listener
         self._protocols: dict[Any, str] = {}
@@ -125,6 +126,11 @@ class Server:
                                asyncio.get_running_loop(), self.config.sys_interval,
                                __version__)
             self.sys.start()
+        if self.config.bridges:
+            from .bridge import Bridges  # the client and the links only if configured
+
+            self.bridges = Bridges(self.config.bridges, self.broker)
+            self.bridges.start()
         self._ready = True
         return bound
 
@@ -199,6 +205,8 @@ class Server:
     async def shutdown(self) -> None:
         if self.sys is not None:
             self.sys.stop()
+        if self.bridges is not None:
+            await self.bridges.stop()
         for server in self._servers:
             server.close()
         # Acknowledgements waiting for the disk go out before the connections close (unless

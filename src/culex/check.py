@@ -61,11 +61,22 @@ def _report(out: TextIO, path: str, config: Config | None, errors: list[Problem]
 
 def as_toml(config: Config) -> str:
     lines = [_line(spec.name, getattr(config, spec.name)) for spec in fields(Config)
-             if spec.name != "listeners"]
+             if spec.name not in ("listeners", "bridges")]
     for listener in config.listeners:
         lines += ["", "[[listener]]"]
         lines += [_line(spec.name, getattr(listener, spec.name))
                   for spec in fields(ListenerConfig)]
+    for bridge in config.bridges:
+        lines += ["", "[[bridge]]", _line("name", bridge.name),
+                  _line("addresses", [f"{host}:{port}" for host, port in bridge.addresses]),
+                  _line("topics", [" ".join([rule.pattern or '""', rule.direction,
+                                             str(rule.qos), rule.local_prefix or '""',
+                                             rule.remote_prefix or '""'])
+                                   for rule in bridge.topics])]
+        lines += [_line(spec.name, getattr(bridge, spec.name))
+                  for spec in fields(bridge) if spec.name not in ("name", "addresses",
+                                                                  "topics", "restart_timeout")]
+        lines.append(_line("restart_timeout", list(bridge.restart_timeout)))
     return "\n".join(lines) + "\n"
 
 
@@ -76,4 +87,6 @@ def _line(name: str, value: Any) -> str:
         return f"{name} = {'true' if value else 'false'}"
     if isinstance(value, int | float):
         return f"{name} = {value!r}"
+    if isinstance(value, list):
+        return f"{name} = {json.dumps(value, ensure_ascii=False)}"
     return f"{name} = {json.dumps(value, ensure_ascii=False)}"

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from .bridgeconfig import BridgeConfig, BridgeConfigError, bridge_from_mapping
 from .observability import parse_dest
 from .protocol import MAX_PACKET_SIZE
 
@@ -125,6 +126,8 @@ class ListenerConfig:
 @dataclass
 class Config:
     listeners: list[ListenerConfig] = field(default_factory=lambda: [ListenerConfig()])
+    # Links to other brokers ([[bridge]] tables; see culex.bridgeconfig).
+    bridges: list[BridgeConfig] = field(default_factory=list)
     # Whether clients that present no credentials may connect. Unset: yes on loopback
     # listeners, no on any other (a listener's own allow_anonymous overrides both).
     allow_anonymous: bool | None = None
@@ -337,6 +340,9 @@ def config_from_mapping(data: dict[str, Any]) -> Config:
     problems: list[Problem] = []
     known = {f.name: f for f in fields(Config)}
     for key, value in data.items():
+        if key == "bridge":
+            problems += _bridges(config, value)
+            continue
         if key == "listener":
             if not isinstance(value, list):
                 problems.append(Problem("listener: expected [[listener]] tables", key))
@@ -348,7 +354,7 @@ def config_from_mapping(data: dict[str, Any]) -> Config:
                 problems += found
             continue
         spec = known.get(key)
-        if spec is None or key == "listeners":
+        if spec is None or key in ("listeners", "bridges"):
             problems.append(Problem(f"unknown option {key!r}", key))
             continue
         try:
@@ -362,6 +368,18 @@ def config_from_mapping(data: dict[str, Any]) -> Config:
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _bridges(config: Config, value: Any) -> list[Problem]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        return [Problem("bridge: expected [[bridge]] tables", "bridge")]
+    problems = []
+    for item in value:
+        try:
+            config.bridges.append(bridge_from_mapping(item))
+        except BridgeConfigError as exc:
+            problems.append(Problem(str(exc), "bridge"))
+    return problems
 
 
 def _listener(item: Any, index: int) -> tuple[ListenerConfig, list[Problem]]:

@@ -106,6 +106,8 @@ class _Reader:
     log_types: list[str] = field(default_factory=list)
     log_dest: str | None = None
     connections: list[int] = field(default_factory=list)
+    bridges: list[dict[str, object]] = field(default_factory=list)  # one per connection
+    bridge: dict[str, object] | None = None  # the connection the lines are about
     seen_autosave = False
 
     def here(self) -> ListenerConfig:
@@ -219,9 +221,17 @@ def _apply(reader: _Reader, option: str, value: str) -> None:
         raise _Refused(f"{option}: {reason}; culex will not start without it")
     if option in _IGNORED:
         raise _Ignored(_IGNORED[option])
+    if option == "connection":
+        reader.bridge = {"name": value}
+        reader.bridges.append(reader.bridge)
+        return
+    if reader.bridge is not None and (option in _BRIDGE or option.startswith("bridge_")):
+        _bridge_option(reader.bridge, option, value)
+        return
     if option in _BRIDGE or option.startswith("bridge_"):
-        raise _Ignored("bridges are not supported yet: nothing is relayed")
+        raise ValueError("a bridge option before any connection line")
     if option == "listener":
+        reader.bridge = None
         port, _, address = value.partition(" ")
         reader.current = ListenerConfig(port=_int(port),
                                         bind_address=address.strip() or ALL_ADDRESSES)
@@ -292,6 +302,45 @@ def _general(reader: _Reader, option: str, value: str) -> None:
         raise ValueError("unknown option (Mosquitto would refuse it too)")
 
 
+_BRIDGE_TEXTS = {"remote_clientid": "remote_clientid", "clientid": "remote_clientid",
+                 "local_clientid": "local_clientid", "remote_username": "remote_username",
+                 "username": "remote_username", "remote_password": "remote_password",
+                 "password": "remote_password", "notification_topic": "notification_topic",
+                 "start_type": "start_type", "bridge_protocol_version": "protocol_version",
+                 "bridge_cafile": "cafile", "bridge_certfile": "certfile",
+                 "bridge_keyfile": "keyfile", "bridge_tls_version": "tls_version"}
+_BRIDGE_BOOLS = {"try_private": "try_private", "cleansession": "cleansession",
+                 "notifications": "notifications", "bridge_insecure": "insecure",
+                 "bridge_outgoing_retain": "outgoing_retain"}
+_BRIDGE_INTS = {"keepalive_interval": "keepalive_interval",
+                "bridge_max_packet_size": "max_packet_size"}
+
+
+def _bridge_option(bridge: dict[str, object], option: str, value: str) -> None:
+    """One line of a ``connection`` section, into the bridge's TOML-shaped table."""
+    if option in ("address", "addresses"):
+        addresses = bridge.setdefault("addresses", [])
+        assert isinstance(addresses, list)
+        addresses += value.split()
+    elif option == "topic":
+        topics = bridge.setdefault("topics", [])
+        assert isinstance(topics, list)
+        topics.append(value)
+    elif option in _BRIDGE_TEXTS:
+        bridge[_BRIDGE_TEXTS[option]] = value
+    elif option in _BRIDGE_BOOLS:
+        bridge[_BRIDGE_BOOLS[option]] = _bool(value)
+    elif option in _BRIDGE_INTS:
+        bridge[_BRIDGE_INTS[option]] = _int(value)
+    elif option == "restart_timeout":
+        bridge["restart_timeout"] = value
+    elif option == "local_cleansession":
+        if _bool(value):
+            raise _Ignored("the link's local session is always kept (nothing is lost)")
+    else:
+        raise _Ignored("not supported for bridges yet")
+
+
 def _tls_version(reader: _Reader, value: str) -> None:
     if value in ("tlsv1.2", "tlsv1.3"):
         reader.here().tls_version = value
@@ -320,6 +369,13 @@ def _finish(reader: _Reader) -> None:
                 f"{config.max_connections}", "max_connections", warning=True))
     if reader.log_dest is not None:
         config.log_dest = reader.log_dest
+    from .bridgeconfig import BridgeConfigError, bridge_from_mapping
+
+    for table in reader.bridges:
+        try:
+            config.bridges.append(bridge_from_mapping(table))
+        except BridgeConfigError as exc:
+            reader.problems.append(Problem(str(exc), "connection"))
     if reader.log_types:
         if "none" in reader.log_types:
             config.log_dest = "none"

@@ -18,6 +18,7 @@ from ..auth import Action, AuthChain, ClientInfo
 from ..observability import Counters, Gauges
 from ..persistence import Snapshot, Store
 from ..protocol import (
+    MQTT_5,
     NO_PROPERTIES,
     AssemblyBudget,
     Connect,
@@ -46,7 +47,7 @@ from ._message import Message
 from ._restore import rebuild
 from ._retained import RetainedStore
 from ._router import Router
-from ._session import Limits, Session
+from ._session import NEVER_EXPIRES, Limits, Session
 from ._subscriptions import RetainedDelivery, Subscriptions
 
 if TYPE_CHECKING:
@@ -153,6 +154,24 @@ class Broker:
             session.set_will(*will)
         session.keep_in(self.store if expiry and self.store.persistent else None)
         return negotiate(self.config, packet, session, existing is not None, expiry, ack_props)
+
+    def attach_link(self, target: DeliveryTarget, client_id: str) -> Session:
+        """The persistent session of a bridge link (made on first use, kept across restarts
+        with persistence), attached to ``target`` and resending what was in flight."""
+        session = self.sessions.get(client_id)
+        if session is None:
+            session = self.sessions[client_id] = Session(client_id, NEVER_EXPIRES, self.limits,
+                                                         self.counters, self.flow)
+        else:
+            if session.connection is not None:  # a client took the link's id: it goes
+                session.connection.close(ReasonCode.SESSION_TAKEN_OVER, "taken by a bridge")
+            self.lifetime.resumed(session)
+        client = ClientInfo(client_id, None, None, "bridge", MQTT_5)
+        session.attach(target, client, NEVER_EXPIRES)
+        self.connections.add(target)
+        session.keep_in(self.store if self.store.persistent else None)
+        session.resume(self.clock())
+        return session
 
     def disconnected(self, conn: DeliveryTarget, session: Session, publish_will: bool) -> None:
         self.connections.discard(conn)

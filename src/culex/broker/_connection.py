@@ -74,10 +74,11 @@ _LOGIN_FAILURES = frozenset({ReasonCode.BAD_USER_NAME_OR_PASSWORD, ReasonCode.NO
 class Connection(Handlers, EnhancedAuth):
     __slots__ = ("_clean_exit", "_connect", "_counters", "_deferred", "_exchange", "_held",
                  "_hold_until", "_in_process", "_keepalive_limit", "_last_rx", "_method",
-                 "_qos2_in", "_read_holds", "aliases", "auth_method", "auth_reply", "cert_cn",
-                 "cert_subject", "client", "client_id", "connect_expiry", "decoder", "host",
-                 "keep_alive", "listener", "max_out_alias", "max_out_packet", "out_aliases",
-                 "paused", "peer", "send_window", "session", "sink", "state", "version")
+                 "_qos2_in", "_read_holds", "aliases", "auth_method", "auth_reply", "bridge",
+                 "cert_cn", "cert_subject", "client", "client_id", "connect_expiry", "decoder",
+                 "host", "keep_alive", "listener", "max_out_alias", "max_out_packet",
+                 "out_aliases", "paused", "peer", "send_window", "session", "sink", "state",
+                 "version")
 
     def __init__(self, host: Host, sink: Sink, peer: str,
                  listener: ListenerConfig | None = None, cert_subject: str | None = None,
@@ -94,6 +95,7 @@ class Connection(Handlers, EnhancedAuth):
                                budget=host.assembly)
         self.state: State = NEW
         self.version = 0
+        self.bridge = False  # a 3.x bridge that said so (try_private)
         self.client_id = ""
         self.session: Session | None = None
         self.keep_alive = 0
@@ -402,6 +404,7 @@ class Connection(Handlers, EnhancedAuth):
 
     def _on_connect(self, packet: Connect) -> None:
         self.version = packet.protocol_version
+        self.bridge = packet.bridge
         host = self.host
         refusal = host.check_connect(packet)
         if refusal is not None:

@@ -4,6 +4,7 @@ from its life cycle and I/O so that each reads on its own."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..protocol import (
@@ -45,6 +46,7 @@ class Handlers:
         sink: Sink
         state: State
         version: int
+        bridge: bool
         client_id: str
         client: ClientInfo | None
         session: Session | None
@@ -185,6 +187,13 @@ class Handlers:
     def _on_subscribe(self, packet: Subscribe) -> None:
         session = self.session
         assert session is not None
+        if self.bridge:
+            # Mosquitto's try_private: what a 3.x bridge publishes is not sent back to it,
+            # and what it receives keeps its retain flag (MQTT 5's No Local and Retain As
+            # Published, which 3.x cannot ask for).
+            packet = replace(packet, subscriptions=[
+                replace(request, no_local=True, retain_as_published=True)
+                for request in packet.subscriptions])
         codes, retained = self.host.subscribe(session, self.version, packet)
         self.send(SubAck(packet.packet_id, codes))
         # Retained messages after the SUBACK, as Mosquitto does.

@@ -86,6 +86,10 @@ class Client:
         self._ping: asyncio.TimerHandle | None = None
         self._disconnect: Disconnect | None = None
         self.connack: ConnAck | None = None
+        # A bridge link sends PUBLISH and PUBREL with its session's packet ids: it takes the
+        # acknowledgements of those itself, and hears when writing may go on.
+        self.on_ack: Callable[[Packet], None] | None = None
+        self.on_writable: Callable[[], None] | None = None
 
     # -- the pipe's receiver ------------------------------------------------------------------
 
@@ -107,6 +111,16 @@ class Client:
             self._writable.clear()
         else:
             self._writable.set()
+            if self.on_writable is not None:
+                self.on_writable()
+
+    @property
+    def writable(self) -> bool:
+        return self._writable.is_set()
+
+    def send_packet(self, packet: Packet) -> None:
+        """Send a packet as it is (a bridge link's PUBLISH and PUBREL)."""
+        self._send(packet, None)
 
     # -- the session --------------------------------------------------------------------------
 
@@ -116,7 +130,7 @@ class Client:
         self._pipe = await open_pipe(options, self)
         self._send(Connect(options.client_id, options.version, options.clean_start,
                            options.keep_alive, options.will, options.username,
-                           options.password, options.properties), "CONNECT")
+                           options.password, options.properties, options.bridge), "CONNECT")
         try:
             connack = await asyncio.wait_for(asyncio.shield(self._connack),
                                              options.connect_timeout)
@@ -205,6 +219,8 @@ class Client:
         kind = type(packet)
         if kind is Publish:
             self._on_publish(packet)  # type: ignore[arg-type]
+        elif self.on_ack is not None and (kind is PubAck or kind is PubRec or kind is PubComp):
+            self.on_ack(packet)
         elif kind is PubAck or kind is PubComp:
             self._answer(packet.packet_id, packet.reason_code)  # type: ignore[attr-defined]
         elif kind is PubRec:

@@ -45,4 +45,5 @@ class ClientOptions:
     properties: Properties = NO_PROPERTIES  # of the CONNECT
     disconnect_properties: Properties = NO_PROPERTIES
     connect_timeout: float = 10.0
+    bridge: bool = False  # announce a bridge (Mosquitto's try_private; 3.x only)
     extra: dict[str, str] = field(default_factory=dict)  # free for the tools

@@ -97,12 +97,16 @@ class Connect(Packet):
     username: str | None = None
     password: bytes | None = None
     properties: Properties = NO_PROPERTIES
+    # A bridge announcing itself the way Mosquitto's do ("try_private"): the protocol level's
+    # top bit set (3.x only). The broker then neither echoes its own messages back to it nor
+    # clears the retain flag of what it forwards.
+    bridge: bool = False
 
     def encode(self, version: int | None = None) -> bytes:
         version = self.protocol_version if version is None else version
         body = bytearray()
         encode_utf8(PROTOCOL_NAMES[version], body)
-        body.append(version)
+        body.append(version | (0x80 if self.bridge and version != MQTT_5 else 0))
         flags = 0
         if self.clean_start:
             flags |= 0x02
@@ -135,6 +139,9 @@ class Connect(Packet):
         else:
             name, pos = decode_utf8(data, start, end)
         level, pos = decode_byte(data, pos, end)
+        bridge = bool(level & 0x80) and (level & 0x7F) in (MQTT_3_1, MQTT_3_1_1)
+        if bridge:
+            level &= 0x7F  # Mosquitto's try_private: a bridge (not in the specification)
         if name not in ("MQTT", "MQIsdp"):
             # MQTT-3.1.2-1: not an MQTT client, so no CONNACK it could read either.
             raise protocol_error(f"unknown protocol name {name!r}")
@@ -174,7 +181,7 @@ class Connect(Packet):
             password, pos = decode_binary(data, pos, end)
         _check_end(pos, end)
         return cls(client_id, level, bool(flag_byte & 0x02), keep_alive, will, username,
-                   password, properties)
+                   password, properties, bridge)
 
 
 @dataclass(slots=True)

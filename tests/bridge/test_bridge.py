@@ -1,0 +1,195 @@
+"""Bridges between culex and a real Mosquitto: topics in, out and both with prefixes, MQTT
+3.1.1 (try_private) and 5 links, no loops, queued messages delivered after the remote broker
+comes back, the link's state, and a Mosquitto bridge connecting to culex."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from culex.bridgeconfig import BridgeConfig, BridgeConfigError, TopicRule, parse_topic_line
+from culex.configfile import read_config
+
+from support import WAIT, BrokerProcess, MosquittoProcess, free_port
+
+
+def sub(port: int, topic: str, count: int) -> subprocess.Popen[bytes]:
+    """mosquitto_sub in the background, ready once it has its SUBACK."""
+    proc = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-p", str(port), "-t", topic,
+                             "-v", "-C", str(count), "-W", str(int(WAIT)), "-d", "-q", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if b"received SUBACK" in line:
+            break
+    return proc
+
+
+def received(proc: subprocess.Popen[bytes]) -> list[str]:
+    assert proc.stdout is not None
+    assert proc.wait(WAIT) == 0, proc.stderr.read() if proc.stderr else ""
+    return [line for line in proc.stdout.read().decode().splitlines()
+            if not line.startswith(("Client ", "Subscribed"))]
+
+
+def wait_for_lines(broker: BrokerProcess, text: str, count: int) -> None:
+    """Until ``count`` log lines of the broker contain ``text``."""
+    deadline = time.monotonic() + WAIT
+    while sum(text in line for line in list(broker.lines)) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} lines with {text!r}"
+        time.sleep(0.02)  # the log is read by a thread; this waits for its lines
+
+
+def pub(port: int, topic: str, message: str, qos: int = 1) -> None:
+    subprocess.run(["mosquitto_pub", "-p", str(port), "-t", topic, "-m", message, "-q",
+                    str(qos)], check=True, timeout=WAIT)
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Iterator[MosquittoProcess]:
+    process = MosquittoProcess(tmp_path).start()
+    yield process
+    if process.proc is not None and process.proc.poll() is None:
+        process.stop()
+
+
+def culex_bridged(tmp_path: Path, remote_port: int, version: str,
+                  topics: list[str], *extra: str) -> BrokerProcess:
+    config = tmp_path / "culex.toml"
+    config.write_text("\n".join([
+        "persistence = false", "[[bridge]]", 'name = "cloud"',
+        f'address = "127.0.0.1:{remote_port}"', f'protocol_version = "{version}"',
+        'restart_timeout = "0.1 0.5"', "topics = [" + ", ".join(f'"{t}"' for t in topics) + "]",
+        *extra]) + "\n")
+    broker = BrokerProcess("--config", str(config)).start()
+    broker.wait_for_log("bridge cloud: connected")
+    return broker
+
+
+@pytest.mark.parametrize("version", ["mqttv311", "mqttv50"])
+def test_in_out_and_both_with_prefixes_and_no_loop(tmp_path: Path, remote: MosquittoProcess,
+                                                   version: str) -> None:
+    broker = culex_bridged(tmp_path, remote.port, version,
+                           ["sensors/# out 1 maison/ house/", "commands/# in 1 maison/ house/",
+                            "chat/# both 1"])
+    try:
+        up = sub(remote.port, "house/#", 1)
+        pub(broker.port, "maison/sensors/t", "21")  # out, prefix rewritten
+        assert received(up) == ["house/sensors/t 21"]
+        down = sub(broker.port, "maison/#", 1)
+        pub(remote.port, "house/commands/light", "on")  # in
+        assert received(down) == ["maison/commands/light on"]
+        # both: each message once on each side, never echoed back.
+        here, there = sub(broker.port, "chat/#", 3), sub(remote.port, "chat/#", 3)
+        pub(broker.port, "chat/a", "1")
+        pub(remote.port, "chat/b", "2")
+        pub(broker.port, "chat/c", "3")
+        for side in (here, there):
+            assert sorted(received(side)) == ["chat/a 1", "chat/b 2", "chat/c 3"]
+        state = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t",
+                                "$SYS/broker/connection/cloud/state", "-C", "1", "-W", "5"],
+                               capture_output=True, timeout=WAIT)
+        assert state.stdout == b"1\n"
+    finally:
+        broker.stop()
+
+
+def test_messages_wait_for_the_remote_broker(tmp_path: Path) -> None:
+    # The remote Mosquitto keeps sessions across its restart: the watcher's below.
+    saved = f"persistence true\npersistence_location {tmp_path}/\n"
+    remote = MosquittoProcess(tmp_path, extra=saved).start()
+    watch = ["mosquitto_sub", "-p", str(remote.port), "-t", "q/#", "-q", "1", "-c", "-i",
+             "watcher", "-v"]
+    subprocess.run([*watch, "-E"], check=True, timeout=WAIT)  # its session, subscribed
+    broker = culex_bridged(tmp_path, remote.port, "mqttv311", ["q/# out 1"])
+    try:
+        remote.stop()
+        broker.wait_for_log("bridge cloud: connection lost")
+        for n in range(20):  # published while the remote broker is down: kept
+            pub(broker.port, "q/x", f"m{n}")
+        state = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t",
+                                "$SYS/broker/connection/cloud/state", "-C", "1", "-W", "5"],
+                               capture_output=True, timeout=WAIT)
+        assert state.stdout == b"0\n"
+        # The remote broker comes back, the link with it, and the messages cross it into
+        # the watcher's session there.
+        remote.start()
+        wait_for_lines(broker, "bridge cloud: connected", 2)
+        watcher = subprocess.run([*watch, "-C", "20", "-W", str(int(WAIT))],
+                                 capture_output=True, timeout=WAIT * 2)
+        assert watcher.stdout.decode().splitlines() == [f"q/x m{n}" for n in range(20)]
+    finally:
+        broker.stop()
+        remote.stop()
+
+
+def test_a_mosquitto_bridge_connects_to_culex_with_try_private(tmp_path: Path) -> None:
+    broker = BrokerProcess("--no-persistence").start()
+    try:
+        remote = MosquittoProcess(tmp_path, extra=(
+            f"connection to-culex\naddress 127.0.0.1:{broker.port}\ntopic # both 1\n"
+            "try_private true\nbridge_protocol_version mqttv311\nnotifications false\n"
+            "restart_timeout 1\n")).start()
+        try:
+            broker.wait_for_log(r"connected: client \S+ from 127\.0\.0\.1:\d+, MQTT 3\.1\.1")
+            here, there = sub(broker.port, "t/#", 2), sub(remote.port, "t/#", 2)
+            pub(broker.port, "t/culex", "a")
+            pub(remote.port, "t/mosquitto", "b")
+            for side in (here, there):  # once each: no echo through the bridge
+                assert sorted(received(side)) == ["t/culex a", "t/mosquitto b"]
+        finally:
+            remote.stop()
+    finally:
+        broker.stop()
+
+
+def test_topic_lines_and_mosquitto_bridge_sections(tmp_path: Path) -> None:
+    assert parse_topic_line("sensors/# out 1 maison/ house/") == \
+        TopicRule("sensors/#", "out", 1, "maison/", "house/")
+    assert parse_topic_line('"" in 2 local/a remote/b').local_filter == "local/a"
+    for bad in ("x sideways", "x out 3", "x out 1 onlyone", "a/+ out 0 p+/ q/"):
+        with pytest.raises(BridgeConfigError):
+            parse_topic_line(bad)
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {free_port()} 127.0.0.1\nallow_anonymous true\n"
+                    "connection cloud\naddress 127.0.0.1:1884 127.0.0.1:1885\n"
+                    "topic sensors/# out 1\ntopic cmd/# in 2 local/ remote/\n"
+                    "remote_username u\nremote_password p\nbridge_protocol_version mqttv50\n"
+                    "restart_timeout 2 20\nbridge_outgoing_retain false\n"
+                    "bridge_attempt_unsubscribe false\n")
+    config, notes = read_config(conf)
+    [bridge] = config.bridges
+    assert bridge.addresses == [("127.0.0.1", 1884), ("127.0.0.1", 1885)]
+    assert [rule.direction for rule in bridge.topics] == ["out", "in"]
+    assert (bridge.remote_username, bridge.remote_password, bridge.protocol_version) == \
+        ("u", "p", "mqttv50")
+    assert bridge.restart_timeout == (2.0, 20.0) and not bridge.outgoing_retain
+    assert [str(note).split(": ")[-1] for note in notes] == ["not supported for bridges yet"]
+
+
+def test_a_configuration_that_would_loop_is_refused() -> None:
+    looping = BridgeConfig("b", [("h", 1883)], [TopicRule("#", "both")], try_private=False)
+    with pytest.raises(BridgeConfigError, match="messages would loop"):
+        looping.validate()
+    BridgeConfig("b", [("h", 1883)], [TopicRule("#", "both")],
+                 protocol_version="mqttv50", try_private=False).validate()
+    BridgeConfig("b", [("h", 1883)], [TopicRule("a/#", "out"), TopicRule("b/#", "in")],
+                 try_private=False).validate()
+
+
+def test_check_config_prints_bridges_as_toml_that_reads_back(tmp_path: Path) -> None:
+    import tomllib
+
+    from culex.check import as_toml
+    from culex.config import config_from_mapping
+
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text("connection cloud\naddress 127.0.0.1:1884\ntopic # both 1\n"
+                    'topic "" in 0 here/a there/b\nrestart_timeout 3 30\n')
+    config, _ = read_config(conf)
+    text = as_toml(config)
+    assert as_toml(config_from_mapping(tomllib.loads(text))) == text
