@@ -193,3 +193,66 @@ def test_check_config_prints_bridges_as_toml_that_reads_back(tmp_path: Path) -> 
     config, _ = read_config(conf)
     text = as_toml(config)
     assert as_toml(config_from_mapping(tomllib.loads(text))) == text
+
+
+def watcher_session(remote: MosquittoProcess, topic: str) -> list[str]:
+    """A persistent session on the remote broker subscribed to ``topic`` at QoS 2: the
+    command that collects what reached it."""
+    watch = ["mosquitto_sub", "-p", str(remote.port), "-t", topic, "-q", "2", "-c", "-i",
+             "watcher", "-v"]
+    subprocess.run([*watch, "-E"], check=True, timeout=WAIT)
+    return watch
+
+
+def collected(watch: list[str], count: int) -> list[str]:
+    result = subprocess.run([*watch, "-C", str(count), "-W", str(int(WAIT))],
+                            capture_output=True, timeout=WAIT * 2)
+    return result.stdout.decode().splitlines()
+
+
+@pytest.mark.parametrize("version", ["mqttv311", "mqttv50"])
+def test_qos2_exactly_once_across_a_remote_restart(tmp_path: Path, version: str) -> None:
+    saved = f"persistence true\npersistence_location {tmp_path}/\n"
+    remote = MosquittoProcess(tmp_path, extra=saved).start()
+    watch = watcher_session(remote, "s/#")
+    broker = culex_bridged(tmp_path, remote.port, version, ["s/# out 2"])
+    try:
+        for n in range(60):
+            if n == 30:
+                remote.stop()  # mid-stream
+            subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", "s/x", "-m",
+                            f"m{n}", "-q", "2"], check=True, timeout=WAIT)
+        remote.start()
+        wait_for_lines(broker, "bridge cloud: connected", 2)
+        assert collected(watch, 60) == [f"s/x m{n}" for n in range(60)]  # each once, in order
+    finally:
+        broker.stop()
+        remote.stop()
+
+
+def test_nothing_acknowledged_is_lost_when_culex_is_killed(tmp_path: Path) -> None:
+    saved = f"persistence true\npersistence_location {tmp_path}/\n"
+    remote = MosquittoProcess(tmp_path, extra=saved).start()
+    watch = watcher_session(remote, "k/#")
+    data = tmp_path / "culex-data"
+    config = tmp_path / "culex.toml"
+    config.write_text("\n".join([
+        f'persistence_location = "{data}"', "[[bridge]]", 'name = "cloud"',
+        f'address = "127.0.0.1:{remote.port}"', 'restart_timeout = "0.1 0.5"',
+        'topics = ["k/# out 1"]']) + "\n")
+    broker = BrokerProcess("--config", str(config)).start()
+    broker.wait_for_log("bridge cloud: connected")
+    remote.stop()
+    broker.wait_for_log("bridge cloud: connection lost")
+    for n in range(10):  # each acknowledged: on disk, waiting for the link
+        subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", "k/x", "-m", f"m{n}",
+                        "-q", "1"], check=True, timeout=WAIT)
+    broker.kill()
+    remote.start()
+    again = BrokerProcess("--config", str(config)).start()
+    try:
+        again.wait_for_log("bridge cloud: connected")
+        assert collected(watch, 10) == [f"k/x m{n}" for n in range(10)]
+    finally:
+        again.stop()
+        remote.stop()

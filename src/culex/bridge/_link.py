@@ -58,8 +58,12 @@ class LinkTarget:
         self._client = client
         self._hold_until = 0
         self._held: list[tuple[int, Packet]] = []
+        # Within the remote broker's Receive Maximum (MQTT 5), and max_inflight_messages:
+        # a 3.1.1 broker has no way to say how many it takes, and Mosquitto drops what
+        # comes beyond its own limit (20).
         server_max = client.connack.properties.receive_maximum if client.connack else None
-        self.send_window = min(server_max or 65535, 65535)
+        own = link.broker.limits.max_inflight_messages or 20
+        self.send_window = min(server_max or 65535, own)
 
     @property
     def paused(self) -> bool:
