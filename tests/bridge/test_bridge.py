@@ -14,7 +14,8 @@ import pytest
 from culex.bridgeconfig import BridgeConfig, BridgeConfigError, TopicRule, parse_topic_line
 from culex.configfile import read_config
 
-from support import WAIT, BrokerProcess, MosquittoProcess, free_port
+from certs import CertSet
+from support import WAIT, BrokerProcess, MosquittoProcess, broker_with_config, free_port
 
 
 def sub(port: int, topic: str, count: int) -> subprocess.Popen[bytes]:
@@ -256,3 +257,53 @@ def test_nothing_acknowledged_is_lost_when_culex_is_killed(tmp_path: Path) -> No
     finally:
         again.stop()
         remote.stop()
+
+
+@pytest.mark.parametrize("version", ["mqttv311", "mqttv50"])
+def test_culex_to_culex_both_ways_without_echo(tmp_path: Path, version: str) -> None:
+    remote = BrokerProcess("--no-persistence").start()
+    try:
+        broker = culex_bridged(tmp_path, remote.port, version, ["# both 1"])
+        try:
+            here, there = sub(broker.port, "room/#", 4), sub(remote.port, "room/#", 4)
+            for n, port in enumerate((broker.port, remote.port, broker.port, remote.port)):
+                pub(port, f"room/{n}", "x")
+            for side in (here, there):  # four messages, each once on each side
+                assert sorted(received(side)) == [f"room/{n} x" for n in range(4)]
+            # The link said it is up on the remote culex too (the one $SYS topic clients
+            # may write, as Mosquitto's bridges do).
+            state = subprocess.run(["mosquitto_sub", "-p", str(remote.port), "-t",
+                                    "$SYS/broker/connection/cloud/state", "-C", "1", "-W",
+                                    "5"], capture_output=True, timeout=WAIT)
+            assert state.stdout == b"1\n"
+        finally:
+            broker.stop()
+    finally:
+        remote.stop()
+
+
+def test_a_tls_link_with_a_client_certificate(tmp_path: Path, certs: CertSet) -> None:
+    tls = ('[[listener]]\nport = 0\nbind_address = "127.0.0.1"\n'
+           f'certfile = "{certs.server.cert}"\nkeyfile = "{certs.server.key}"\n'
+           f'cafile = "{certs.ca.cert}"\nrequire_certificate = true\n'
+           "use_identity_as_username = true\n")
+    (tmp_path / "remote").mkdir()
+    with broker_with_config(tmp_path / "remote", tls) as remote:
+        broker = culex_bridged(tmp_path, remote.port, "mqttv50", ["t/# out 1"],
+                               f'cafile = "{certs.ca.cert}"',
+                               f'certfile = "{certs.client.cert}"',
+                               f'keyfile = "{certs.client.key}"')
+        try:
+            remote.wait_for_log(r"connected: client cloud from .*MQTT 5")
+            watcher = subprocess.Popen(
+                ["stdbuf", "-oL", "mosquitto_sub", "-p", str(remote.port), "--cafile",
+                 certs.ca.cert, "--cert", certs.client.cert, "--key", certs.client.key,
+                 "-t", "t/#", "-C", "1", "-v", "-d"], stdout=subprocess.PIPE)
+            assert watcher.stdout is not None
+            for line in watcher.stdout:
+                if b"received SUBACK" in line:
+                    break
+            pub(broker.port, "t/secure", "yes")
+            assert received(watcher) == ["t/secure yes"]
+        finally:
+            broker.stop()

@@ -178,7 +178,11 @@ class Link:
             host, port = config.addresses[index]
             try:
                 await self._connect(host, port)
-            except (OSError, ConnectRefused) as exc:
+            except ConnectRefused as exc:
+                log.warning("bridge %s: refused by %s:%d (CONNACK %#x)", config.name, host,
+                            port, exc.code)
+                index = (index + 1) % len(config.addresses)
+            except OSError as exc:
                 log.warning("bridge %s: cannot connect to %s:%d: %s", config.name, host, port,
                             exc)
                 index = (index + 1) % len(config.addresses)  # the next address, round

@@ -194,9 +194,15 @@ class Handshake:
         conn.authenticated(client, None)
 
 
+BRIDGE_STATES = "$SYS/broker/connection/"
+
+
 def is_sys_topic(topic: str) -> bool:
-    """Whether ``topic`` is in the broker's own ``$SYS`` tree, which clients cannot write."""
-    return topic.startswith("$SYS/") or topic == "$SYS"
+    """Whether ``topic`` is in the broker's own ``$SYS`` tree, which clients cannot write.
+    Bridges' state topics are the exception (``$SYS/broker/connection/<id>/state``: a bridge
+    publishes 1 there and leaves a will of 0, as Mosquitto's do); the ACL still applies."""
+    return (topic.startswith("$SYS/") and not topic.startswith(BRIDGE_STATES)) \
+        or topic == "$SYS"
 
 
 def session_expiry(config: Config, packet: Connect) -> int:
