@@ -307,3 +307,33 @@ def test_a_tls_link_with_a_client_certificate(tmp_path: Path, certs: CertSet) ->
             assert received(watcher) == ["t/secure yes"]
         finally:
             broker.stop()
+
+
+def test_a_retained_deletion_made_while_the_link_is_down_is_not_lost(tmp_path: Path) -> None:
+    saved = f"persistence true\npersistence_location {tmp_path}/\n"
+    remote = MosquittoProcess(tmp_path, extra=saved).start()
+    broker = culex_bridged(tmp_path, remote.port, "mqttv311", ["state/# out 1"])
+    try:
+        subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", "state/door", "-m",
+                        "open", "-r"], check=True, timeout=WAIT)
+
+        def remote_retained() -> bytes:
+            return subprocess.run(["mosquitto_sub", "-p", str(remote.port), "-t", "state/#",
+                                   "-W", "1", "-v"], capture_output=True, timeout=WAIT).stdout
+
+        deadline = time.monotonic() + WAIT
+        while remote_retained() != b"state/door open\n":  # it crossed (QoS 0: no receipt)
+            assert time.monotonic() < deadline
+        remote.stop()
+        broker.wait_for_log("bridge cloud: connection lost")
+        # Deleted here while the link is down, at QoS 0.
+        subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", "state/door", "-n",
+                        "-r"], check=True, timeout=WAIT)
+        remote.start()  # with "open" retained (it persists): gone only if the deletion crosses
+        wait_for_lines(broker, "bridge cloud: connected", 2)
+        deadline = time.monotonic() + WAIT
+        while remote_retained() != b"":
+            assert time.monotonic() < deadline, "the deletion never reached the remote broker"
+    finally:
+        broker.stop()
+        remote.stop()

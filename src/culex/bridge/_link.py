@@ -159,6 +159,7 @@ class Link:
         session = broker.sessions.get(self.config.local_clientid)
         wanted = {rule.local_filter: rule.qos for rule in self.outgoing}
         if session is not None and set(session.subscriptions) == set(wanted):
+            session.keep_retained()  # restored from the store: keeps what it kept before
             return
         target = _Detached()
         session = broker.attach_link(target, self.config.local_clientid)

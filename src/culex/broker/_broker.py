@@ -167,6 +167,7 @@ class Broker:
                 session.connection.close(ReasonCode.SESSION_TAKEN_OVER, "taken by a bridge")
             self.lifetime.resumed(session)
         client = ClientInfo(client_id, None, None, "bridge", MQTT_5)
+        session.keep_retained()
         session.attach(target, client, NEVER_EXPIRES)
         self.connections.add(target)
         session.keep_in(self.store if self.store.persistent else None)

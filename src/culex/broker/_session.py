@@ -72,8 +72,8 @@ class Limits:
 class Session:
     __slots__ = ("_congesting", "_next_id", "awaiting_rel", "client", "client_id", "connection",
                  "counters", "disconnected_at", "dropped", "expiry_interval", "flow", "inflight",
-                 "limits", "overflowing", "queue", "queued_bytes", "store", "subscriptions",
-                 "will", "will_delay", "will_expiry")
+                 "keeps_retained", "limits", "overflowing", "queue", "queued_bytes", "store",
+                 "subscriptions", "will", "will_delay", "will_expiry")
 
     def __init__(self, client_id: str, expiry_interval: int, limits: Limits,
                  counters: Counters, flow: Backpressure | None = None) -> None:
@@ -91,6 +91,9 @@ class Session:
         # and an empty deque alone costs 760 bytes per client.
         self.queue: deque[Outgoing] | None = None
         self.queued_bytes = 0
+        # A bridge link's session keeps retained QoS 0 messages while it is away: they carry
+        # state (a deletion, too) that must reach the other broker.
+        self.keeps_retained = False
         self.dropped = 0  # messages refused because the queue was full
         self.overflowing = False  # dropping now; logged once when it starts and when it ends
         # Packet ids of inbound QoS 2 messages delivered but not yet released (MQTT 4.3.3).
@@ -113,6 +116,10 @@ class Session:
         self.client = client
         self.expiry_interval = expiry
         self.disconnected_at = None
+
+    def keep_retained(self) -> None:
+        """Keep retained QoS 0 messages while detached (a bridge link's session)."""
+        self.keeps_retained = True
 
     def set_client(self, client: ClientInfo) -> None:
         """Who last connected with this session (read back at start, while it is offline)."""
@@ -221,7 +228,8 @@ class Session:
             if not self.queue and len(self.inflight) < conn.send_window:
                 self._send_new(conn, Outgoing(message, qos, retain, sub_ids))
                 return
-        elif conn is None and qos == 0 and not self.limits.queue_qos0_messages:
+        elif (conn is None and qos == 0 and not self.limits.queue_qos0_messages
+              and not (retain and self.keeps_retained)):
             return  # QoS 0 is not kept for an offline client, as in Mosquitto
         # Offline, or online with a full socket buffer (a slow consumer): queued, within the
         # queue limits, so that memory per client stays bounded.
