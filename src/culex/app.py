@@ -78,6 +78,8 @@ class Server:
         self.broker.restore(snapshot, time.time())
         self.sys: SysTree | None = None
         self.bridges: Any = None
+        self.config_path: str | None = None  # read again on SIGHUP, for the bridges
+        self._reload_tasks: set[asyncio.Future[None]] = set()
         self._servers: list[Any] = []  # asyncio and websockets servers
         # MQTTProtocol and WebSocketSink -> the name of their listener
         self._protocols: dict[Any, str] = {}
@@ -156,7 +158,7 @@ class Server:
                                     self._connections_counter(listener))
                       for listener in self.config.listeners if listener.protocol != "http"]
             collector = BrokerCollector(self.counters, self.broker.gauges, states,
-                                        __version__)
+                                        __version__, self._bridge_states)
 
             async def delay(peer: str) -> None:
                 seconds = self.broker.login_delay(peer)
@@ -166,6 +168,10 @@ class Server:
             logins = Logins(self.broker.auth, delay, self.broker.login_failed, self.counters)
             self._web = WebApp(Exposition(collector), logins, self.not_ready)
         return self._web
+
+    def _bridge_states(self) -> list[tuple[str, bool]]:
+        links = self.bridges.links if self.bridges is not None else []
+        return [(link.config.name, link.connected) for link in links]
 
     def _connections_counter(self, listener: ListenerConfig) -> Any:
         name = listener.name
@@ -192,7 +198,27 @@ class Server:
         self.broker.reload_auth()
         for tls in self.tls.values():
             tls.reload()
+        if self.config_path is not None:
+            self._reload_tasks.add(asyncio.ensure_future(self._reload_bridges()))
         notify("READY=1")
+
+    async def _reload_bridges(self) -> None:
+        """SIGHUP: the configuration file is read again and its bridges added, removed or
+        changed (nothing else of it takes effect before a restart)."""
+        from .configfile import read_config
+
+        try:
+            config, _ = read_config(self.config_path)  # type: ignore[arg-type]
+        except ConfigError as exc:
+            log.error("reload: the configuration file has problems, bridges unchanged: %s",
+                      exc)
+            return
+        if self.bridges is None and config.bridges:
+            from .bridge import Bridges
+
+            self.bridges = Bridges([], self.broker)
+        if self.bridges is not None:
+            await self.bridges.update(config.bridges)
 
     def stop(self) -> None:
         notify("STOPPING=1")
@@ -230,7 +256,7 @@ class Server:
         log.info("stopped")
 
 
-async def serve(config: Config) -> None:
+async def serve(config: Config, path: str | None = None) -> None:
     # What is alive now (modules, classes, the configuration) lives as long as the process:
     # out of the cyclic collector's sight, it is not traversed again by every full
     # collection. And the youngest generation is collected every 50,000 allocations instead
@@ -249,6 +275,7 @@ async def serve(config: Config) -> None:
     except StoreError as exc:
         print(f"culex: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    server.config_path = path
     # Signals are handled from here on: a stop asked during the start waits for it to end.
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -285,10 +312,10 @@ def _remove_pid_file(path: str | None) -> None:
             os.remove(path)
 
 
-def run(config: Config) -> None:
+def run(config: Config, path: str | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, path))
     else:
-        uvloop.run(serve(config))
+        uvloop.run(serve(config, path))

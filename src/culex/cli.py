@@ -185,4 +185,4 @@ def main(argv: list[str] | None = None) -> None:
     from .app import run
 
     with contextlib.suppress(KeyboardInterrupt):
-        run(config)
+        run(config, args.config)

@@ -337,3 +337,71 @@ def test_a_retained_deletion_made_while_the_link_is_down_is_not_lost(tmp_path: P
     finally:
         broker.stop()
         remote.stop()
+
+
+def test_sighup_adds_removes_and_changes_bridges(tmp_path: Path) -> None:
+    import signal
+
+    first = MosquittoProcess(tmp_path).start()
+    second = MosquittoProcess(tmp_path).start()
+    config = tmp_path / "culex.toml"
+
+    def bridges(*tables: tuple[str, int, str]) -> None:
+        lines = ["persistence = false"]
+        for name, port, topics in tables:
+            lines += ["[[bridge]]", f'name = "{name}"', f'address = "127.0.0.1:{port}"',
+                      'restart_timeout = "0.1 0.5"', f'topics = ["{topics}"]']
+        config.write_text("\n".join(lines) + "\n")
+
+    bridges(("one", first.port, "a/# out 1"))
+    broker = BrokerProcess("--config", str(config)).start()
+    try:
+        broker.wait_for_log("bridge one: connected")
+        local = sub(broker.port, "a/#", 2)  # a client of culex, there throughout
+        bridges(("two", second.port, "a/# out 1"))
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGHUP)
+        broker.wait_for_log("bridge one: removed")
+        broker.wait_for_log("bridge two: connected")
+        on_first, on_second = sub(first.port, "a/#", 1), sub(second.port, "a/#", 1)
+        pub(broker.port, "a/x", "after")
+        assert received(on_second) == ["a/x after"]
+        pub(broker.port, "a/y", "end")
+        assert received(local) == ["a/x after", "a/y end"]  # the client stayed connected
+        on_first.kill()
+        assert on_first.communicate()[0].count(b"a/x") == 0  # the removed bridge is gone
+    finally:
+        broker.stop()
+        first.stop()
+        second.stop()
+
+
+def test_the_link_state_is_a_metric(tmp_path: Path, remote: MosquittoProcess) -> None:
+    import re
+    import urllib.request
+
+    config = tmp_path / "culex.toml"
+    config.write_text("\n".join([
+        "persistence = false", "[[listener]]", "port = 0", "[[listener]]", "port = 0",
+        'protocol = "http"', "[[bridge]]", 'name = "cloud"',
+        f'address = "127.0.0.1:{remote.port}"', 'restart_timeout = "0.1 0.5"',
+        'topics = ["m/# out 0"]']) + "\n")
+    broker = BrokerProcess("--config", str(config), listen=False).start()
+    try:
+        broker.wait_for_log("bridge cloud: connected")
+        line = broker.wait_for_log(r"listening on 127\.0\.0\.1:\d+ \(HTTP\)")
+        port = re.findall(r":(\d+) ", line)[0]
+
+        def metric() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                        timeout=WAIT) as response:
+                text = response.read().decode()
+            return re.findall(r'^culex_bridge_connected\{bridge="cloud"\} (\S+)$', text,
+                              re.M)[0]
+
+        assert metric() == "1.0"
+        remote.stop()
+        broker.wait_for_log("bridge cloud: connection lost")
+        assert metric() == "0.0"
+    finally:
+        broker.stop()

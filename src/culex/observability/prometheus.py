@@ -56,11 +56,13 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 class BrokerCollector(Collector):
     def __init__(self, counters: Counters, gauges: Callable[[], Gauges],
-                 listeners: Iterable[ListenerState], version: str) -> None:
+                 listeners: Iterable[ListenerState], version: str,
+                 bridges: Callable[[], list[tuple[str, bool]]] = list) -> None:
         self._counters = counters
         self._gauges = gauges
         self._listeners = list(listeners)
         self._version = version
+        self._bridges = bridges  # (name, connected) of each bridge
 
     def collect(self) -> Iterator[Metric]:
         snap = self._counters.snapshot()
@@ -73,6 +75,12 @@ class BrokerCollector(Collector):
             "culex_store_commit_duration_seconds",
             "Time each store transaction took, from BEGIN to the end of COMMIT.",
             buckets=buckets, sum_value=store["commit_seconds"])
+        links = GaugeMetricFamily("culex_bridge_connected", "Whether each bridge's link to "
+                                  "its remote broker is up (1) or not (0).",
+                                  labels=["bridge"])
+        for name, connected in self._bridges():
+            links.add_metric([name], int(connected))
+        yield links
         info = GaugeMetricFamily("culex_build_info", "culex's version (the value is 1).",
                                  labels=["version"])
         info.add_metric([self._version], 1)
