@@ -58,12 +58,22 @@ class LinkTarget:
         self._client = client
         self._hold_until = 0
         self._held: list[tuple[int, Packet]] = []
+
+    @property
+    def send_window(self) -> int:
         # Within the remote broker's Receive Maximum (MQTT 5), and max_inflight_messages:
         # a 3.1.1 broker has no way to say how many it takes, and Mosquitto drops what
         # comes beyond its own limit (20).
-        server_max = client.connack.properties.receive_maximum if client.connack else None
-        own = link.broker.limits.max_inflight_messages or 20
-        self.send_window = min(server_max or 65535, own)
+        connack = self._client.connack
+        server_max = connack.properties.receive_maximum if connack is not None else None
+        own = self._link.broker.limits.max_inflight_messages or 20
+        return min(server_max or 65535, own)
+
+    def acknowledge(self, packet: Publish) -> None:
+        """PUBACK or PUBREC for a message from the remote broker, after what this broker's
+        store must write for it (nothing acknowledged is lost to a crash here)."""
+        ack = PubAck(packet.packet_id) if packet.qos == 1 else PubRec(packet.packet_id)
+        self._write(ack)
 
     @property
     def paused(self) -> bool:
@@ -127,6 +137,7 @@ class Link:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._client: Client | None = None
+        self._target: LinkTarget | None = None
 
     # -- topics ------------------------------------------------------------------------------
 
@@ -221,6 +232,8 @@ class Link:
         client = Client(options, on_message=self._inbound)
         client.on_ack = self._acknowledged
         client.on_writable = self._writable
+        self._target = target = LinkTarget(self, client)
+        client.on_inbound_ack = target.acknowledge
         await client.connect()
         self._client = client
         log.info("bridge %s: connected to %s:%d", config.name, host, port)
@@ -242,7 +255,8 @@ class Link:
             # QoS 0: the link's packet ids belong to its session's messages.
             await client.publish(config.notification_topic, b"1", 0, True)
             self.broker.publish_sys(config.notification_topic, b"1")
-        target = LinkTarget(self, client)
+        target = self._target
+        assert target is not None
         self.session: Session = self.broker.attach_link(target, config.local_clientid)
         self.connected = True
         try:
@@ -268,7 +282,11 @@ class Link:
         message = Message.from_publish(topic, packet.payload, min(packet.qos, qos),
                                        packet.retain, packet.properties, self.broker.clock(),
                                        self.config.local_clientid)
+        store = self.broker.store
+        changes = store.changes
         self.broker.publish(message)
+        if packet.qos and store.changes != changes and self._target is not None:
+            store.touch(self._target)  # its acknowledgement waits for the store
 
     def _acknowledged(self, packet: Packet) -> None:
         session = getattr(self, "session", None)

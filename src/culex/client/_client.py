@@ -90,6 +90,9 @@ class Client:
         # acknowledgements of those itself, and hears when writing may go on.
         self.on_ack: Callable[[Packet], None] | None = None
         self.on_writable: Callable[[], None] | None = None
+        # Set, the owner acknowledges received messages itself, once it has kept them (a
+        # bridge link: after this broker's store has written them).
+        self.on_inbound_ack: Callable[[Publish], None] | None = None
 
     # -- the pipe's receiver ------------------------------------------------------------------
 
@@ -251,17 +254,31 @@ class Client:
             else:
                 packet.topic = self._aliases.get(alias, "")
         qos = packet.qos
-        if qos == 1:
-            self._send(PubAck(packet.packet_id), f"PUBACK (m{packet.packet_id}, rc0)")
-        elif qos == 2:
-            self._send(PubRec(packet.packet_id), f"PUBREC (m{packet.packet_id}, rc0)")
-            if packet.packet_id in self._received_qos2:
-                return  # a resend of a message already delivered (MQTT 4.3.3)
+        acknowledge = self.acknowledge
+        if qos == 2 and packet.packet_id in self._received_qos2:
+            # A resend of a message already delivered (MQTT 4.3.3): acknowledged again only.
+            if self.on_inbound_ack is None:
+                acknowledge(packet)
+            else:
+                self.on_inbound_ack(packet)
+            return
+        if qos == 2:
             self._received_qos2.add(packet.packet_id)
+        if self.on_inbound_ack is None:
+            acknowledge(packet)
         if self._on_message is not None:
             self._on_message(packet)
         else:
             self.messages.put_nowait(packet)
+        if self.on_inbound_ack is not None and qos:
+            self.on_inbound_ack(packet)  # the owner sends the PUBACK or PUBREC when it may
+
+    def acknowledge(self, packet: Publish) -> None:
+        """PUBACK (QoS 1) or PUBREC (QoS 2) for a received PUBLISH."""
+        if packet.qos == 1:
+            self._send(PubAck(packet.packet_id), f"PUBACK (m{packet.packet_id}, rc0)")
+        elif packet.qos == 2:
+            self._send(PubRec(packet.packet_id), f"PUBREC (m{packet.packet_id}, rc0)")
 
     def _answer(self, packet_id: int, value: object) -> None:
         future = self._waiting.pop(packet_id, None)
