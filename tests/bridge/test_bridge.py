@@ -133,7 +133,7 @@ def test_a_mosquitto_bridge_connects_to_culex_with_try_private(tmp_path: Path) -
     try:
         remote = MosquittoProcess(tmp_path, extra=(
             f"connection to-culex\naddress 127.0.0.1:{broker.port}\ntopic # both 1\n"
-            "try_private true\nbridge_protocol_version mqttv311\nnotifications false\n"
+            "try_private true\nbridge_protocol_version mqttv311\n"
             "restart_timeout 1\n")).start()
         try:
             broker.wait_for_log(r"connected: client \S+ from 127\.0\.0\.1:\d+, MQTT 3\.1\.1")
@@ -142,6 +142,11 @@ def test_a_mosquitto_bridge_connects_to_culex_with_try_private(tmp_path: Path) -
             pub(remote.port, "t/mosquitto", "b")
             for side in (here, there):  # once each: no echo through the bridge
                 assert sorted(received(side)) == ["t/culex a", "t/mosquitto b"]
+            # Its notifications reach culex: the state topic, and the will of 0 set.
+            state = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t",
+                                    "$SYS/broker/connection/+/state", "-C", "1", "-W", "5"],
+                                   capture_output=True, timeout=WAIT)
+            assert state.stdout == b"1\n"
         finally:
             remote.stop()
     finally:
