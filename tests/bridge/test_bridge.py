@@ -5,6 +5,7 @@ comes back, the link's state, and a Mosquitto bridge connecting to culex."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -445,3 +446,38 @@ def test_inbound_messages_survive_a_culex_crash(tmp_path: Path) -> None:
     finally:
         again.stop()
         remote.stop()
+
+
+def test_the_acl_does_not_filter_a_bridge(tmp_path: Path, remote: MosquittoProcess) -> None:
+    # The ACL is written for clients: alice may write x/# and read y/#; the bridge, which
+    # has no rule, still forwards x/# out and y/# in.
+    (tmp_path / "acl").write_text("user alice\ntopic write x/#\ntopic read y/#\n")
+    passwd = tmp_path / "passwd"
+    passwd.write_text("")
+    subprocess.run([sys.executable, "-m", "culex", "passwd", "-b", str(passwd), "alice",
+                    "pw", "--iterations", "1000"], check=True, timeout=WAIT)
+    config = tmp_path / "culex.toml"
+    config.write_text("\n".join([
+        "persistence = false", f'acl_file = "{tmp_path / "acl"}"',
+        f'password_file = "{passwd}"', "[[bridge]]", 'name = "cloud"',
+        f'address = "127.0.0.1:{remote.port}"', 'protocol_version = "mqttv50"',
+        'topics = ["x/# out 1", "y/# in 1"]']) + "\n")
+    broker = BrokerProcess("--config", str(config)).start()
+    try:
+        broker.wait_for_log("bridge cloud: connected")
+        alice = ["-u", "alice", "-P", "pw"]
+        up = sub(remote.port, "x/#", 1)
+        subprocess.run(["mosquitto_pub", "-p", str(broker.port), *alice, "-t", "x/1", "-m",
+                        "out", "-q", "1"], check=True, timeout=WAIT)
+        assert received(up) == ["x/1 out"]
+        down = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-p", str(broker.port),
+                                 *alice, "-t", "y/#", "-C", "1", "-v", "-d", "-q", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert down.stdout is not None
+        for line in down.stdout:
+            if b"received SUBACK" in line:
+                break
+        pub(remote.port, "y/1", "in")
+        assert received(down) == ["y/1 in"]
+    finally:
+        broker.stop()

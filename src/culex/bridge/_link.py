@@ -36,6 +36,7 @@ from ..protocol import (
     ReasonCode,
     Subscribe,
     SubscriptionRequest,
+    Unsubscribe,
     Will,
     topic_matches,
 )
@@ -167,15 +168,17 @@ class Link:
         """The link's session subscribes to the out topics once: it keeps them (and what
         they bring while the remote broker is away) from then on."""
         broker = self.broker
-        session = broker.sessions.get(self.config.local_clientid)
         wanted = {rule.local_filter: rule.qos for rule in self.outgoing}
-        if session is not None and set(session.subscriptions) == set(wanted):
-            session.keep_retained()  # restored from the store: keeps what it kept before
-            return
+        # Attached for a moment (a session restored from the store is made the link's again:
+        # no client identity, retained messages kept), subscribed if it is not yet.
         target = _Detached()
         session = broker.attach_link(target, self.config.local_clientid)
         requests = [SubscriptionRequest(topic, qos, no_local=True, retain_as_published=True,
-                                        retain_handling=1) for topic, qos in wanted.items()]
+                                        retain_handling=1) for topic, qos in wanted.items()
+                    if topic not in session.subscriptions]
+        gone = [topic for topic in session.subscriptions if topic not in wanted]
+        if gone:  # the configuration changed (SIGHUP)
+            broker.unsubscribe(session, Unsubscribe(1, gone))
         if requests:
             _, retained = broker.subscribe(session, MQTT_5, Subscribe(1, requests))
             for message, qos, sub_ids in retained:  # the current values go across too

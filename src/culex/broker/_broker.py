@@ -18,7 +18,6 @@ from ..auth import Action, AuthChain, ClientInfo
 from ..observability import Counters, Gauges
 from ..persistence import Snapshot, Store
 from ..protocol import (
-    MQTT_5,
     NO_PROPERTIES,
     AssemblyBudget,
     Connect,
@@ -166,9 +165,11 @@ class Broker:
             if session.connection is not None:  # a client took the link's id: it goes
                 session.connection.close(ReasonCode.SESSION_TAKEN_OVER, "taken by a bridge")
             self.lifetime.resumed(session)
-        client = ClientInfo(client_id, None, None, "bridge", MQTT_5)
         session.keep_retained()
-        session.attach(target, client, NEVER_EXPIRES)
+        # No client identity: a bridge is configured by the operator, and the ACL (written
+        # for clients) neither filters what it forwards nor what it subscribes to.
+        session.attach(target, None, NEVER_EXPIRES)
+        self.fanout.forget(session)
         self.connections.add(target)
         session.keep_in(self.store if self.store.persistent else None)
         session.resume(self.clock())
