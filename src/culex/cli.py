@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, summary in (("pub", "publish messages (mosquitto_pub's options)"),
                           ("sub", "subscribe and print messages (mosquitto_sub's options)"),
                           ("rr", "request and response (mosquitto_rr's options)"),
-                          ("bench", "load a broker and measure it (emqtt-bench's options)")):
+                          ("bench", "load a broker and measure it (emqtt-bench's options)"),
+                          ("demo", "the house of temperature sensors, live")):
         commands.add_parser(name, help=summary + f"; culex {name} --help", add_help=False)
     check = commands.add_parser(
         "check-config", help="check a configuration file (TOML or mosquitto.conf) and print "
@@ -135,6 +136,10 @@ def _passwd(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "demo":
+        from .demo import main as demo
+
+        raise SystemExit(demo(argv[1:]))
     if argv and argv[0] in ("pub", "sub", "rr", "bench"):
         # The client tools parse their own options (-h is the host there, as in mosquitto's).
         from .tools import run_tool
