@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +238,14 @@ def broker_env(state_home: str) -> dict[str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1", XDG_STATE_HOME=state_home)
     env.pop("STATE_DIRECTORY", None)
     return env
+
+
+@dataclass
+class Endpoint:
+    """A broker under test, by kind ("culex" or "mosquitto") and port."""
+
+    kind: str
+    port: int
 
 
 class MosquittoProcess:

@@ -4,44 +4,37 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from support import BrokerProcess, MosquittoProcess
+from support import BrokerProcess, Endpoint, MosquittoProcess
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
-@dataclass
-class Broker:
-    kind: str  # "culex" or "mosquitto"
-    port: int
-
-
 @pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+def mosquitto(tmp_path: Path) -> Iterator[Endpoint]:
     """A real Mosquitto on a free loopback port, anonymous clients allowed."""
     process = MosquittoProcess(tmp_path).start()
     try:
-        yield Broker("mosquitto", process.port)
+        yield Endpoint("mosquitto", process.port)
     finally:
         process.stop()
 
 
 @pytest.fixture
-def culex_broker() -> Iterator[Broker]:
+def culex_broker() -> Iterator[Endpoint]:
     process = BrokerProcess("--no-persistence").start()
     try:
-        yield Broker("culex", process.port)
+        yield Endpoint("culex", process.port)
     finally:
         process.stop()
 
 
 @pytest.fixture(params=["culex", "mosquitto"])
-def any_broker(request: pytest.FixtureRequest) -> Broker:
+def any_broker(request: pytest.FixtureRequest) -> Endpoint:
     """Each test that uses it runs against culex and against Mosquitto."""
-    broker: Broker = request.getfixturevalue("culex_broker" if request.param == "culex"
+    broker: Endpoint = request.getfixturevalue("culex_broker" if request.param == "culex"
                                              else "mosquitto")
     return broker

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Broker
-
 from certs import CertSet
-from support import WAIT, broker_with_config
+from support import WAIT, Endpoint, broker_with_config
 
 
 def culex(*args: str) -> list[str]:
@@ -66,19 +64,19 @@ def rest_of(proc: subprocess.Popen[bytes]) -> bytes:
     return without_debug(proc.stdout.read())
 
 
-def sub_cmd(tool: str, broker: Broker, *args: str) -> list[str]:
+def sub_cmd(tool: str, broker: Endpoint, *args: str) -> list[str]:
     base = culex("sub") if tool == "culex" else ["mosquitto_sub"]
     return [*base, "-h", "127.0.0.1", "-p", str(broker.port), *args]
 
 
-def pub_cmd(tool: str, broker: Broker, *args: str) -> list[str]:
+def pub_cmd(tool: str, broker: Endpoint, *args: str) -> list[str]:
     base = culex("pub") if tool == "culex" else ["mosquitto_pub"]
     return [*base, "-h", "127.0.0.1", "-p", str(broker.port), *args]
 
 
 @pytest.mark.parametrize("version", ["31", "311", "5"])
 @pytest.mark.parametrize("publisher", ["culex", "mosquitto"])
-def test_every_version_and_qos_both_ways(any_broker: Broker, version: str,
+def test_every_version_and_qos_both_ways(any_broker: Endpoint, version: str,
                                          publisher: str) -> None:
     subscriber = "mosquitto" if publisher == "culex" else "culex"
     topic = f"x/{publisher}/{version}"
@@ -95,7 +93,7 @@ def test_every_version_and_qos_both_ways(any_broker: Broker, version: str,
 FORMAT = "%t|%p|%x|%X|%l|%q|%r|%P|%C|%D|%R|%E|%F|%S|%j"
 
 
-def test_properties_and_formats_print_as_mosquitto_sub_prints_them(any_broker: Broker) -> None:
+def test_properties_and_formats_print_as_mosquitto_sub_prints_them(any_broker: Endpoint) -> None:
     props = ["-D", "publish", "user-property", "k", "v", "-D", "publish", "user-property",
              "k2", "v 2", "-D", "publish", "content-type", "text/plain", "-D", "publish",
              "response-topic", "back", "-D", "publish", "correlation-data", "c-d", "-D",
@@ -126,7 +124,7 @@ def test_properties_and_formats_print_as_mosquitto_sub_prints_them(any_broker: B
         assert bare.stdout == "héllo\tx".encode()
 
 
-def test_ways_of_giving_the_message(any_broker: Broker, tmp_path: Path) -> None:
+def test_ways_of_giving_the_message(any_broker: Endpoint, tmp_path: Path) -> None:
     sub = Subscriber(sub_cmd("mosquitto", any_broker, "-t", "w/#", "-C", "8", "-F", "%t [%p]"))
     payload = tmp_path / "payload"
     payload.write_bytes(b"from a file")
@@ -143,7 +141,7 @@ def test_ways_of_giving_the_message(any_broker: Broker, tmp_path: Path) -> None:
         "w/l []", "w/l [line three]", "w/n []", "w/n []"]
 
 
-def test_retained_options(any_broker: Broker) -> None:
+def test_retained_options(any_broker: Endpoint) -> None:
     for topic, text in (("r/a", "A"), ("r/b", "B")):
         assert run(pub_cmd("culex", any_broker, "-t", topic, "-m", text, "-r")).returncode == 0
     # -R hides the retained ones: nothing to print before -W runs out (status 27, as there).
@@ -162,7 +160,7 @@ def test_retained_options(any_broker: Broker) -> None:
     assert (empty.returncode, empty.stdout) == (27, b"")
 
 
-def test_a_will_and_a_persistent_session(any_broker: Broker) -> None:
+def test_a_will_and_a_persistent_session(any_broker: Endpoint) -> None:
     watcher = Subscriber(sub_cmd("mosquitto", any_broker, "-t", "will/#", "-C", "1", "-v"))
     dying = subprocess.Popen(culex("sub", "-p", str(any_broker.port), "-h", "127.0.0.1",
                                    "-t", "other", "--will-topic", "will/dev", "--will-payload",
@@ -186,9 +184,9 @@ def test_refusals_and_errors_say_what_mosquittos_tools_say(tmp_path: Path) -> No
         for version, status in (("311", 5), ("5", 135)):
             said = []
             for tool in ("mosquitto", "culex"):
-                for cmd in (pub_cmd(tool, Broker("culex", broker.port), "-V", version, "-t",
+                for cmd in (pub_cmd(tool, Endpoint("culex", broker.port), "-V", version, "-t",
                                     "a", "-m", "b"),
-                            sub_cmd(tool, Broker("culex", broker.port), "-V", version, "-t",
+                            sub_cmd(tool, Endpoint("culex", broker.port), "-V", version, "-t",
                                     "a")):
                     result = run(cmd)
                     assert result.returncode == status, (tool, cmd, result)
@@ -196,7 +194,7 @@ def test_refusals_and_errors_say_what_mosquittos_tools_say(tmp_path: Path) -> No
             assert len(set(said)) == 1, said  # the same first line from both tools
             assert said[0] in ("Connection error: Connection Refused: not authorised.",
                                "Connection error: Not authorized")
-    nobody = Broker("culex", 1)  # nothing listens on port 1
+    nobody = Endpoint("culex", 1)  # nothing listens on port 1
     for tool in ("mosquitto", "culex"):
         result = run(pub_cmd(tool, nobody, "-t", "a", "-m", "b"))
         assert (result.returncode, result.stderr.decode().strip()) == \
@@ -217,7 +215,7 @@ def test_tls_with_client_certificates(certs: CertSet, tmp_path: Path) -> None:
               f'cafile = "{certs.ca.cert}"\nrequire_certificate = true\n'
               "use_identity_as_username = true\n")
     with broker_with_config(tmp_path, config) as broker:
-        port = Broker("culex", broker.port)
+        port = Endpoint("culex", broker.port)
         tls = ["--cafile", certs.ca.cert, "--cert", certs.client.cert, "--key",
                certs.client.key]
         for publisher, subscriber in (("culex", "mosquitto"), ("mosquitto", "culex")):
@@ -260,7 +258,7 @@ def test_pub_reports_a_refused_message_as_mosquitto_pub_does(tmp_path: Path) -> 
     (tmp_path / "acl").write_text("topic readwrite ok/#\n")
     with broker_with_config(tmp_path, 'acl_file = "acl"\n') as broker:
         for tool in ("mosquitto", "culex"):
-            result = run(pub_cmd(tool, Broker("culex", broker.port), "-V", "5", "-t", "no/x",
+            result = run(pub_cmd(tool, Endpoint("culex", broker.port), "-V", "5", "-t", "no/x",
                                  "-m", "a", "-q", "1"))
             assert result.returncode == 0
             assert result.stderr == b"Warning: Publish 1 failed: Not authorized.\n"

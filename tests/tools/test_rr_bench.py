@@ -21,11 +21,10 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from conftest import Broker
 from culex.tools._bench import _Board
 from culex.tools._bench_worker import bucket_of
 
-from support import WAIT
+from support import WAIT, Endpoint
 
 
 def culex(*args: str) -> list[str]:
@@ -33,7 +32,7 @@ def culex(*args: str) -> list[str]:
 
 
 @pytest.fixture
-def responder(any_broker: Broker) -> Iterator[Broker]:
+def responder(any_broker: Endpoint) -> Iterator[Endpoint]:
     """A service answering requests on service/# in upper case, correlation data echoed."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="responder",
                          protocol=mqtt.MQTTv5)
@@ -57,7 +56,7 @@ def responder(any_broker: Broker) -> Iterator[Broker]:
     client.loop_stop()
 
 
-def test_rr_as_mosquitto_rr(responder: Broker) -> None:
+def test_rr_as_mosquitto_rr(responder: Endpoint) -> None:
     outputs = []
     for tool in (["mosquitto_rr"], culex("rr")):
         result = subprocess.run([*tool, "-h", "127.0.0.1", "-p", str(responder.port), "-t",
@@ -73,7 +72,7 @@ def test_rr_as_mosquitto_rr(responder: Broker) -> None:
     assert (late.returncode, late.stderr) == (27, b"Timed out\n")
 
 
-def bench(broker: Broker, *args: str) -> dict[str, object]:
+def bench(broker: Endpoint, *args: str) -> dict[str, object]:
     result = subprocess.run(culex("bench", *args, "-h", "127.0.0.1", "-p", str(broker.port),
                                   "--json"), capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -82,7 +81,7 @@ def bench(broker: Broker, *args: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("qos", [1, 2])
-def test_pubsub_counts_are_exact(any_broker: Broker, qos: int) -> None:
+def test_pubsub_counts_are_exact(any_broker: Endpoint, qos: int) -> None:
     summary = bench(any_broker, "pubsub", "-c", "5", "--subscribers", "1", "-I", "0", "-q",
                     str(qos), "-F", "8", "-L", "3000", "-t", f"exact/{qos}/%i",
                     "--workers", "2")
@@ -95,7 +94,7 @@ def test_pubsub_counts_are_exact(any_broker: Broker, qos: int) -> None:
     assert isinstance(latency, dict) and 0 < latency["p50"] <= latency["p99"] < 5000
 
 
-def test_a_paced_run_has_paced_rates_and_small_latencies(any_broker: Broker) -> None:
+def test_a_paced_run_has_paced_rates_and_small_latencies(any_broker: Endpoint) -> None:
     summary = bench(any_broker, "pubsub", "-c", "3", "--subscribers", "1", "-I", "20", "-q",
                     "0", "--duration", "3", "-t", "paced/%i")
     # Two publishers, one message each per 20 ms: 100 a second while messages flow.
@@ -107,7 +106,7 @@ def test_a_paced_run_has_paced_rates_and_small_latencies(any_broker: Broker) -> 
     assert isinstance(latency, dict) and 0 < latency["p50"] < 20 and latency["p99"] < 200
 
 
-def test_conn_and_plain_pub(any_broker: Broker) -> None:
+def test_conn_and_plain_pub(any_broker: Endpoint) -> None:
     summary = bench(any_broker, "conn", "-c", "60", "-i", "2", "--duration", "1",
                     "--workers", "2")
     assert (summary["connected"], summary["connect_failures"]) == (60, 0)
@@ -117,7 +116,7 @@ def test_conn_and_plain_pub(any_broker: Broker) -> None:
     assert summary["tool_cpu_us_per_message"] is not None
 
 
-def test_status_line_is_rewritten_in_place_on_a_terminal(culex_broker: Broker) -> None:
+def test_status_line_is_rewritten_in_place_on_a_terminal(culex_broker: Endpoint) -> None:
     leader, follower = pty.openpty()
     proc = subprocess.Popen(culex("bench", "pub", "-h", "127.0.0.1", "-p",
                                   str(culex_broker.port), "-c", "2", "-I", "50",
