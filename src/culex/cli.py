@@ -7,11 +7,12 @@ import contextlib
 import logging
 import os
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
-from .config import Config, ConfigError, Problem, parse_listen
-from .configfile import read_config
+
+if TYPE_CHECKING:
+    from .config import Problem
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -155,6 +156,10 @@ def main(argv: list[str] | None = None) -> None:
         from .check import check_config
 
         raise SystemExit(check_config(args.file, sys.stdout))
+    # Only the broker needs the configuration modules: the client tools start faster without.
+    from .config import Config, ConfigError, parse_listen
+    from .configfile import read_config
+
     notes: list[Problem] = []
     try:
         if args.config:
