@@ -19,11 +19,12 @@ from certs import CertSet
 from support import WAIT, BrokerProcess, MosquittoProcess, broker_with_config, free_port
 
 
-def sub(port: int, topic: str, count: int) -> subprocess.Popen[bytes]:
-    """mosquitto_sub in the background, ready once it has its SUBACK."""
+def sub(port: int, topic: str, count: int, *extra: str) -> subprocess.Popen[bytes]:
+    """mosquitto_sub in the background (``extra``: more of its options), ready once it has
+    its SUBACK."""
     proc = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-p", str(port), "-t", topic,
-                             "-v", "-C", str(count), "-W", str(int(WAIT)), "-d", "-q", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "-v", "-C", str(count), "-W", str(int(WAIT)), "-d", "-q", "1",
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
     for line in proc.stdout:
         if b"received SUBACK" in line:
@@ -301,14 +302,8 @@ def test_a_tls_link_with_a_client_certificate(tmp_path: Path, certs: CertSet) ->
                                f'keyfile = "{certs.client.key}"')
         try:
             remote.wait_for_log(r"connected: client cloud from .*MQTT 5")
-            watcher = subprocess.Popen(
-                ["stdbuf", "-oL", "mosquitto_sub", "-p", str(remote.port), "--cafile",
-                 certs.ca.cert, "--cert", certs.client.cert, "--key", certs.client.key,
-                 "-t", "t/#", "-C", "1", "-v", "-d"], stdout=subprocess.PIPE)
-            assert watcher.stdout is not None
-            for line in watcher.stdout:
-                if b"received SUBACK" in line:
-                    break
+            watcher = sub(remote.port, "t/#", 1, "--cafile", certs.ca.cert, "--cert",
+                          certs.client.cert, "--key", certs.client.key)
             pub(broker.port, "t/secure", "yes")
             assert received(watcher) == ["t/secure yes"]
         finally:
@@ -470,13 +465,7 @@ def test_the_acl_does_not_filter_a_bridge(tmp_path: Path, remote: MosquittoProce
         subprocess.run(["mosquitto_pub", "-p", str(broker.port), *alice, "-t", "x/1", "-m",
                         "out", "-q", "1"], check=True, timeout=WAIT)
         assert received(up) == ["x/1 out"]
-        down = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-p", str(broker.port),
-                                 *alice, "-t", "y/#", "-C", "1", "-v", "-d", "-q", "1"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert down.stdout is not None
-        for line in down.stdout:
-            if b"received SUBACK" in line:
-                break
+        down = sub(broker.port, "y/#", 1, *alice)
         pub(remote.port, "y/1", "in")
         assert received(down) == ["y/1 in"]
     finally:
