@@ -85,6 +85,7 @@ class Server:
         self._protocols: dict[Any, str] = {}
         self._http: list[set[Any]] = []  # each HTTP listener's open connections
         self._web: Any = None  # the HTTP application, made for the first HTTP listener
+        self._dashboard_app: Any = None
         self._ready = False
         self._stopped = asyncio.Event()
 
@@ -143,7 +144,8 @@ class Server:
         loop = asyncio.get_running_loop()
         wrap = None if tls is None else \
             (lambda protocol: TLSStream(protocol, tls, self.counters, loop))
-        handler = self._web_app().handler(self.config.anonymous_allowed(listener))
+        dashboard = self._dashboard() if listener.dashboard else None
+        handler = self._web_app().handler(self.config.anonymous_allowed(listener), dashboard)
         server, connections = await start_http_listener(handler, listener.bind_address,
                                                         listener.port, wrap)
         self._http.append(connections)
@@ -168,6 +170,15 @@ class Server:
             logins = Logins(self.broker.auth, delay, self.broker.login_failed, self.counters)
             self._web = WebApp(Exposition(collector), logins, self.not_ready)
         return self._web
+
+    def _dashboard(self) -> Any:
+        if self._dashboard_app is None:
+            from .web import Dashboard, DashboardView
+
+            logins = self._web_app().logins
+            self._dashboard_app = Dashboard(DashboardView(self.broker, self.counters),
+                                            logins.credentials)
+        return self._dashboard_app
 
     def _bridge_states(self) -> list[tuple[str, bool]]:
         links = self.bridges.links if self.bridges is not None else []

@@ -73,6 +73,9 @@ class ListenerConfig:
     # secure WebSockets with certfile), as in Mosquitto; or "http" (metrics and health, or
     # HTTPS with certfile).
     protocol: str = "mqtt"
+    # An http listener that also serves the dashboard (login: password-file users whom the
+    # ACL lets read $SYS/#).
+    dashboard: bool = False
 
     @property
     def tls(self) -> bool:
@@ -119,6 +122,8 @@ class ListenerConfig:
                     "password file (HTTP basic), not with certificate names")
         if self.tls_version not in ("tlsv1.2", "tlsv1.3"):
             problem("tls_version", "tls_version must be tlsv1.2 or tlsv1.3")
+        if self.dashboard and self.protocol != "http":
+            problem("dashboard", "the dashboard is served by an http listener")
         if problems:
             raise ConfigError(problems)
 

@@ -5,6 +5,7 @@ The seams other parts plug into: ``Host`` (what a connection asks of the broker)
 connection, a bridge link, a remote node).
 """
 
+from . import _inspect as inspection
 from ._broker import Broker, Scheduler
 from ._connect import Accepted
 from ._connection import Connection
@@ -16,6 +17,21 @@ from ._session import Limits, Outgoing, Session
 from ._states import State
 from ._target import DeliveryTarget
 
-__all__ = ["Accepted", "Broker", "Connection", "DeliveryTarget", "Host", "Limits", "Message",
-           "Outgoing", "RetainedStore", "Router", "Scheduler", "Session", "Sink", "State",
-           "Subscription"]
+__all__ = [
+    "Accepted",
+    "Broker",
+    "Connection",
+    "DeliveryTarget",
+    "Host",
+    "Limits",
+    "Message",
+    "Outgoing",
+    "RetainedStore",
+    "Router",
+    "Scheduler",
+    "Session",
+    "Sink",
+    "State",
+    "Subscription",
+    "inspection",
+]

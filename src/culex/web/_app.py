@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING
 
 from ..auth import Action, ClientInfo
 from ..observability.prometheus import CONTENT_TYPE
+from ._page import PAGE, PAGE_HEADERS
 from ._server import Request, Response
+
+if TYPE_CHECKING:
+    from ._dashboard import Dashboard
 
 if TYPE_CHECKING:
     from ..auth import AuthChain
@@ -48,7 +52,10 @@ class Logins:
         credentials = _basic(header)
         if credentials is None:
             return False
-        username, password = credentials
+        return await self.credentials(*credentials, peer)
+
+    async def credentials(self, username: str, password: str, peer: str) -> bool:
+        """Whether a user of the password file may watch the broker (reads ``$SYS/#``)."""
         await self._delay(peer)
         client = ClientInfo("http", username, password.encode(), peer, 0)
         reason = await self._auth.authenticate(client, allow_anonymous=False)
@@ -81,12 +88,22 @@ class WebApp:
                  not_ready: Callable[[], str | None]) -> None:
         self._exposition = exposition
         self._logins = logins
+        self.logins = logins
         self._not_ready = not_ready
 
-    def handler(self, anonymous: bool) -> Callable[[Request], Awaitable[Response]]:
-        """The request handler of a listener (``anonymous``: whether it needs no login)."""
+    def handler(self, anonymous: bool, dashboard: Dashboard | None = None
+                ) -> Callable[[Request], Awaitable[Response]]:
+        """The request handler of a listener (``anonymous``: whether /metrics needs no
+        login; ``dashboard``: the dashboard, if this listener serves it)."""
 
         async def handle(request: Request) -> Response:
+            if dashboard is not None:
+                if request.path == "/" and request.method == "GET":
+                    return Response(200, PAGE, content_type="text/html; charset=utf-8",
+                                    headers=PAGE_HEADERS)
+                answer = await dashboard.handle(request)
+                if answer is not None:
+                    return answer
             return await self._handle(request, anonymous)
 
         return handle

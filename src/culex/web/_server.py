@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -48,6 +48,9 @@ class Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # A body sent as it comes (server-sent events), chunk by chunk, until it ends or the
+    # client goes away; ``body`` is then unused.
+    stream: AsyncIterator[bytes] | None = None
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -159,8 +162,11 @@ class HTTPServerProtocol(asyncio.Protocol):
             log.exception("internal error answering %s %s from %s", request.method,
                           request.path, request.peer)
             response = Response(500, b"internal error\n")
+        if response.stream is not None:
+            await self._send_stream(response)
+        else:
+            self._send(response)
         self._task = None
-        self._send(response)
         if self._transport is None:
             return
         if self._h11.our_state is h11.MUST_CLOSE or self._h11.their_state is h11.MUST_CLOSE:
@@ -186,6 +192,27 @@ class HTTPServerProtocol(asyncio.Protocol):
         body = self._h11.send(h11.Data(data=response.body)) if response.body else b""
         end = self._h11.send(h11.EndOfMessage())
         self._transport.write(b"".join(part or b"" for part in (out, body, end)))
+
+    async def _send_stream(self, response: Response) -> None:
+        """Headers now, then each chunk as the stream yields it (chunked encoding), while the
+        client keeps the connection; a stream ends the connection when it ends."""
+        assert response.stream is not None and self._transport is not None
+        headers = [("content-type", response.content_type), ("cache-control", "no-store"),
+                   ("x-content-type-options", "nosniff"), ("connection", "close"),
+                   *response.headers]
+        self._transport.write(self._h11.send(h11.Response(status_code=response.status,
+                                                          headers=headers)) or b"")
+        try:
+            async for chunk in response.stream:
+                if self._transport is None:
+                    return
+                self._transport.write(self._h11.send(h11.Data(data=chunk)) or b"")
+            if self._transport is not None:
+                self._transport.write(self._h11.send(h11.EndOfMessage()) or b"")
+        finally:
+            aclose = getattr(response.stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     def _refuse(self, status: int, why: str) -> None:
         log.info("HTTP request from %s refused: %s", self._peer, why)
