@@ -139,6 +139,7 @@ class Link:
         self._stopping = False
         self._client: Client | None = None
         self._target: LinkTarget | None = None
+        self.session: Session | None = None  # the link's session, while attached
 
     # -- topics ------------------------------------------------------------------------------
 
@@ -260,13 +261,14 @@ class Link:
             self.broker.publish_sys(config.notification_topic, b"1")
         target = self._target
         assert target is not None
-        self.session: Session = self.broker.attach_link(target, config.local_clientid)
+        session = self.session = self.broker.attach_link(target, config.local_clientid)
         self.connected = True
         try:
             reason = await client.closed
         finally:
             self.connected = False
-            self.broker.disconnected(target, self.session, publish_will=False)
+            self.session = None
+            self.broker.disconnected(target, session, publish_will=False)
             if config.notifications:
                 self.broker.publish_sys(config.notification_topic, b"0")
             self._client = None
@@ -292,7 +294,7 @@ class Link:
             store.touch(self._target)  # its acknowledgement waits for the store
 
     def _acknowledged(self, packet: Packet) -> None:
-        session = getattr(self, "session", None)
+        session = self.session
         if session is None or self._client is None:
             return
         now = self.broker.clock()
@@ -311,7 +313,7 @@ class Link:
             session.on_pubcomp(packet.packet_id, now)
 
     def _writable(self) -> None:
-        session = getattr(self, "session", None)
+        session = self.session
         if session is not None and session.connection is not None:
             session.pump(self.broker.clock())
 

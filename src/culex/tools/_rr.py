@@ -38,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    p = build_parser()
-    p.set_defaults(protocol_version="5")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     args.protocol_version = "5"  # request/response is MQTT 5
     shared = common(PROG, args)
     topic = args.topic or shared.topic_from_url

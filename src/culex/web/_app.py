@@ -87,8 +87,7 @@ class WebApp:
     def __init__(self, exposition: Exposition, logins: Logins,
                  not_ready: Callable[[], str | None]) -> None:
         self._exposition = exposition
-        self._logins = logins
-        self.logins = logins
+        self.logins = logins  # the dashboard checks its sign-ins with the same
         self._not_ready = not_ready
 
     def handler(self, anonymous: bool, dashboard: Dashboard | None = None
@@ -120,7 +119,7 @@ class WebApp:
             why = self._not_ready()
             return Response(200, b"ready\n") if why is None else \
                 Response(503, f"not ready: {why}\n".encode())
-        if not await self._logins.check(request.headers.get("authorization"), request.peer,
+        if not await self.logins.check(request.headers.get("authorization"), request.peer,
                                         anonymous):
             return Response(401, b"authentication required\n", headers=CHALLENGE)
         return Response(200, self._exposition.render(), content_type=CONTENT_TYPE)
