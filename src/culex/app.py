@@ -167,7 +167,8 @@ class Server:
                 if seconds:
                     await asyncio.sleep(seconds)
 
-            logins = Logins(self.broker.auth, delay, self.broker.login_failed, self.counters)
+            logins = Logins(self.broker.auth, delay, self.broker.login_failed, self.counters,
+                            self.config.dashboard_users)
             self._web = WebApp(Exposition(collector), logins, self.not_ready)
         return self._web
 
@@ -177,7 +178,8 @@ class Server:
 
             logins = self._web_app().logins
             self._dashboard_app = Dashboard(DashboardView(self.broker, self.counters),
-                                            logins.credentials)
+                                            logins.dashboard, logins.may)
+            self._dashboard_app.start(asyncio.get_running_loop())
         return self._dashboard_app
 
     def _bridge_states(self) -> list[tuple[str, bool]]:
@@ -244,6 +246,8 @@ class Server:
             self.sys.stop()
         if self.bridges is not None:
             await self.bridges.stop()
+        if self._dashboard_app is not None:
+            self._dashboard_app.close()
         for server in self._servers:
             server.close()
         # Acknowledgements waiting for the disk go out before the connections close (unless

@@ -139,6 +139,9 @@ class Config:
     # Mosquitto-format files (see culex passwd); reloaded on SIGHUP.
     password_file: str | None = None
     acl_file: str | None = None
+    # Users (of the password file) who may sign in to the dashboard. Unset: those whom the
+    # ACL lets read $SYS/# (as for /metrics).
+    dashboard_users: list[str] | None = None
     # Largest keep-alive a client may ask for; v5 clients are told to use this instead, v3
     # clients asking for more are refused (Mosquitto's behaviour). 65535 = the protocol's limit.
     max_keepalive: int = 65535
@@ -331,11 +334,16 @@ def _coerce(key: str, expected: Any, value: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return value
+    if expected is list:
+        if not isinstance(value, list) or not all(isinstance(item, str) and item
+                                                  for item in value):
+            raise ConfigError(f"{key}: expected a list of names, got {value!r}")
+        return value
     raise AssertionError(key)
 
 
 _TYPES = {"bool": bool, "int": int, "float": float, "str": str, "int | None": int,
-          "bool | None": bool, "str | None": str}
+          "bool | None": bool, "str | None": str, "list[str] | None": list}
 
 
 def config_from_mapping(data: dict[str, Any]) -> Config:

@@ -1,8 +1,9 @@
 """``culex demo``: the house of temperature sensors, live.
 
-A broker (with an HTTP listener for its metrics), the simulated sensors of ``examples/sensors.py``
-and the subscriber of ``examples/subscriber.py``, each its own process as the devices of a real
-house are; the subscriber's lines are shown here. It runs from a source checkout (the examples
+A broker with its dashboard, the simulated sensors of ``examples/sensors.py`` and the subscriber
+of ``examples/subscriber.py``, each its own process as the devices of a real house are; the
+subscriber's lines are shown here. The dashboard's user is ``demo``, with a password made for
+this run and printed with its address. It runs from a source checkout (the examples
 are there) with paho-mqtt installed (``pip install '.[demo]'``).
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +26,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="culex demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=1883, help="MQTT port (0: any free one)")
     parser.add_argument("--http-port", type=int, default=9883,
-                        help="HTTP port of the metrics (0: any free one)")
+                        help="HTTP port of the dashboard and metrics (0: any free one)")
+    parser.add_argument("--password", default=None,
+                        help="the dashboard user's password (default: a new random one)")
     parser.add_argument("--interval", type=float, default=2.0,
                         help="seconds between a sensor's readings")
     parser.add_argument("--duration", type=float, default=0.0,
@@ -39,16 +44,32 @@ def main(argv: list[str]) -> int:
         print("culex demo: the sensors need paho-mqtt: pip install paho-mqtt (or '.[demo]')",
               file=sys.stderr)
         return 1
+    # A service manager's or kill's SIGTERM ends the demo as Ctrl-C does: its broker, sensors
+    # and subscriber with it.
+    signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="culex-demo-") as directory:
         return _run(args, Path(directory))
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _run(args: argparse.Namespace, directory: Path) -> int:
+    from .auth import hash_password, write_password_file
+
+    password = args.password or secrets.token_urlsafe(9)
+    passwd = directory / "passwd"
+    write_password_file(passwd, {"demo": hash_password(password.encode())})
     config = directory / "culex.toml"
     config.write_text("\n".join([
         "persistence = false", "sys_interval = 2",
+        # The sensors are anonymous, as many are; the dashboard asks for the demo user.
+        "allow_anonymous = true", f"password_file = {str(passwd)!r}",
+        'dashboard_users = ["demo"]',
         "[[listener]]", f"port = {args.port}",
-        "[[listener]]", f"port = {args.http_port}", 'protocol = "http"']) + "\n")
+        "[[listener]]", f"port = {args.http_port}", 'protocol = "http"',
+        "dashboard = true"]) + "\n")
     log = directory / "culex.log"
     broker = subprocess.Popen([sys.executable, "-m", "culex", "serve", "--config", str(config)],
                               stderr=log.open("w"))
@@ -59,10 +80,11 @@ def _run(args: argparse.Namespace, directory: Path) -> int:
             sys.stderr.write(log.read_text())
             return 1
         mqtt_port, http_port = ports
-        print(f"broker:   mqtt://127.0.0.1:{mqtt_port}  (culex sub -p {mqtt_port} -t 'maison/#'"
+        print(f"broker:    mqtt://127.0.0.1:{mqtt_port}  (culex sub -p {mqtt_port} -t 'maison/#'"
               " -v)")
-        print(f"metrics:  http://127.0.0.1:{http_port}/metrics")
-        print("sensors:  salon and cuisine temperature, salon humidity, the front door\n",
+        print(f"dashboard: http://127.0.0.1:{http_port}/  (user demo, password {password})")
+        print(f"metrics:   http://127.0.0.1:{http_port}/metrics")
+        print("sensors:   salon and cuisine temperature, salon humidity, the front door\n",
               flush=True)
         where = ["--host", "127.0.0.1", "--port", str(mqtt_port)]
         processes.append(subprocess.Popen([sys.executable, "-u", str(EXAMPLES / "subscriber.py"),

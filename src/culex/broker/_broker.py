@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..auth import Action, AuthChain, ClientInfo
@@ -238,6 +238,10 @@ class Broker:
         message = Message(topic, payload, 0, True, NO_PROPERTIES, None, None)
         self.fanout.publish(message, system=True)
         self.flow.forget_congestion()
+
+    def observe(self, observer: Callable[[Message], None] | None) -> None:
+        """Every message routed from now on is shown to ``observer`` (see Fanout.observe)."""
+        self.fanout.observe(observer)
 
     def gauges(self) -> Gauges:
         queued = queued_bytes = inflight = 0

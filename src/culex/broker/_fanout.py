@@ -8,6 +8,7 @@ and again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..auth import Action
@@ -34,10 +35,19 @@ class Fanout:
         self._auth = auth
         self._counters = counters
         self._read_allowed: dict[Session, dict[str, bool]] = {}
+        self._observer: Callable[[Message], None] | None = None
+
+    def observe(self, observer: Callable[[Message], None] | None) -> None:
+        """Show every routed message (not $SYS values) to ``observer``, e.g. the dashboard's
+        topic tree, before it is delivered; None stops. It must be quick: it runs on the hot
+        path, and is not a subscriber (a message it sees may still have none)."""
+        self._observer = observer
 
     def publish(self, message: Message, system: bool = False) -> int:
         """Deliver ``message`` to every matching subscription; the number of sessions.
         ``system``: a $SYS value, retained in memory only and not counted as dropped."""
+        if self._observer is not None and not system:
+            self._observer(message)
         if message.retain:
             self._retained.set(message)
             if not system:

@@ -13,6 +13,8 @@ from ._message import Message
 if TYPE_CHECKING:
     from ._broker import Broker
 
+KEEP_BYTES = 4096  # of a retained payload, shown to an operator
+
 VERSIONS = {MQTT_3_1: "3.1", MQTT_3_1_1: "3.1.1", MQTT_5: "5"}
 
 
@@ -53,12 +55,14 @@ def retained(broker: Broker, topic_filter: str, limit: int = 1000) -> list[dict[
     """The retained messages matching ``topic_filter`` (``limit`` at most)."""
     found = []
     for message in broker.retained.match(topic_filter):
-        payload = bytes(message.payload)
+        payload = bytes(message.payload[:KEEP_BYTES])
         try:
             text: str | None = payload.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        found.append({"topic": message.topic, "qos": message.qos, "size": len(payload),
+        found.append({"topic": message.topic, "qos": message.qos,
+                      "size": len(message.payload),
+                      "truncated": len(message.payload) > KEEP_BYTES,
                       "payload": text if text is not None else payload[:256].hex(),
                       "binary": text is None})
         if len(found) >= limit:
@@ -66,10 +70,10 @@ def retained(broker: Broker, topic_filter: str, limit: int = 1000) -> list[dict[
     return found
 
 
-def delete_retained(broker: Broker, topic_filter: str) -> int:
+def delete_retained(broker: Broker, topic_filter: str) -> list[str]:
     """Delete the retained messages matching ``topic_filter``, as an empty retained message
     published on each topic would (subscribers are told, the store forgets them)."""
     topics = [message.topic for message in broker.retained.match(topic_filter)]
     for topic in topics:
         broker.publish(Message(topic, b"", 0, True))
-    return len(topics)
+    return topics

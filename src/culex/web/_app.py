@@ -19,16 +19,14 @@ from typing import TYPE_CHECKING
 
 from ..auth import Action, ClientInfo
 from ..observability.prometheus import CONTENT_TYPE
-from ._page import PAGE, PAGE_HEADERS
+from ._page import Assets
 from ._server import Request, Response
-
-if TYPE_CHECKING:
-    from ._dashboard import Dashboard
 
 if TYPE_CHECKING:
     from ..auth import AuthChain
     from ..observability import Counters
     from ..observability.prometheus import Exposition
+    from ._dashboard import Dashboard
 
 log = logging.getLogger("culex")
 
@@ -40,11 +38,13 @@ class Logins:
     slow-down for addresses that fail, same counters."""
 
     def __init__(self, auth: AuthChain, delay: Callable[[str], Awaitable[None]],
-                 failed: Callable[[str], None], counters: Counters) -> None:
+                 failed: Callable[[str], None], counters: Counters,
+                 dashboard_users: list[str] | None = None) -> None:
         self._auth = auth
         self._delay = delay
         self._failed = failed
         self._counters = counters
+        self._dashboard_users = None if dashboard_users is None else set(dashboard_users)
 
     async def check(self, header: str | None, peer: str, anonymous: bool) -> bool:
         if header is None:
@@ -56,19 +56,37 @@ class Logins:
 
     async def credentials(self, username: str, password: str, peer: str) -> bool:
         """Whether a user of the password file may watch the broker (reads ``$SYS/#``)."""
+        return await self._login(username, password, peer, None)
+
+    async def dashboard(self, username: str, password: str, peer: str) -> bool:
+        """Whether a user may sign in to the dashboard: one of ``dashboard_users`` where that
+        list is configured, else (as for /metrics) one the ACL lets read ``$SYS/#``."""
+        return await self._login(username, password, peer, self._dashboard_users)
+
+    async def _login(self, username: str, password: str, peer: str,
+                     allowed: set[str] | None) -> bool:
         await self._delay(peer)
         client = ClientInfo("http", username, password.encode(), peer, 0)
         reason = await self._auth.authenticate(client, allow_anonymous=False)
-        if reason is None and self._auth.authorize(client, Action.SUBSCRIBE, "$SYS/#"):
+        granted = self._auth.authorize(client, Action.SUBSCRIBE, "$SYS/#") if allowed is None \
+            else username in allowed
+        if reason is None and granted:
             self._counters.auth_successes += 1
             return True
         why = "bad user name or password" if reason is not None \
-            else "the ACL does not let it read $SYS/#"
+            else "the ACL does not let it read $SYS/#" if allowed is None \
+            else "not one of dashboard_users"
         log.warning("refused: HTTP request from %s: user %r: %s", peer, username, why,
                     extra={"event": "http_refused", "peer": peer, "reason": why})
         self._counters.auth_failures += 1
         self._failed(peer)
         return False
+
+
+    def may(self, username: str, action: Action, topic: str) -> bool:
+        """What the ACL lets ``username`` do, as it would an MQTT client of that user."""
+        return self._auth.authorize(ClientInfo("dashboard", username, None, "", 5), action,
+                                    topic)
 
 
 def _basic(header: str) -> tuple[str, str] | None:
@@ -95,11 +113,13 @@ class WebApp:
         """The request handler of a listener (``anonymous``: whether /metrics needs no
         login; ``dashboard``: the dashboard, if this listener serves it)."""
 
+        assets = Assets() if dashboard is not None else None
+
         async def handle(request: Request) -> Response:
-            if dashboard is not None:
-                if request.path == "/" and request.method == "GET":
-                    return Response(200, PAGE, content_type="text/html; charset=utf-8",
-                                    headers=PAGE_HEADERS)
+            if dashboard is not None and assets is not None:
+                page = assets.get(request.path) if request.method == "GET" else None
+                if page is not None:
+                    return page
                 answer = await dashboard.handle(request)
                 if answer is not None:
                     return answer
