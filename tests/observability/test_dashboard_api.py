@@ -6,56 +6,20 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from paho_client import Paho
-from support import WAIT, BrokerProcess, run_culex
-
-
-def start(tmp_path: Path) -> tuple[BrokerProcess, int]:
-    (tmp_path / "acl").write_text("user admin\ntopic read $SYS/#\ntopic readwrite #\n"
-                                  "user bob\ntopic readwrite #\n")
-    passwd = tmp_path / "passwd"
-    passwd.write_text("")
-    for user in ("admin", "bob"):
-        assert run_culex("passwd", "-b", str(passwd), user, f"{user}-pw", "--iterations",
-                         "1000").returncode == 0
-    config = tmp_path / "culex.toml"
-    config.write_text(f'password_file = "{passwd}"\nacl_file = "{tmp_path / "acl"}"\n'
-                      "persistence = false\n"
-                      '[[listener]]\nport = 0\nbind_address = "127.0.0.1"\n'
-                      '[[listener]]\nport = 0\nbind_address = "127.0.0.1"\nprotocol = "http"\n'
-                      "dashboard = true\nallow_anonymous = false\n")
-    broker = BrokerProcess("--config", str(config), listen=False).start()
-    line = broker.wait_for_log(r"listening on 127\.0\.0\.1:\d+ \(HTTP\)")
-    return broker, int(re.findall(r":(\d+) ", line)[0])
-
-
-def request(port: int, method: str, path: str, body: bytes = b"",
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
-    connection.request(method, path, body=body, headers=headers or {})
-    response = connection.getresponse()
-    data = response.read()
-    connection.close()
-    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
-
-
-def login(port: int, user: str, password: str) -> tuple[int, str, str]:
-    """(status, cookie, csrf token)."""
-    status, headers, body = request(port, "POST", "/login",
-                                    f"username={user}&password={password}".encode(),
-                                    {"Content-Type": "application/x-www-form-urlencoded"})
-    cookie = headers.get("set-cookie", "").split(";")[0]
-    return status, cookie, json.loads(body).get("csrf", "")
+from support import WAIT, run_culex
+from web_support import login, request, start_dashboard_broker
 
 
 def test_login_csrf_clients_retained_and_events(tmp_path: Path) -> None:
-    broker, port = start(tmp_path)
+    broker, port = start_dashboard_broker(tmp_path)
     try:
         status, headers, page = request(port, "GET", "/")
         assert status == 200 and b"<title>culex</title>" in page
@@ -119,3 +83,104 @@ def test_login_csrf_clients_retained_and_events(tmp_path: Path) -> None:
         assert request(port, "GET", "/api/overview", headers=me)[0] == 401
     finally:
         broker.stop()
+
+
+def events(port: int, path: str, headers: dict[str, str]) -> Iterator[tuple[str, Any]]:
+    """The server-sent events of ``path``, as (event, data)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
+    connection.request("GET", path, headers=headers)
+    stream = connection.getresponse()
+    assert stream.status == 200, stream.read()
+    try:
+        name = None
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                yield name or "", json.loads(line[6:])
+    finally:
+        connection.close()
+
+
+def test_topics_history_publish_and_subscribe_under_the_acl(tmp_path: Path) -> None:
+    broker, port = start_dashboard_broker(tmp_path)
+    try:
+        _, cookie, csrf = login(port, "carol", "carol-pw")  # maison/salon/# only
+        carol = {"Cookie": cookie, "X-CSRF-Token": csrf}
+        _, cookie, csrf = login(port, "admin", "admin-pw")
+        admin = {"Cookie": cookie, "X-CSRF-Token": csrf}
+        for topic, value in (("maison/salon/temperature", "21.5"),
+                             ("maison/cuisine/temperature", "19.0")):
+            subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-u", "bob", "-P",
+                            "bob-pw", "-t", topic, "-m", value, "-r"], check=True, timeout=WAIT)
+
+        # The topic tree: every topic for admin, only what carol may read for her.
+        seen = {t["topic"]: t for t in json.loads(
+            request(port, "GET", "/api/topics", headers=admin)[2])["topics"]}
+        assert seen["maison/salon/temperature"]["payload"] == "21.5"
+        assert seen["maison/salon/temperature"]["retained"] is True
+        assert seen["maison/salon/temperature"]["numeric"] is True
+        assert [t["topic"] for t in json.loads(
+            request(port, "GET", "/api/topics", headers=carol)[2])["topics"]] == [
+            "maison/salon/temperature"]
+        assert request(port, "GET", "/api/topic?name=maison/cuisine/temperature",
+                       headers=carol)[0] == 404
+        detail = json.loads(request(port, "GET", "/api/topic?name=maison/salon/temperature",
+                                    headers=admin)[2])
+        assert [value for _, value in detail["history"]] == [21.5]
+        assert [m["topic"] for m in json.loads(
+            request(port, "GET", "/api/retained?filter=%23", headers=carol)[2])] == [
+            "maison/salon/temperature"]
+
+        # Publishing from the browser: checked like an MQTT client of the same user.
+        def publish(headers: dict[str, str], **body: Any) -> tuple[int, Any]:
+            status, _, data = request(port, "POST", "/api/publish",
+                                      json.dumps(body).encode(), headers)
+            return status, json.loads(data)
+
+        assert publish(carol, topic="maison/cuisine/x", payload="1")[0] == 403
+        assert publish(admin, topic="$SYS/broker/uptime", payload="1")[0] == 403
+        assert publish(admin, topic="maison/+", payload="1")[0] == 400
+        assert publish(admin, topic="a\u0000b", payload="1")[0] == 400
+        assert publish(admin, topic="maison/salon/x", payload="1", qos=3)[0] == 400
+        assert publish({**admin, "X-CSRF-Token": "wrong"}, topic="t", payload="1")[0] == 403
+        status, answer = publish(carol, topic="maison/salon/temperature", payload="22.0",
+                                 qos=1)
+        assert status == 200 and answer == {"subscribers": 0}
+
+        # Subscribing from the browser: retained messages first, then live ones.
+        assert request(port, "GET", "/api/subscribe?filter=%23", headers=carol)[0] == 403
+        assert request(port, "GET", "/api/subscribe?filter=a/%23/b", headers=carol)[0] == 400
+        assert request(port, "GET", "/api/subscribe?filter=$share/g/x", headers=admin)[0] == 400
+        stream = events(port, "/api/subscribe?filter=maison/salon/%23", carol)
+        assert next(stream)[0] == "subscribed"
+        name, first = next(stream)
+        assert name == "message" and first["topic"] == "maison/salon/temperature"
+        assert first["payload"] == "21.5" and first["retain"] is True  # 22.0 was not retained
+        publish(admin, topic="maison/salon/coffre", payload="18.5")  # not for carol
+        publish(admin, topic="maison/salon/humidite", payload="50")
+        name, second = next(stream)
+        assert (second["topic"], second["payload"], second["retain"]) == (
+            "maison/salon/humidite", "50", False)
+        stream.close()
+
+        # The overview's last hour, as columns.
+        history = json.loads(request(port, "GET", "/api/history", headers=admin)[2])
+        assert len(history["time"]) >= 1 and len(history["messages_in"]) == len(history["time"])
+    finally:
+        broker.stop()
+
+
+def test_dashboard_users_replace_the_acl_grant(tmp_path: Path) -> None:
+    broker, port = start_dashboard_broker(tmp_path, 'dashboard_users = ["bob"]')
+    try:
+        assert login(port, "bob", "bob-pw")[0] == 200  # no $SYS grant, but listed
+        assert login(port, "admin", "admin-pw")[0] == 401  # granted by the ACL, not listed
+        assert login(port, "bob", "wrong")[0] == 401
+    finally:
+        broker.stop()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('dashboard_users = "bob"\n')
+    result = run_culex("check-config", str(bad))
+    assert result.returncode != 0 and "dashboard_users" in result.stdout + result.stderr

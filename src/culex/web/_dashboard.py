@@ -37,6 +37,7 @@ COOKIE = "culex_session"
 IDLE_HOURS = 12
 MAX_SESSIONS = 1000
 EVENT_INTERVAL = 1.0  # seconds between overview events
+TOPIC_INTERVAL = 0.25  # seconds between looks for changed topics
 KEEPALIVE = 15.0  # seconds between comments on a quiet subscription stream
 MAX_RETAINED_SENT = 1000  # retained messages a browser subscription starts with
 
@@ -291,18 +292,28 @@ class Dashboard:
             self.view.topics.unwatch(watch)
 
     async def _events(self, login: Login) -> AsyncIterator[bytes]:
-        """The overview once a second, and the topics changed since the last event, as
-        server-sent events, while the page is open."""
+        """While the page is open, as server-sent events: the topics changed, every
+        TOPIC_INTERVAL (a new value shows within a second), and the overview every
+        EVENT_INTERVAL."""
         seq: int | None = None
         may_read = self._reader(login)
+        next_overview = 0.0
         while True:
-            overview = json.dumps(self.view.overview(), ensure_ascii=False, allow_nan=False)
+            events = []
+            now = time.monotonic()
+            if now >= next_overview:
+                next_overview = now + EVENT_INTERVAL
+                overview = json.dumps(self.view.overview(), ensure_ascii=False,
+                                      allow_nan=False)
+                events.append(f"event: overview\ndata: {overview}\n\n")
             topics = self.view.topic_list(seq, may_read)
+            if seq is None or topics["topics"]:
+                events.append(f"event: topics\ndata: "
+                              f"{json.dumps(topics, ensure_ascii=False)}\n\n")
             seq = topics["seq"]
-            yield (f"event: overview\ndata: {overview}\n\n"
-                   f"event: topics\ndata: {json.dumps(topics, ensure_ascii=False)}\n\n"
-                   ).encode()
-            await asyncio.sleep(EVENT_INTERVAL)
+            if events:
+                yield "".join(events).encode()
+            await asyncio.sleep(TOPIC_INTERVAL)
 
 
 def valid_topic(topic: str) -> bool:

@@ -160,9 +160,11 @@ class TopicTracker:
         if since is None:
             yield from self._topics.values()
             return
-        for topic in self._topics.values():
-            if topic.seq > since:
-                yield topic
+        # The topics are kept in the order of their last change: the changed ones are last.
+        for topic in reversed(self._topics.values()):
+            if topic.seq <= since:
+                return
+            yield topic
 
     def get(self, name: str) -> Topic | None:
         return self._topics.get(name)

@@ -87,11 +87,11 @@ function chartSvg(times, series, t0, t1) {
     grid.setAttribute("class", "grid");
     svg.append(grid);
   }
-  let top = 0;
-  for (const [values] of series) for (const v of values) top = Math.max(top, v);
-  top = top > 0 ? top * 1.1 : 1;
+  let high = 0;
+  for (const [values] of series) for (const v of values) high = Math.max(high, v);
+  const top = high > 0 ? high * 1.1 : 1;
   for (const [values, cls] of series) svg.append(polyline(times, values, t0, t1, top, cls));
-  return { svg, top };
+  return { svg, high };
 }
 
 function drawCharts() {
@@ -104,7 +104,7 @@ function drawCharts() {
   for (const chart of CHARTS) {
     const series = [[h[chart.a], "line-a"]];
     if (chart.b) series.push([h[chart.b], "line-b"]);
-    const { svg, top } = chartSvg(h.time, series, t0, t1);
+    const { svg, high } = chartSvg(h.time, series, t0, t1);
     svg.id = "chart-" + chart.id;
     svg.dataset.points = String(h.time.length);
     const legend = el("div", { class: "legend" }, el("span", { class: "a" }, "— " + chart.la));
@@ -113,7 +113,7 @@ function drawCharts() {
     legend.append(el("span", {}, "now " + last(chart.a) + (chart.b ? " / " + last(chart.b) : "")));
     box.append(el("div", { class: "chart" }, el("h3", {}, chart.title), legend, svg,
       el("div", { class: "axis" }, el("span", {}, Math.round((t1 - t0) / 60) + " min ago"),
-        el("span", {}, "max " + fmt(top / 1.1)), el("span", {}, "now"))));
+        el("span", {}, "max " + fmt(high)), el("span", {}, "now"))));
   }
 }
 
@@ -234,9 +234,19 @@ function treeNode(parent, level, path) {
     value, meta);
   const li = el("li", { "data-path": path }, row);
   node = { children: new Map(), li, ul: null, row, value, meta, twisty, path, topic: null };
+  // A level with a value is selected by a click (its twisty folds it); one without folds.
+  const fold = () => {
+    if (!node.ul) return;
+    li.classList.toggle("closed");
+    node.twisty.textContent = li.classList.contains("closed") ? "▸" : "▾";
+  };
+  twisty.addEventListener("click", (event) => { event.stopPropagation(); fold(); });
   row.addEventListener("click", () => {
-    if (node.ul) { li.classList.toggle("closed"); node.twisty.textContent = li.classList.contains("closed") ? "▸" : "▾"; }
-    if (node.topic) { state.selectedTopic = node.path; showTopic(); }
+    if (!node.topic) { fold(); return; }
+    for (const other of document.querySelectorAll(".tree .node.selected")) other.classList.remove("selected");
+    row.classList.add("selected");
+    state.selectedTopic = node.path;
+    showTopic();
   });
   if (!parent.ul) {
     parent.ul = parent === tree ? $("tree") : el("ul");
