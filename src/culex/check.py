@@ -61,7 +61,7 @@ def _report(out: TextIO, path: str, config: Config | None, errors: list[Problem]
 
 def as_toml(config: Config) -> str:
     lines = [_line(spec.name, getattr(config, spec.name)) for spec in fields(Config)
-             if spec.name not in ("listeners", "bridges")]
+             if spec.name not in ("listeners", "bridges", "cluster")]
     for listener in config.listeners:
         lines += ["", "[[listener]]"]
         lines += [_line(spec.name, getattr(listener, spec.name))
@@ -77,12 +77,21 @@ def as_toml(config: Config) -> str:
                   for spec in fields(bridge) if spec.name not in ("name", "addresses",
                                                                   "topics", "restart_timeout")]
         lines.append(_line("restart_timeout", list(bridge.restart_timeout)))
+    if config.cluster is not None:
+        lines += ["", "[cluster]"]
+        lines += [_line(spec.name, getattr(config.cluster, spec.name))
+                  for spec in fields(config.cluster)]
     return "\n".join(lines) + "\n"
+
+
+SECRETS = ("password", "remote_password", "token")
 
 
 def _line(name: str, value: Any) -> str:
     if value is None:
         return f"# {name} is not set"
+    if name in SECRETS:
+        return f"# {name} is set (not shown)"  # a terminal or a log is no place for it
     if isinstance(value, bool):
         return f"{name} = {'true' if value else 'false'}"
     if isinstance(value, int | float):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .bridgeconfig import BridgeConfig, BridgeConfigError, bridge_from_mapping
+from .clusterconfig import ClusterConfig, ClusterConfigError, cluster_from_mapping
 from .observability import parse_dest
 from .protocol import MAX_PACKET_SIZE
 
@@ -133,6 +134,8 @@ class Config:
     listeners: list[ListenerConfig] = field(default_factory=lambda: [ListenerConfig()])
     # Links to other brokers ([[bridge]] tables; see culex.bridgeconfig).
     bridges: list[BridgeConfig] = field(default_factory=list)
+    # Several nodes acting as one broker on NATS JetStream ([cluster]; see docs/cluster.md).
+    cluster: ClusterConfig | None = None
     # Whether clients that present no credentials may connect. Unset: yes on loopback
     # listeners, no on any other (a listener's own allow_anonymous overrides both).
     allow_anonymous: bool | None = None
@@ -356,6 +359,15 @@ def config_from_mapping(data: dict[str, Any]) -> Config:
         if key == "bridge":
             problems += _bridges(config, value)
             continue
+        if key == "cluster":
+            if not isinstance(value, dict):
+                problems.append(Problem("cluster: expected a [cluster] table", key))
+                continue
+            try:
+                config.cluster = cluster_from_mapping(value)
+            except ClusterConfigError as exc:
+                problems.append(Problem(f"cluster: {exc}", key))
+            continue
         if key == "listener":
             if not isinstance(value, list):
                 problems.append(Problem("listener: expected [[listener]] tables", key))
@@ -367,7 +379,7 @@ def config_from_mapping(data: dict[str, Any]) -> Config:
                 problems += found
             continue
         spec = known.get(key)
-        if spec is None or key in ("listeners", "bridges"):
+        if spec is None or key in ("listeners", "bridges", "cluster"):
             problems.append(Problem(f"unknown option {key!r}", key))
             continue
         try:

@@ -38,6 +38,7 @@ from ._connect import (
     session_expiry,
     will_of,
 )
+from ._connection import Connection
 from ._deadlines import Deadlines
 from ._fanout import Fanout
 from ._flow import Backpressure
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from ..config import Config, ListenerConfig
     from ._connect import Verdict
     from ._host import Publisher
+    from ._peers import Peers
     from ._target import DeliveryTarget
 
 log = logging.getLogger("culex")
@@ -93,6 +95,7 @@ class Broker:
         self.connected_peak = 0
         self.flow = Backpressure(scheduler)
         self._handshake = Handshake(config, self.auth, scheduler, self.counters)
+        self.peers: Peers | None = None  # the other nodes of a cluster (see _peers)
 
     # -- connections (the Host interface of Connection) ---------------------------------------
 
@@ -220,6 +223,9 @@ class Broker:
             count = self.fanout.publish(message)
             if store.changes != changes:
                 store.touch(conn)
+        if self.peers is not None:
+            self.peers.forward(message, conn)
+            count = 1  # subscribers elsewhere cannot be counted here
         if self.flow.congested:
             self.flow.slow_down(conn)
         return ReasonCode.SUCCESS if count else ReasonCode.NO_MATCHING_SUBSCRIBERS
@@ -228,8 +234,22 @@ class Broker:
         """Deliver ``message`` (from inside the broker: a will) to every matching
         subscription; no publisher is there to slow down."""
         count = self.fanout.publish(message)
+        if self.peers is not None:
+            self.peers.forward(message, None)
         self.flow.forget_congestion()
         return count
+
+    def publish_from_peers(self, message: Message) -> int:
+        """A message another node of the cluster routed: delivered here, not sent back."""
+        count = self.fanout.publish(message)
+        self.flow.forget_congestion()
+        return count
+
+    def attach_peers(self, peers: Peers) -> list[str]:
+        """Join a cluster: messages go to ``peers`` too, and they follow which filters have
+        local subscriptions. The filters that have some now."""
+        self.peers = peers
+        return self.router.watch_filters(peers.filter_added, peers.filter_removed)
 
     def publish_sys(self, topic: str, payload: bytes) -> None:
         """A ``$SYS`` value: retained in memory only (it is published anew every
@@ -261,7 +281,11 @@ class Broker:
 
     def subscribe(self, session: Session, version: int, packet: Subscribe
                   ) -> tuple[list[int], list[RetainedDelivery]]:
-        return self.subscriptions.subscribe(session, version, packet)
+        answer = self.subscriptions.subscribe(session, version, packet)
+        conn = session.connection
+        if self.peers is not None and isinstance(conn, Connection):
+            self.peers.settle(conn)  # the SUBACK waits until the other nodes know
+        return answer
 
     def unsubscribe(self, session: Session, packet: Unsubscribe) -> list[int]:
         return self.subscriptions.unsubscribe(session, packet)

@@ -41,6 +41,7 @@ from ..protocol import (
 from ._connect import identify
 from ._enhanced_auth import EnhancedAuth
 from ._handlers import Handlers
+from ._held import HeldWrites, Holds
 from ._host import Host, Sink
 from ._message import Message
 from ._reasons import CLOSE_REASONS, explained, reason_name
@@ -71,14 +72,14 @@ _WAITING = 2
 _LOGIN_FAILURES = frozenset({ReasonCode.BAD_USER_NAME_OR_PASSWORD, ReasonCode.NOT_AUTHORIZED})
 
 
-class Connection(Handlers, EnhancedAuth):
+class Connection(Handlers, EnhancedAuth, Holds):
     __slots__ = ("_clean_exit", "_connect", "_counters", "_deferred", "_exchange", "_held",
-                 "_hold_until", "_in_process", "_keepalive_limit", "_last_rx", "_method",
-                 "_qos2_in", "_read_holds", "aliases", "auth_method", "auth_reply", "bridge",
-                 "cert_cn", "cert_subject", "client", "client_id", "connect_expiry", "decoder",
-                 "host", "keep_alive", "listener", "max_out_alias", "max_out_packet",
-                 "out_aliases", "paused", "peer", "send_window", "session", "sink", "state",
-                 "version")
+                 "_in_process", "_keepalive_limit", "_last_rx", "_method", "_peers_done",
+                 "_qos2_in", "_read_holds", "_store_done", "aliases", "auth_method",
+                 "auth_reply", "bridge", "cert_cn", "cert_subject", "client", "client_id",
+                 "connect_expiry", "decoder", "host", "keep_alive", "listener", "max_out_alias",
+                 "max_out_packet", "out_aliases", "paused", "peer", "send_window", "session",
+                 "sink", "state", "version")
 
     def __init__(self, host: Host, sink: Sink, peer: str,
                  listener: ListenerConfig | None = None, cert_subject: str | None = None,
@@ -108,9 +109,11 @@ class Connection(Handlers, EnhancedAuth):
         self.aliases: dict[int, str] = {}  # inbound topic aliases (MQTT-3.3.2-7: per connection)
         self.paused = False  # the transport's buffer is full: queue instead of writing
         self._read_holds = 0  # why reading from the client is paused (_OUTPUT_FULL, _WAITING)
-        # Writes waiting for a store commit (see hold), each with the commit it waits for.
-        self._hold_until = 0
-        self._held: list[tuple[int, bytes | memoryview]] | None = None
+        # Writes waiting for a store commit (see hold) or, in a cluster, for the other nodes
+        # (see hold_for_peers); None while nothing is held. What each has released so far.
+        self._held: HeldWrites | None = None
+        self._store_done = 0
+        self._peers_done = 0
         # Inbound QoS 2 packet ids of this connection awaiting PUBREL: what our Receive
         # Maximum bounds for an MQTT 5 client (the quota starts afresh with each connection,
         # MQTT 5.0 4.9). Made on first use.
@@ -244,43 +247,10 @@ class Connection(Handlers, EnhancedAuth):
 
     # -- output -----------------------------------------------------------------------------
 
-    def hold(self, batch: int) -> None:
-        """From now on, writes wait until the store has committed ``batch`` (a durable store
-        calls this when it records a change this client's next reply depends on)."""
-        self._hold_until = batch
-        if self._held is None:
-            self._held = []
-
-    def release(self, batch: int) -> None:
-        """The store committed ``batch``: what waited for it goes out, in order."""
-        held = self._held
-        if held is None:
-            return
-        count = 0
-        for waits_for, _ in held:
-            if waits_for > batch:
-                break
-            count += 1
-        if self.state is not CLOSED and count:
-            for _, data in held[:count]:
-                self.sink.write(data)
-            # Released from a store callback, not while reading this client: the write goes
-            # out now instead of one loop iteration later.
-            self.sink.flush()
-        del held[:count]
-        if self._hold_until <= batch:
-            self._hold_until = 0
-            self._held = None
-
-    def waiting_for(self) -> int:
-        """The first store batch a held write waits for (0: none is held)."""
-        return self._held[0][0] if self._held else 0
-
     def write(self, data: bytes | memoryview) -> None:
         """Write encoded packets, after the writes that wait for the store, if any."""
-        if self._hold_until:
-            assert self._held is not None
-            self._held.append((self._hold_until, data))
+        if self._held is not None:
+            self._held.add(data)
         else:
             self.sink.write(data)
 
@@ -302,7 +272,7 @@ class Connection(Handlers, EnhancedAuth):
             counters = self._counters
             counters.messages_sent[0] += 1
             counters.publish_bytes_sent += len(payload)
-            (self.write if self._hold_until else self.sink.write)(data)
+            (self.write if self._held is not None else self.sink.write)(data)
             return True
         now = self.host.clock() if message.expiry_at is not None else 0.0
         out_aliases = self.out_aliases
@@ -327,7 +297,7 @@ class Connection(Handlers, EnhancedAuth):
         counters = self._counters
         counters.messages_sent[qos] += 1
         counters.publish_bytes_sent += len(payload)
-        write = self.write if self._hold_until else self.sink.write
+        write = self.write if self._held is not None else self.sink.write
         if len(payload) <= SMALL_PAYLOAD:
             write(header + payload)  # one buffer instead of two for the transport
         else:

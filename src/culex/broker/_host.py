@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from ..persistence import Holder
+from ._peers import PeerHolder
 
 if TYPE_CHECKING:
     from ..auth import ClientInfo
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from ._target import DeliveryTarget
 
 
-class Publisher(Holder, Protocol):
+class Publisher(Holder, PeerHolder, Protocol):
     """A connection as the broker sees it when it publishes for it."""
 
     @property

@@ -7,6 +7,7 @@ on the wildcards that exist, never on the number of subscriptions or clients.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -85,6 +86,24 @@ class Router:
         self.count = 0
         self.shared_count = 0  # of those, members of shared subscription groups
         self._cache: dict[str, Match] = {}
+        # Told when a filter gets its first subscription and loses its last (a cluster
+        # announces its interest with them); None: nobody asks.
+        self._interest: tuple[Callable[[str], None], Callable[[str], None]] | None = None
+
+    def watch_filters(self, added: Callable[[str], None], removed: Callable[[str], None]
+                      ) -> list[str]:
+        """From now on, ``added(filter)`` and ``removed(filter)`` follow which filters have
+        subscriptions; the filters that have some now."""
+        self._interest = (added, removed)
+        found: list[str] = []
+        stack: list[tuple[_Node, str]] = [(child, level)
+                                          for level, child in self._root.children.items()]
+        while stack:
+            node, path = stack.pop()
+            if node.subs or node.shared:
+                found.append(path)
+            stack += [(child, path + "/" + level) for level, child in node.children.items()]
+        return found
 
     def add(self, sub: Subscription) -> bool:
         """Add or replace a subscription, filed under its ``match_filter``.
@@ -99,6 +118,8 @@ class Router:
                 child = node.children[level] = _Node()
             node = child
         client_id = sub.session.client_id
+        if self._interest is not None and not (node.subs or node.shared):
+            self._interest[0](sub.match_filter)
         if sub.group is None:
             existed = client_id in node.subs
             node.subs[client_id] = sub
@@ -135,6 +156,8 @@ class Router:
             self.count -= 1
             if group is not None:
                 self.shared_count -= 1
+            if self._interest is not None and not (node.subs or node.shared):
+                self._interest[1](topic_filter)
         # Prune the branch back up to the first node that still holds something.
         levels = topic_filter.split("/")
         for depth in range(len(levels), 0, -1):

@@ -1,0 +1,39 @@
+"""The other nodes of a cluster, as the broker sees them: the cluster seam.
+
+A single-node broker has none (``Broker.peers`` is None and nothing here costs anything). In a
+cluster (``culex.cluster``), every message routed here is also offered to the peers, and the
+filters with local interest are announced to them, so that they send this node what its
+subscriptions want. Messages that come from the peers are routed locally only
+(``Broker.publish_from_peers``), never offered back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ._message import Message
+
+
+class PeerHolder(Protocol):
+    """A connection whose writes may wait for the peers (as they may for the store)."""
+
+    def hold_for_peers(self, ticket: int) -> None: ...
+
+    def release_for_peers(self, ticket: int) -> None: ...
+
+
+class Peers(Protocol):
+    def forward(self, message: Message, publisher: PeerHolder | None) -> None:
+        """Send ``message`` to the other nodes; a QoS 1/2 message's publisher's next writes
+        (its PUBACK or PUBREC) wait until the peers have it safe."""
+
+    def filter_added(self, topic_filter: str) -> None:
+        """The first local subscription to ``topic_filter`` (shared ones by their filter)."""
+
+    def filter_removed(self, topic_filter: str) -> None:
+        """The last local subscription to ``topic_filter`` is gone."""
+
+    def settle(self, conn: PeerHolder) -> None:
+        """``conn``'s next writes (a SUBACK) wait until the interest announced so far is
+        known to the peers: a subscriber then misses nothing published after its SUBACK."""
