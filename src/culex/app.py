@@ -57,6 +57,10 @@ def build_auth(config: Config, authenticators: list[Authenticator] | None = None
     return chain
 
 
+class StartError(Exception):
+    """Something the broker needs at start is not there (the cluster's NATS servers)."""
+
+
 class Server:
     """A broker and its listening sockets, on the running event loop."""
 
@@ -78,6 +82,7 @@ class Server:
         self.broker.restore(snapshot, time.time())
         self.sys: SysTree | None = None
         self.bridges: Any = None
+        self.cluster: Any = None  # the ClusterNode, with a [cluster] section
         self.config_path: str | None = None  # read again on SIGHUP, for the bridges
         self._reload_tasks: set[asyncio.Future[None]] = set()
         self._servers: list[Any] = []  # asyncio and websockets servers
@@ -107,11 +112,16 @@ class Server:
             return "stopping"
         if not self._ready:
             return "starting"
+        if self.cluster is not None and not self.cluster.connected:
+            return "cluster: no NATS server reachable"
         return self.store.trouble()
 
     async def start(self) -> list[tuple[str, int]]:
-        """Open every listener; the (host, port) pairs actually bound."""
+        """Join the cluster, if any, then open every listener; the (host, port) pairs
+        actually bound."""
         bound: list[tuple[str, int]] = []
+        if self.config.cluster is not None:
+            await self._join_cluster()
         for listener in self.config.listeners:
             tls = self.tls.get(id(listener))
             if listener.protocol == "http":
@@ -136,6 +146,19 @@ class Server:
             self.bridges.start()
         self._ready = True
         return bound
+
+    async def _join_cluster(self) -> None:
+        from .cluster import ClusterNode  # nats-py only if configured
+
+        assert self.config.cluster is not None
+        self.cluster = ClusterNode(self.config.cluster, self.broker)
+        try:
+            await self.cluster.start()
+        except Exception as exc:  # nats-py's own errors: unreachable, refused, JetStream off
+            servers = ", ".join(self.config.cluster.servers)
+            self.cluster = None
+            raise StartError(f"cannot join the cluster through {servers}: "
+                             f"{exc or type(exc).__name__}") from None
 
     async def _start_http(self, listener: ListenerConfig, tls: TLSListener | None
                           ) -> tuple[Any, str]:
@@ -267,6 +290,8 @@ class Server:
                 connection.close()
         for server in self._servers:
             await server.wait_closed()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.store.close()  # what the wills and disconnections changed, then the file
         log.info("stopped")
 
@@ -301,6 +326,11 @@ async def serve(config: Config, path: str | None = None) -> None:
         if pid_file:
             _write_pid_file(pid_file)
         bound = await server.start()
+    except StartError as exc:
+        print(f"culex: {exc}", file=sys.stderr)
+        await server.shutdown()
+        _remove_pid_file(pid_file)
+        raise SystemExit(1) from None
     except OSError as exc:
         what = f"write pid_file {pid_file}" if pid_file and exc.filename == pid_file \
             else "listen"

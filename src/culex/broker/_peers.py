@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ..protocol import ReasonCode
     from ._message import Message
 
 
@@ -21,6 +22,9 @@ class PeerHolder(Protocol):
     def hold_for_peers(self, ticket: int) -> None: ...
 
     def release_for_peers(self, ticket: int) -> None: ...
+
+    def close(self, reason: ReasonCode, why: str) -> None:
+        """What it waits for cannot be done: hang up (its client sends again)."""
 
 
 class Peers(Protocol):

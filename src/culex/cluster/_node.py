@@ -1,0 +1,323 @@
+"""This node's link to the others, through NATS (docs/cluster.md): the broker's ``Peers``.
+
+Out: every message the broker routes is sent once, QoS 0 as a core NATS message, QoS 1 and 2
+into the JetStream stream, the publisher's acknowledgement held until JetStream has stored it.
+In: core subscriptions and one durable JetStream consumer, both following the filters of this
+node's subscriptions; what arrives is routed to the local sessions only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+
+from ..broker import Message
+from ..protocol import ReasonCode
+from ._envelope import Envelope, EnvelopeError, decode, encode
+from ._subjects import filter_subjects, subject_topic, topic_subject
+from ._tickets import Tickets
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+
+    from ..broker import Broker
+    from ..broker._peers import PeerHolder
+    from ..clusterconfig import ClusterConfig
+
+log = logging.getLogger("culex")
+
+FETCH_BATCH = 256
+ACK_TIMEOUT = 10.0  # seconds JetStream has to store a message before its publisher is told
+# A filter subject that matches no topic (no encoded level is "_none"): the node's consumer
+# while no local subscription wants anything (an empty filter list would mean "all").
+NOTHING = "_none"
+
+
+class ClusterNode:
+    def __init__(self, config: ClusterConfig, broker: Broker) -> None:
+        self.config = config
+        self._broker = broker
+        self._node = config.node
+        self._epoch = int.from_bytes(os.urandom(4), "big")
+        self._seq = 0
+        self._q0 = config.prefix + ".q0"
+        self._m = config.prefix + ".m"
+        self._stream = f"{config.prefix.upper()}_MSG"
+        self._consumer = f"node-{config.node}"
+        self._nc: Any = None
+        self._js: Any = None
+        self._tickets = Tickets()
+        self._outbox: list[tuple[str, bytes, PeerHolder | None, int]] = []
+        self._flushing = False
+        self._pending_acks: dict[asyncio.Future[Any], tuple[PeerHolder | None, int, float]] = {}
+        # Interest: the local filters, and what NATS has been told of them.
+        self._filters: set[str] = set()
+        self._core: dict[str, Subscription] = {}
+        self._wanted = 0  # generation of the filters
+        self._applied = 0  # generation NATS knows
+        self._settling: list[tuple[int, PeerHolder, int]] = []
+        self._applying: asyncio.Task[None] | None = None
+        self._last_seen: dict[tuple[str, int], int] = {}  # QoS 0 de-duplication
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connected = False
+        self._stopping = False
+
+    # -- start and stop ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        options: dict[str, Any] = {
+            "servers": config.servers, "name": f"culex {config.node}", "no_echo": True,
+            "max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, "connect_timeout": 5,
+            "disconnected_cb": self._disconnected, "reconnected_cb": self._reconnected,
+            "error_cb": self._error}
+        if config.user is not None:
+            options.update(user=config.user, password=config.password)
+        if config.token is not None:
+            options["token"] = config.token
+        if config.credentials is not None:
+            options["user_credentials"] = config.credentials
+        if config.tls_ca is not None or config.tls_cert is not None:
+            context = ssl.create_default_context(cafile=config.tls_ca)
+            if config.tls_cert is not None:
+                context.load_cert_chain(config.tls_cert, config.tls_key)
+            options["tls"] = context
+        self._nc = await nats.connect(**options)
+        self.connected = True
+        self._js = self._nc.jetstream()
+        await self._js.add_stream(StreamConfig(
+            name=self._stream, subjects=[self._m + ".>"], storage=StorageType.FILE,
+            num_replicas=config.replicas, max_age=config.message_retention))
+        for topic_filter in self._broker.attach_peers(self):
+            self._filters.add(topic_filter)
+        self._wanted += 1
+        await self._apply()
+        pull = await self._js.pull_subscribe_bind(self._consumer, self._stream)
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._consume(pull)), loop.create_task(self._watch())]
+        log.info("cluster: node %s joined through %s (%d replicas)", config.node,
+                 self._nc.connected_url.netloc if self._nc.connected_url else "?",
+                 config.replicas)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._stopping = True
+        if self._nc is not None and not self._nc.is_closed:
+            # What was routed goes out, and JetStream's answers come back, for a moment.
+            deadline = time.monotonic() + 2.0
+            while (self._outbox or self._flushing or self._pending_acks) \
+                    and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            with contextlib.suppress(Exception):
+                await self._nc.flush(1)
+            await self._nc.close()
+        self.connected = False
+
+    async def _disconnected(self) -> None:
+        self.connected = False
+        if not self._stopping:
+            log.warning("cluster: lost NATS; reconnecting")
+
+    async def _reconnected(self) -> None:
+        self.connected = True
+        log.info("cluster: NATS back at %s", self._nc.connected_url.netloc)
+
+    async def _error(self, exc: Exception) -> None:
+        log.warning("cluster: NATS: %s", exc)
+
+    # -- out: Peers.forward ----------------------------------------------------------------------
+
+    def forward(self, message: Message, publisher: PeerHolder | None) -> None:
+        qos = message.qos
+        subject = topic_subject(self._m if qos else self._q0, message.topic)
+        if len(subject) > self.config.max_subject:
+            log.warning("cluster: topic %r is too long for a NATS subject; not sent to the "
+                        "other nodes", message.topic[:80])
+            self._broker.counters.dropped["too_large"] += 1
+            return
+        if not qos:
+            self._seq += 1
+        expiry = None
+        if message.expiry_at is not None:
+            expiry = max(0.0, message.expiry_at - self._broker.clock())
+        data = encode(Envelope(self._node, self._epoch, self._seq if not qos else 0, qos,
+                               message.retain, message.sender, expiry, message.properties,
+                               message.payload))
+        ticket = 0
+        if qos and publisher is not None:
+            ticket = self._tickets.issue(publisher)
+        self._outbox.append((subject, data, publisher, ticket))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Send what this loop iteration routed, in order."""
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                for subject, data, publisher, ticket in batch:
+                    if subject.startswith(self._m):
+                        await self._publish_stored(subject, data, publisher, ticket)
+                    else:
+                        try:
+                            await self._nc.publish(subject, data)
+                        except Exception as exc:  # disconnected and the buffer full
+                            log.debug("cluster: QoS 0 message not sent: %s", exc)
+                            self._broker.counters.dropped["queue_full"] += 1
+        finally:
+            self._flushing = False
+
+    async def _publish_stored(self, subject: str, data: bytes, publisher: PeerHolder | None,
+                              ticket: int) -> None:
+        try:
+            future = await self._js.publish_async(subject, data, stream=self._stream)
+        except Exception as exc:
+            self._not_stored(publisher, ticket, exc)
+            return
+        self._pending_acks[future] = (publisher, ticket, time.monotonic())
+        future.add_done_callback(self._stored)
+
+    def _stored(self, future: asyncio.Future[Any]) -> None:
+        publisher, ticket, _ = self._pending_acks.pop(future, (None, 0, 0.0))
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None or future.cancelled():
+            self._not_stored(publisher, ticket, exc)
+        elif publisher is not None:
+            self._tickets.done(publisher, ticket)
+
+    def _not_stored(self, publisher: PeerHolder | None, ticket: int,
+                    exc: BaseException | None) -> None:
+        """JetStream did not take a QoS 1/2 message: its publisher is not told it is safe.
+        It is disconnected instead (its acknowledgement is never sent), so that it sends the
+        message again when it comes back."""
+        log.warning("cluster: JetStream did not store a message (%s); its publisher is "
+                    "disconnected to send it again", exc or "timeout")
+        if publisher is not None and ticket:
+            publisher.close(ReasonCode.SERVER_BUSY, "the cluster could not store the message")
+
+    async def _watch(self) -> None:
+        """Publishes JetStream never answered (a lost NATS server mid-request) time out."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for future, (_, _, since) in list(self._pending_acks.items()):
+                if now - since > ACK_TIMEOUT and not future.done():
+                    future.cancel()
+
+    # -- interest: Peers.filter_added, filter_removed, settle ---------------------------------
+
+    def filter_added(self, topic_filter: str) -> None:
+        self._filters.add(topic_filter)
+        self._changed()
+
+    def filter_removed(self, topic_filter: str) -> None:
+        self._filters.discard(topic_filter)
+        self._changed()
+
+    def _changed(self) -> None:
+        self._wanted += 1
+        if self._applying is None and self._js is not None:
+            self._applying = asyncio.get_running_loop().create_task(self._apply_soon())
+
+    def settle(self, conn: PeerHolder) -> None:
+        if self._applied < self._wanted:
+            self._settling.append((self._wanted, conn, self._tickets.issue(conn)))
+
+    async def _apply_soon(self) -> None:
+        try:
+            await self._apply()
+        finally:
+            self._applying = None
+            if self._applied < self._wanted:
+                self._changed()
+
+    async def _apply(self) -> None:
+        """Tell NATS the filters of this node: core subscriptions for QoS 0, the consumer's
+        filter subjects for QoS 1 and 2; then release the SUBACKs that waited for it."""
+        while self._applied < self._wanted:
+            generation = self._wanted
+            q0 = {subject for f in self._filters for subject in filter_subjects(self._q0, f)}
+            stored = sorted({subject for f in self._filters
+                             for subject in filter_subjects(self._m, f)})
+            for subject in set(self._core) - q0:
+                await self._core.pop(subject).unsubscribe()
+            for subject in sorted(q0 - set(self._core)):
+                self._core[subject] = await self._nc.subscribe(subject, cb=self._on_core)
+            await self._js.add_consumer(self._stream, ConsumerConfig(
+                durable_name=self._consumer, ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.NEW, max_ack_pending=10_000, ack_wait=30,
+                filter_subjects=stored or [f"{self._m}.{NOTHING}"]))
+            await self._nc.flush()
+            self._applied = generation
+            waiting, self._settling = self._settling, []
+            for wanted, conn, ticket in waiting:
+                if wanted <= generation:
+                    self._tickets.done(conn, ticket)
+                else:
+                    self._settling.append((wanted, conn, ticket))
+
+    # -- in ------------------------------------------------------------------------------------
+
+    async def _on_core(self, msg: Msg) -> None:
+        try:
+            envelope = decode(msg.data)
+        except EnvelopeError as exc:
+            log.warning("cluster: dropped a message on %s: %s", msg.subject, exc)
+            return
+        key = (envelope.node, envelope.epoch)
+        if envelope.seq <= self._last_seen.get(key, 0):
+            return  # the same message through another of this node's subscriptions
+        self._last_seen[key] = envelope.seq
+        self._deliver(self._q0, msg.subject, envelope)
+
+    async def _consume(self, pull: Any) -> None:
+        store = self._broker.store
+        while True:
+            try:
+                messages = await pull.fetch(FETCH_BATCH, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cluster: fetching from JetStream: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            changes = store.changes
+            for msg in messages:
+                try:
+                    envelope = decode(msg.data)
+                except EnvelopeError as exc:
+                    log.warning("cluster: dropped a message on %s: %s", msg.subject, exc)
+                    continue
+                if envelope.node != self._node:  # this node delivered its own already
+                    self._deliver(self._m, msg.subject, envelope)
+            if store.changes != changes:
+                await store.flush()  # acknowledged to JetStream once safe here too
+            for msg in messages:
+                await msg.ack()
+
+    def _deliver(self, prefix: str, subject: str, envelope: Envelope) -> None:
+        try:
+            topic = subject_topic(prefix, subject)
+        except ValueError:
+            log.warning("cluster: dropped a message on %s: not a culex subject", subject)
+            return
+        expiry_at = None if envelope.expiry is None else self._broker.clock() + envelope.expiry
+        self._broker.publish_from_peers(Message(topic, envelope.payload, envelope.qos,
+                                                envelope.retain, envelope.properties,
+                                                expiry_at, envelope.sender))

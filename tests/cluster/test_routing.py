@@ -1,0 +1,133 @@
+"""Two culex nodes on NATS JetStream act as one broker: a message published on one node
+reaches the matching subscribers on the other, once, in order; at QoS 0, 1 and 2, MQTT 3.1.1
+and 5, with paho-mqtt and the mosquitto tools."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from nats_support import NatsServers, culex_node
+from paho_client import Paho
+from support import WAIT, BrokerProcess
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[BrokerProcess]]:
+    directory = tmp_path_factory.mktemp("cluster")
+    nats = NatsServers(directory).start()
+    started: list[BrokerProcess] = []
+    try:
+        for name in ("a", "b"):
+            started.append(culex_node(directory, name, nats.urls))
+        yield started
+    finally:
+        for node in started:
+            node.stop()
+        nats.stop()
+
+
+@pytest.mark.parametrize("version", [mqtt.MQTTv311, mqtt.MQTTv5])
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_cross_node_round_trip(nodes: list[BrokerProcess], qos: int, version: int) -> None:
+    a, b = nodes
+    topic = f"maison/v{version}/q{qos}/temperature"
+    subscriber = Paho(b.port, version, f"sub-{version}-{qos}").connect()
+    publisher = Paho(a.port, version, f"pub-{version}-{qos}").connect()
+    try:
+        subscriber.subscribe("maison/+/" + f"q{qos}/#", qos)  # the SUBACK: B's interest is known
+        for index in range(20):
+            publisher.client.publish(topic, f"{index}", qos=qos).wait_for_publish(WAIT)
+        got = [subscriber.messages.get(timeout=WAIT) for _ in range(20)]
+        assert [m.payload.decode() for m in got] == [str(i) for i in range(20)]  # in order
+        assert {m.topic for m in got} == {topic} and {m.qos for m in got} == {qos}
+        assert subscriber.messages.empty()  # once
+    finally:
+        publisher.stop()
+        subscriber.stop()
+
+
+def test_awkward_topics_and_mqtt5_properties_cross(nodes: list[BrokerProcess]) -> None:
+    a, b = nodes
+    subscriber = Paho(b.port, mqtt.MQTTv5, "odd-sub").connect()
+    publisher = Paho(a.port, mqtt.MQTTv5, "odd-pub").connect()
+    try:
+        subscriber.subscribe("odd/#", 1)
+        topics = ["odd/a.b", "odd/ /*/>", "odd//x", "odd/$x", "odd/été/温度", "odd/_41", "odd"]
+        from paho.mqtt.properties import Properties
+        from paho.mqtt.packettypes import PacketTypes
+
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = [("pièce", "salon")]
+        props.ContentType = "text/plain"
+        props.ResponseTopic = "réponses/salon"
+        props.CorrelationData = b"\x00\x01"
+        for topic in topics:
+            publisher.client.publish(topic, topic.encode(), qos=1,
+                                     properties=props).wait_for_publish(WAIT)
+        got = [subscriber.messages.get(timeout=WAIT) for _ in topics]
+        assert [m.topic for m in got] == topics
+        assert [m.payload.decode() for m in got] == topics
+        first = got[0].properties
+        assert first.UserProperty == [("pièce", "salon")] and first.ContentType == "text/plain"
+        assert first.ResponseTopic == "réponses/salon" and first.CorrelationData == b"\x00\x01"
+    finally:
+        publisher.stop()
+        subscriber.stop()
+
+
+def test_no_local_and_retained_across_nodes(nodes: list[BrokerProcess]) -> None:
+    a, b = nodes
+    # A retained message set on A is kept on B too (by the traffic that crosses).
+    watcher = Paho(b.port, mqtt.MQTTv5, "retain-watch").connect()
+    watcher.subscribe("garage/#", 1)
+    subprocess.run(["mosquitto_pub", "-p", str(a.port), "-t", "garage/porte", "-m", "ouverte",
+                    "-r", "-q", "1"], check=True, timeout=WAIT)
+    assert watcher.messages.get(timeout=WAIT).payload == b"ouverte"
+    watcher.stop()
+    late = subprocess.run(["mosquitto_sub", "-p", str(b.port), "-t", "garage/#", "-v", "-C",
+                           "1", "-W", "5"], capture_output=True, text=True, timeout=WAIT)
+    assert late.stdout == "garage/porte ouverte\n"
+
+
+def test_mosquitto_tools_across_nodes(nodes: list[BrokerProcess]) -> None:
+    a, b = nodes
+    sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-d", "-p", str(b.port), "-t",
+                            "cave/#", "-v", "-C", "3", "-W", str(int(WAIT)), "-q", "2"],
+                           stdout=subprocess.PIPE, text=True)
+    assert sub.stdout is not None
+    for line in sub.stdout:
+        if "received SUBACK" in line:
+            break
+    for qos in (0, 1, 2):
+        subprocess.run(["mosquitto_pub", "-p", str(a.port), "-t", f"cave/q{qos}", "-m", "8",
+                        "-q", str(qos)], check=True, timeout=WAIT)
+    out, _ = sub.communicate(timeout=WAIT)
+    assert [line for line in out.splitlines() if line.startswith("cave/")] == [
+        "cave/q0 8", "cave/q1 8", "cave/q2 8"]
+
+
+def test_a_node_receives_only_what_its_subscriptions_want(nodes: list[BrokerProcess],
+                                                           tmp_path: Path) -> None:
+    a, b = nodes
+    assert b.proc is not None
+    # B has no subscription to "jardin/...": nothing of it is delivered there, and none of
+    # its clients sees it; a subscriber on A does.
+    local = Paho(a.port, mqtt.MQTTv5, "jardin-local").connect()
+    local.subscribe("jardin/#", 0)
+    remote = Paho(b.port, mqtt.MQTTv5, "autre").connect()
+    remote.subscribe("autre/#", 0)
+    publisher = Paho(a.port, mqtt.MQTTv5, "jardin-pub").connect()
+    try:
+        publisher.client.publish("jardin/arrosage", b"on", qos=1).wait_for_publish(WAIT)
+        assert local.messages.get(timeout=WAIT).payload == b"on"
+        publisher.client.publish("autre/x", b"1", qos=0).wait_for_publish(WAIT)
+        assert remote.messages.get(timeout=WAIT).topic == "autre/x"
+        assert remote.messages.empty()
+    finally:
+        for client in (local, remote, publisher):
+            client.stop()
