@@ -114,6 +114,21 @@ def culex_node(directory: Path, name: str, servers: list[str], replicas: int = 1
     quoted = ", ".join(f'"{url}"' for url in servers)
     config.write_text(f'persistence = false\n{extra}\n'
                       f"[[listener]]\nport = 0\n"
+                      f'[[listener]]\nport = 0\nprotocol = "http"\n'
                       f'[cluster]\nnode = "{name}"\nservers = [{quoted}]\n'
                       f"replicas = {replicas}\n")
     return BrokerProcess("--config", str(config), listen=False).start()
+
+
+def metrics(node: BrokerProcess) -> dict[str, float]:
+    """The node's /metrics (its HTTP listener), as {"name{labels}": value}."""
+    line = node.wait_for_log(r"listening on 127\.0\.0\.1:\d+ \(HTTP\)")
+    port = int(line.split("127.0.0.1:")[1].split()[0])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=WAIT) as answer:
+        text = answer.read().decode()
+    found = {}
+    for row in text.splitlines():
+        if row and not row.startswith("#"):
+            name, _, value = row.rpartition(" ")
+            found[name] = float(value)
+    return found

@@ -183,7 +183,7 @@ class Server:
                                     self._connections_counter(listener))
                       for listener in self.config.listeners if listener.protocol != "http"]
             collector = BrokerCollector(self.counters, self.broker.gauges, states,
-                                        __version__, self._bridge_states)
+                                        __version__, self._bridge_states, self._cluster_state)
 
             async def delay(peer: str) -> None:
                 seconds = self.broker.login_delay(peer)
@@ -204,6 +204,11 @@ class Server:
                                             logins.dashboard, logins.may)
             self._dashboard_app.start(asyncio.get_running_loop())
         return self._dashboard_app
+
+    def _cluster_state(self) -> tuple[str, bool] | None:
+        if self.cluster is None:
+            return None
+        return self.cluster.config.node, self.cluster.connected
 
     def _bridge_states(self) -> list[tuple[str, bool]]:
         links = self.bridges.links if self.bridges is not None else []

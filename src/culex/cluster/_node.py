@@ -46,6 +46,7 @@ class ClusterNode:
     def __init__(self, config: ClusterConfig, broker: Broker) -> None:
         self.config = config
         self._broker = broker
+        self._counters = broker.counters
         self._node = config.node
         self._epoch = int.from_bytes(os.urandom(4), "big")
         self._seq = 0
@@ -146,7 +147,7 @@ class ClusterNode:
         if len(subject) > self.config.max_subject:
             log.warning("cluster: topic %r is too long for a NATS subject; not sent to the "
                         "other nodes", message.topic[:80])
-            self._broker.counters.dropped["too_large"] += 1
+            self._counters.dropped["too_large"] += 1
             return
         if not qos:
             self._seq += 1
@@ -160,6 +161,7 @@ class ClusterNode:
         if qos and publisher is not None:
             ticket = self._tickets.issue(publisher)
         self._outbox.append((subject, data, publisher, ticket))
+        self._counters.peer_messages_sent += 1
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
@@ -177,7 +179,7 @@ class ClusterNode:
                             await self._nc.publish(subject, data)
                         except Exception as exc:  # disconnected and the buffer full
                             log.debug("cluster: QoS 0 message not sent: %s", exc)
-                            self._broker.counters.dropped["queue_full"] += 1
+                            self._counters.dropped["queue_full"] += 1
         finally:
             self._flushing = False
 
@@ -318,6 +320,7 @@ class ClusterNode:
             log.warning("cluster: dropped a message on %s: not a culex subject", subject)
             return
         expiry_at = None if envelope.expiry is None else self._broker.clock() + envelope.expiry
+        self._counters.peer_messages_received += 1
         self._broker.publish_from_peers(Message(topic, envelope.payload, envelope.qos,
                                                 envelope.retain, envelope.properties,
                                                 expiry_at, envelope.sender))

@@ -43,6 +43,8 @@ class Counters:
         "messages_sent",
         "other_packets_sent",
         "packets_received",
+        "peer_messages_received",
+        "peer_messages_sent",
         "publish_bytes_received",
         "publish_bytes_sent",
         "refused",
@@ -71,6 +73,9 @@ class Counters:
         self.auth_failures = 0
         self.auth_throttled = 0  # login attempts made to wait after failures from their address
         self.tls_failures: dict[str, int] = {}  # failed TLS handshakes, by OpenSSL's reason
+        # In a cluster: messages sent to the other nodes through NATS, and received from them.
+        self.peer_messages_sent = 0
+        self.peer_messages_received = 0
         self.commits = 0  # store transactions written
         self.commit_seconds = 0.0
         self.commit_buckets = [0] * (len(COMMIT_BUCKETS) + 1)  # the last one: above them all
@@ -119,6 +124,8 @@ class Counters:
             "sessions": {"expired": self.sessions_expired},
             "auth": {"successes": self.auth_successes, "failures": self.auth_failures,
                      "throttled": self.auth_throttled},
+            "cluster": {"sent": self.peer_messages_sent,
+                        "received": self.peer_messages_received},
             "store": {
                 "commits": self.commits,
                 "commit_seconds": self.commit_seconds,

@@ -57,8 +57,10 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 class BrokerCollector(Collector):
     def __init__(self, counters: Counters, gauges: Callable[[], Gauges],
                  listeners: Iterable[ListenerState], version: str,
-                 bridges: Callable[[], list[tuple[str, bool]]] = list) -> None:
+                 bridges: Callable[[], list[tuple[str, bool]]] = list,
+                 cluster: Callable[[], tuple[str, bool] | None] = lambda: None) -> None:
         self._counters = counters
+        self._cluster = cluster  # (node name, NATS connected), in a cluster
         self._gauges = gauges
         self._listeners = list(listeners)
         self._version = version
@@ -81,6 +83,17 @@ class BrokerCollector(Collector):
         for name, connected in self._bridges():
             links.add_metric([name], int(connected))
         yield links
+        cluster = self._cluster()
+        if cluster is not None:
+            node = GaugeMetricFamily("culex_cluster_connected", "Whether this node of the "
+                                     "cluster is connected to NATS (1) or not (0).",
+                                     labels=["node"])
+            node.add_metric([cluster[0]], int(cluster[1]))
+            yield node
+            yield _by("culex_cluster_messages", "Messages sent to the other nodes and "
+                      "received from them.", "direction",
+                      {"sent": self._counters.peer_messages_sent,
+                       "received": self._counters.peer_messages_received})
         info = GaugeMetricFamily("culex_build_info", "culex's version (the value is 1).",
                                  labels=["version"])
         info.add_metric([self._version], 1)
