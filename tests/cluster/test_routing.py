@@ -5,7 +5,9 @@ and 5, with paho-mqtt and the mosquitto tools."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -16,11 +18,14 @@ from nats_support import NatsServers, culex_node, metrics
 from paho_client import Paho
 from support import WAIT, BrokerProcess
 
+NATS_URLS: list[list[str]] = []  # the module's NATS server, for nodes started by a test
+
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[BrokerProcess]]:
     directory = tmp_path_factory.mktemp("cluster")
     nats = NatsServers(directory).start()
+    NATS_URLS[:] = [nats.urls]
     started: list[BrokerProcess] = []
     try:
         for name in ("a", "b"):
@@ -78,18 +83,40 @@ def test_awkward_topics_and_mqtt5_properties_cross(nodes: list[BrokerProcess]) -
         subscriber.stop()
 
 
-def test_no_local_and_retained_across_nodes(nodes: list[BrokerProcess]) -> None:
+def retained_on(node: BrokerProcess, topic_filter: str) -> str:
+    """What a new subscriber on ``node`` receives at once (its retained messages)."""
+    return subprocess.run(["mosquitto_sub", "-p", str(node.port), "-t", topic_filter, "-v",
+                           "-W", "1"], capture_output=True, text=True, timeout=WAIT).stdout
+
+
+def test_retained_messages_on_every_node_even_one_started_later(
+        nodes: list[BrokerProcess], tmp_path: Path) -> None:
     a, b = nodes
-    # A retained message set on A is kept on B too (by the traffic that crosses).
-    watcher = Paho(b.port, mqtt.MQTTv5, "retain-watch").connect()
-    watcher.subscribe("garage/#", 1)
-    subprocess.run(["mosquitto_pub", "-p", str(a.port), "-t", "garage/porte", "-m", "ouverte",
-                    "-r", "-q", "1"], check=True, timeout=WAIT)
-    assert watcher.messages.get(timeout=WAIT).payload == b"ouverte"
-    watcher.stop()
-    late = subprocess.run(["mosquitto_sub", "-p", str(b.port), "-t", "garage/#", "-v", "-C",
-                           "1", "-W", "5"], capture_output=True, text=True, timeout=WAIT)
+    for topic, value in (("garage/porte", "ouverte"), ("garage/lampe", "off")):
+        subprocess.run(["mosquitto_pub", "-p", str(a.port), "-t", topic, "-m", value, "-r",
+                        "-q", "1"], check=True, timeout=WAIT)
+    # The publisher's PUBACK came once its node holds it: read your own writes there.
+    assert sorted(retained_on(a, "garage/#").splitlines()) == [
+        "garage/lampe off", "garage/porte ouverte"]
+    late = subprocess.run(["mosquitto_sub", "-p", str(b.port), "-t", "garage/porte", "-v",
+                           "-C", "1", "-W", "5"], capture_output=True, text=True, timeout=WAIT)
     assert late.stdout == "garage/porte ouverte\n"
+    # A node that joins later starts with every retained message of the cluster.
+    c = culex_node(tmp_path, "c", NATS_URLS[0])
+    try:
+        assert sorted(retained_on(c, "garage/#").splitlines()) == [
+            "garage/lampe off", "garage/porte ouverte"]
+        # A deletion on one node is a deletion everywhere.
+        subprocess.run(["mosquitto_pub", "-p", str(b.port), "-t", "garage/porte", "-n",
+                        "-r", "-q", "1"], check=True, timeout=WAIT)
+        assert retained_on(b, "garage/#") == "garage/lampe off\n"
+        deadline = time.monotonic() + WAIT
+        while retained_on(c, "garage/porte") and time.monotonic() < deadline:
+            pass  # each look takes a second (-W 1)
+        assert retained_on(c, "garage/#") == "garage/lampe off\n"
+        assert retained_on(a, "garage/#") == "garage/lampe off\n"
+    finally:
+        c.stop()
 
 
 def test_mosquitto_tools_across_nodes(nodes: list[BrokerProcess]) -> None:

@@ -215,12 +215,13 @@ class Broker:
             return ReasonCode.NOT_AUTHORIZED
         message = Message.from_publish(topic, packet.payload, packet.qos, packet.retain,
                                        packet.properties, self.clock(), conn.client_id)
+        keep = self.peers is None
         if not packet.qos:  # nothing to acknowledge: the store is not consulted
-            count = self.fanout.publish(message)
+            count = self.fanout.publish(message, keep=keep)
         else:
             store = self.store
             changes = store.changes
-            count = self.fanout.publish(message)
+            count = self.fanout.publish(message, keep=keep)
             if store.changes != changes:
                 store.touch(conn)
         if self.peers is not None:
@@ -233,7 +234,7 @@ class Broker:
     def publish(self, message: Message) -> int:
         """Deliver ``message`` (from inside the broker: a will) to every matching
         subscription; no publisher is there to slow down."""
-        count = self.fanout.publish(message)
+        count = self.fanout.publish(message, keep=self.peers is None)
         if self.peers is not None:
             self.peers.forward(message, None)
         self.flow.forget_congestion()
@@ -241,9 +242,15 @@ class Broker:
 
     def publish_from_peers(self, message: Message) -> int:
         """A message another node of the cluster routed: delivered here, not sent back."""
-        count = self.fanout.publish(message)
+        count = self.fanout.publish(message, keep=False)
         self.flow.forget_congestion()
         return count
+
+    def set_retained(self, message: Message) -> None:
+        """In a cluster: the retained message of a topic (an empty payload deletes it), as
+        the cluster's retained stream says, in its order."""
+        self.retained.set(message)
+        self.store.retained_changed(message.topic, message)
 
     def attach_peers(self, peers: Peers) -> list[str]:
         """Join a cluster: messages go to ``peers`` too, and they follow which filters have

@@ -43,12 +43,14 @@ class Fanout:
         path, and is not a subscriber (a message it sees may still have none)."""
         self._observer = observer
 
-    def publish(self, message: Message, system: bool = False) -> int:
+    def publish(self, message: Message, system: bool = False, keep: bool = True) -> int:
         """Deliver ``message`` to every matching subscription; the number of sessions.
-        ``system``: a $SYS value, retained in memory only and not counted as dropped."""
+        ``system``: a $SYS value, retained in memory only and not counted as dropped.
+        ``keep``: a retained message is kept here (in a cluster, the retained messages come
+        from the cluster's stream, in its order, instead)."""
         if self._observer is not None and not system:
             self._observer(message)
-        if message.retain:
+        if message.retain and keep:
             self._retained.set(message)
             if not system:
                 self._store.retained_changed(message.topic, message)

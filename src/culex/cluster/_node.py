@@ -52,7 +52,9 @@ class ClusterNode:
         self._seq = 0
         self._q0 = config.prefix + ".q0"
         self._m = config.prefix + ".m"
+        self._r = config.prefix + ".r"
         self._stream = f"{config.prefix.upper()}_MSG"
+        self._retained_stream = f"{config.prefix.upper()}_RETAINED"
         self._consumer = f"node-{config.node}"
         self._nc: Any = None
         self._js: Any = None
@@ -60,6 +62,11 @@ class ClusterNode:
         self._outbox: list[tuple[str, bytes, PeerHolder | None, int]] = []
         self._flushing = False
         self._pending_acks: dict[asyncio.Future[Any], tuple[PeerHolder | None, int, float]] = {}
+        # Retained messages: the stream sequence applied here, and the publishers whose
+        # acknowledgement waits until their retained message is (read your own writes).
+        self._retained_seq = 0
+        self._retained_waiting: list[tuple[int, PeerHolder, int]] = []
+        self._caught_up: asyncio.Event | None = None
         # Interest: the local filters, and what NATS has been told of them.
         self._filters: set[str] = set()
         self._core: dict[str, Subscription] = {}
@@ -98,6 +105,11 @@ class ClusterNode:
         await self._js.add_stream(StreamConfig(
             name=self._stream, subjects=[self._m + ".>"], storage=StorageType.FILE,
             num_replicas=config.replicas, max_age=config.message_retention))
+        # One message kept per topic: the retained one, or an empty one for a deletion.
+        await self._js.add_stream(StreamConfig(
+            name=self._retained_stream, subjects=[self._r + ".>"], storage=StorageType.FILE,
+            num_replicas=config.replicas, max_msgs_per_subject=1))
+        await self._follow_retained()
         for topic_filter in self._broker.attach_peers(self):
             self._filters.add(topic_filter)
         self._wanted += 1
@@ -105,6 +117,8 @@ class ClusterNode:
         pull = await self._js.pull_subscribe_bind(self._consumer, self._stream)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._consume(pull)), loop.create_task(self._watch())]
+        assert self._caught_up is not None
+        await asyncio.wait_for(self._caught_up.wait(), 60)  # every retained message is here
         log.info("cluster: node %s joined through %s (%d replicas)", config.node,
                  self._nc.connected_url.netloc if self._nc.connected_url else "?",
                  config.replicas)
@@ -161,6 +175,12 @@ class ClusterNode:
         if qos and publisher is not None:
             ticket = self._tickets.issue(publisher)
         self._outbox.append((subject, data, publisher, ticket))
+        if message.retain:
+            # Into the retained stream too; the publisher's acknowledgement also waits until
+            # this node holds it as the topic's retained message.
+            ticket = self._tickets.issue(publisher) if qos and publisher is not None else 0
+            self._outbox.append((topic_subject(self._r, message.topic), data, publisher,
+                                 ticket))
         self._counters.peer_messages_sent += 1
         if not self._flushing:
             self._flushing = True
@@ -172,7 +192,7 @@ class ClusterNode:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
                 for subject, data, publisher, ticket in batch:
-                    if subject.startswith(self._m):
+                    if not subject.startswith(self._q0):
                         await self._publish_stored(subject, data, publisher, ticket)
                     else:
                         try:
@@ -185,21 +205,34 @@ class ClusterNode:
 
     async def _publish_stored(self, subject: str, data: bytes, publisher: PeerHolder | None,
                               ticket: int) -> None:
+        retained = subject.startswith(self._r)
+        stream = self._retained_stream if retained else self._stream
         try:
-            future = await self._js.publish_async(subject, data, stream=self._stream)
+            future = await self._js.publish_async(subject, data, stream=stream)
         except Exception as exc:
             self._not_stored(publisher, ticket, exc)
             return
         self._pending_acks[future] = (publisher, ticket, time.monotonic())
-        future.add_done_callback(self._stored)
+        future.add_done_callback(self._stored_retained if retained else self._stored)
 
     def _stored(self, future: asyncio.Future[Any]) -> None:
         publisher, ticket, _ = self._pending_acks.pop(future, (None, 0, 0.0))
         exc = None if future.cancelled() else future.exception()
         if exc is not None or future.cancelled():
             self._not_stored(publisher, ticket, exc)
-        elif publisher is not None:
+        elif publisher is not None and ticket:
             self._tickets.done(publisher, ticket)
+
+    def _stored_retained(self, future: asyncio.Future[Any]) -> None:
+        publisher, ticket, _ = self._pending_acks.pop(future, (None, 0, 0.0))
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None or future.cancelled():
+            self._not_stored(publisher, ticket, exc)
+        elif publisher is not None and ticket:
+            if future.result().seq <= self._retained_seq:
+                self._tickets.done(publisher, ticket)
+            else:
+                self._retained_waiting.append((future.result().seq, publisher, ticket))
 
     def _not_stored(self, publisher: PeerHolder | None, ticket: int,
                     exc: BaseException | None) -> None:
@@ -312,6 +345,40 @@ class ClusterNode:
                 await store.flush()  # acknowledged to JetStream once safe here too
             for msg in messages:
                 await msg.ack()
+
+    async def _follow_retained(self) -> None:
+        """Every retained message, the last of each topic first, then each as it comes, in
+        the stream's order: the only way retained messages enter this node's tree."""
+        self._caught_up = asyncio.Event()
+        info = await self._js.stream_info(self._retained_stream)
+        if not info.state.messages:
+            self._caught_up.set()
+        await self._js.subscribe(self._r + ".>", stream=self._retained_stream,
+                                 cb=self._on_retained, ordered_consumer=True,
+                                 deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+
+    async def _on_retained(self, msg: Msg) -> None:
+        metadata = msg.metadata
+        try:
+            envelope = decode(msg.data)
+            topic = subject_topic(self._r, msg.subject)
+        except ValueError as exc:
+            log.warning("cluster: dropped a retained message on %s: %s", msg.subject, exc)
+        else:
+            expiry_at = None if envelope.expiry is None \
+                else self._broker.clock() + envelope.expiry
+            self._broker.set_retained(Message(topic, envelope.payload, envelope.qos, True,
+                                              envelope.properties, expiry_at, envelope.sender))
+        self._retained_seq = max(self._retained_seq, metadata.sequence.stream)
+        if metadata.num_pending == 0 and self._caught_up is not None:
+            self._caught_up.set()
+        if self._retained_waiting:
+            waiting, self._retained_waiting = self._retained_waiting, []
+            for seq, publisher, ticket in waiting:
+                if seq <= self._retained_seq:
+                    self._tickets.done(publisher, ticket)
+                else:
+                    self._retained_waiting.append((seq, publisher, ticket))
 
     def _deliver(self, prefix: str, subject: str, envelope: Envelope) -> None:
         try:
