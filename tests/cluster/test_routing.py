@@ -4,6 +4,7 @@ and 5, with paho-mqtt and the mosquitto tools."""
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import time
 from collections.abc import Iterator
@@ -158,4 +159,38 @@ def test_a_node_receives_only_what_its_subscriptions_want(nodes: list[BrokerProc
         assert remote.messages.empty()
     finally:
         for client in (local, remote, publisher):
+            client.stop()
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_shared_subscriptions_spread_across_nodes_once(nodes: list[BrokerProcess],
+                                                       qos: int) -> None:
+    a, b = nodes
+    members = [Paho(port, mqtt.MQTTv5, f"worker-{qos}-{index}").connect()
+               for index, port in enumerate((a.port, a.port, b.port))]
+    ordinary = Paho(b.port, mqtt.MQTTv5, f"watcher-{qos}").connect()
+    publisher = Paho(a.port, mqtt.MQTTv5, f"jobs-{qos}").connect()
+    deliveries: queue.Queue[tuple[int, bytes]] = queue.Queue()  # (member, payload)
+    for index, member in enumerate(members):
+        member.client.on_message = lambda c, u, m, i=index: deliveries.put((i, m.payload))
+    try:
+        for member in members:
+            member.subscribe(f"$share/workers/jobs/q{qos}/#", qos)
+        ordinary.subscribe(f"jobs/q{qos}/#", qos)
+        count = 60
+        for index in range(count):
+            publisher.client.publish(f"jobs/q{qos}/{index}", str(index),
+                                     qos=qos).wait_for_publish(WAIT)
+        # The ordinary subscriber gets every message; the group, each message once in all.
+        assert sorted(int(ordinary.messages.get(timeout=WAIT).payload)
+                      for _ in range(count)) == list(range(count))
+        got: list[list[int]] = [[] for _ in members]
+        for _ in range(count):
+            index, payload = deliveries.get(timeout=WAIT)
+            got[index].append(int(payload))
+        assert sorted(value for each in got for value in each) == list(range(count))
+        assert deliveries.empty()  # once each, none lost
+        assert got[2] and (got[0] or got[1])  # on both nodes
+    finally:
+        for client in (*members, ordinary, publisher):
             client.stop()

@@ -215,13 +215,13 @@ class Broker:
             return ReasonCode.NOT_AUTHORIZED
         message = Message.from_publish(topic, packet.payload, packet.qos, packet.retain,
                                        packet.properties, self.clock(), conn.client_id)
-        keep = self.peers is None
+        clustered = self.peers is not None
         if not packet.qos:  # nothing to acknowledge: the store is not consulted
-            count = self.fanout.publish(message, keep=keep)
+            count = self.fanout.publish(message, clustered=clustered)
         else:
             store = self.store
             changes = store.changes
-            count = self.fanout.publish(message, keep=keep)
+            count = self.fanout.publish(message, clustered=clustered)
             if store.changes != changes:
                 store.touch(conn)
         if self.peers is not None:
@@ -234,7 +234,7 @@ class Broker:
     def publish(self, message: Message) -> int:
         """Deliver ``message`` (from inside the broker: a will) to every matching
         subscription; no publisher is there to slow down."""
-        count = self.fanout.publish(message, keep=self.peers is None)
+        count = self.fanout.publish(message, clustered=self.peers is not None)
         if self.peers is not None:
             self.peers.forward(message, None)
         self.flow.forget_congestion()
@@ -242,9 +242,16 @@ class Broker:
 
     def publish_from_peers(self, message: Message) -> int:
         """A message another node of the cluster routed: delivered here, not sent back."""
-        count = self.fanout.publish(message, keep=False)
+        count = self.fanout.publish(message, clustered=True)
         self.flow.forget_congestion()
         return count
+
+    def deliver_to_group(self, message: Message, topic_filter: str, group: str) -> bool:
+        """The cluster hands ``message`` to this node's members of ``$share/group/filter``:
+        one of them gets it; False if none is here any more."""
+        done = self.fanout.deliver_to_group(message, topic_filter, group)
+        self.flow.forget_congestion()
+        return done
 
     def set_retained(self, message: Message) -> None:
         """In a cluster: the retained message of a topic (an empty payload deletes it), as
@@ -252,7 +259,7 @@ class Broker:
         self.retained.set(message)
         self.store.retained_changed(message.topic, message)
 
-    def attach_peers(self, peers: Peers) -> list[str]:
+    def attach_peers(self, peers: Peers) -> list[tuple[str, str | None]]:
         """Join a cluster: messages go to ``peers`` too, and they follow which filters have
         local subscriptions. The filters that have some now."""
         self.peers = peers

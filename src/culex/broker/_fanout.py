@@ -43,14 +43,15 @@ class Fanout:
         path, and is not a subscriber (a message it sees may still have none)."""
         self._observer = observer
 
-    def publish(self, message: Message, system: bool = False, keep: bool = True) -> int:
+    def publish(self, message: Message, system: bool = False, clustered: bool = False) -> int:
         """Deliver ``message`` to every matching subscription; the number of sessions.
         ``system``: a $SYS value, retained in memory only and not counted as dropped.
-        ``keep``: a retained message is kept here (in a cluster, the retained messages come
-        from the cluster's stream, in its order, instead)."""
+        ``clustered``: in a cluster, retained messages come from the cluster's stream (in its
+        one order) and shared groups are served by the cluster (one member of all nodes'),
+        so neither is done here."""
         if self._observer is not None and not system:
             self._observer(message)
-        if message.retain and keep:
+        if message.retain and not clustered:
             self._retained.set(message)
             if not system:
                 self._store.retained_changed(message.topic, message)
@@ -68,7 +69,7 @@ class Fanout:
                 count += 1
         elif found:
             count += self._deliver_overlapping(message, found, checked)
-        for group in groups:
+        for group in () if clustered else groups:
             picked = group.pick()
             if picked is not None and not (checked and not self.may_receive(picked.session,
                                                                             message.topic)):
@@ -104,6 +105,17 @@ class Fanout:
             ids = tuple(sub.identifier for sub in same if sub.identifier)
             same[0].session.deliver(message, qos, retain, ids)
         return len(by_client)
+
+    def deliver_to_group(self, message: Message, topic_filter: str, group: str) -> bool:
+        """In a cluster: ``message`` goes to one local member of ``$share/group/filter``;
+        whether there was one (that may read it)."""
+        members = self._router.shared_group(topic_filter, group)
+        picked = members.pick() if members is not None else None
+        if picked is None or (self._auth.authorizers
+                              and not self.may_receive(picked.session, message.topic)):
+            return False
+        _deliver_one(message, picked)
+        return True
 
     def may_receive(self, session: Session, topic: str) -> bool:
         """The read check of every delivery, remembered per session and topic."""

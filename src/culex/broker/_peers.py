@@ -4,7 +4,9 @@ A single-node broker has none (``Broker.peers`` is None and nothing here costs a
 cluster (``culex.cluster``), every message routed here is also offered to the peers, and the
 filters with local interest are announced to them, so that they send this node what its
 subscriptions want. Messages that come from the peers are routed locally only
-(``Broker.publish_from_peers``), never offered back.
+(``Broker.publish_from_peers``), never offered back. Shared subscriptions are the cluster's:
+a message goes to one member of a group across every node, so it is never delivered to a
+group where it is published, only where the cluster hands it (``Broker.deliver_to_group``).
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ class Peers(Protocol):
         """Send ``message`` to the other nodes; a QoS 1/2 message's publisher's next writes
         (its PUBACK or PUBREC) wait until the peers have it safe."""
 
-    def filter_added(self, topic_filter: str) -> None:
-        """The first local subscription to ``topic_filter`` (shared ones by their filter)."""
+    def filter_added(self, topic_filter: str, group: str | None) -> None:
+        """The first local subscription to ``topic_filter`` (``group``: the first local member
+        of the shared group ``$share/group/topic_filter``)."""
 
-    def filter_removed(self, topic_filter: str) -> None:
-        """The last local subscription to ``topic_filter`` is gone."""
+    def filter_removed(self, topic_filter: str, group: str | None) -> None:
+        """The last local subscription to ``topic_filter`` (or member of the group) is gone."""
 
     def settle(self, conn: PeerHolder) -> None:
         """``conn``'s next writes (a SUBACK) wait until the interest announced so far is

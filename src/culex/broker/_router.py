@@ -78,6 +78,7 @@ class _Node:
 MATCH_CACHE_SIZE = 10_000
 
 Match = tuple[list[dict[str, Subscription]], list[SharedGroup]]
+Interest = Callable[[str, str | None], None]  # (filter, share name or None)
 
 
 class Router:
@@ -86,24 +87,35 @@ class Router:
         self.count = 0
         self.shared_count = 0  # of those, members of shared subscription groups
         self._cache: dict[str, Match] = {}
-        # Told when a filter gets its first subscription and loses its last (a cluster
-        # announces its interest with them); None: nobody asks.
-        self._interest: tuple[Callable[[str], None], Callable[[str], None]] | None = None
+        # Told when a filter (or a shared group of one) gets its first subscription and loses
+        # its last (a cluster announces its interest with them); None: nobody asks.
+        self._interest: tuple[Interest, Interest] | None = None
 
-    def watch_filters(self, added: Callable[[str], None], removed: Callable[[str], None]
-                      ) -> list[str]:
-        """From now on, ``added(filter)`` and ``removed(filter)`` follow which filters have
-        subscriptions; the filters that have some now."""
+    def watch_filters(self, added: Interest, removed: Interest) -> list[tuple[str, str | None]]:
+        """From now on, ``added(filter, group)`` and ``removed(filter, group)`` follow which
+        filters have ordinary subscriptions (group None) and which shared groups have members;
+        those there are now."""
         self._interest = (added, removed)
-        found: list[str] = []
+        found: list[tuple[str, str | None]] = []
         stack: list[tuple[_Node, str]] = [(child, level)
                                           for level, child in self._root.children.items()]
         while stack:
             node, path = stack.pop()
-            if node.subs or node.shared:
-                found.append(path)
+            if node.subs:
+                found.append((path, None))
+            found += [(path, group) for group in node.shared]
             stack += [(child, path + "/" + level) for level, child in node.children.items()]
         return found
+
+    def shared_group(self, topic_filter: str, group: str) -> SharedGroup | None:
+        """The members of ``$share/group/topic_filter``, if any."""
+        node = self._root
+        for level in topic_filter.split("/"):
+            child = node.children.get(level)
+            if child is None:
+                return None
+            node = child
+        return node.shared.get(group)
 
     def add(self, sub: Subscription) -> bool:
         """Add or replace a subscription, filed under its ``match_filter``.
@@ -118,8 +130,9 @@ class Router:
                 child = node.children[level] = _Node()
             node = child
         client_id = sub.session.client_id
-        if self._interest is not None and not (node.subs or node.shared):
-            self._interest[0](sub.match_filter)
+        if self._interest is not None and (
+                not node.subs if sub.group is None else sub.group not in node.shared):
+            self._interest[0](sub.match_filter, sub.group)
         if sub.group is None:
             existed = client_id in node.subs
             node.subs[client_id] = sub
@@ -156,8 +169,9 @@ class Router:
             self.count -= 1
             if group is not None:
                 self.shared_count -= 1
-            if self._interest is not None and not (node.subs or node.shared):
-                self._interest[1](topic_filter)
+            if self._interest is not None and (
+                    not node.subs if group is None else group not in node.shared):
+                self._interest[1](topic_filter, group)
         # Prune the branch back up to the first node that still holds something.
         levels = topic_filter.split("/")
         for depth in range(len(levels), 0, -1):

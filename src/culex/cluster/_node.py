@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import ssl
@@ -22,7 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from ..broker import Message
 from ..protocol import ReasonCode
 from ._envelope import Envelope, EnvelopeError, decode, encode
-from ._subjects import filter_subjects, subject_topic, topic_subject
+from ._subjects import encode_level, filter_subjects, subject_topic, topic_subject
 from ._tickets import Tickets
 
 if TYPE_CHECKING:
@@ -36,10 +37,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("culex")
 
 FETCH_BATCH = 256
+SHARED_BATCH = 8  # small: the nodes of a group take turns
 ACK_TIMEOUT = 10.0  # seconds JetStream has to store a message before its publisher is told
 # A filter subject that matches no topic (no encoded level is "_none"): the node's consumer
 # while no local subscription wants anything (an empty filter list would mean "all").
 NOTHING = "_none"
+SHARED_IDLE = 86400.0  # seconds after which JetStream forgets a shared group's unused consumer
 
 
 class ClusterNode:
@@ -67,9 +70,15 @@ class ClusterNode:
         self._retained_seq = 0
         self._retained_waiting: list[tuple[int, PeerHolder, int]] = []
         self._caught_up: asyncio.Event | None = None
-        # Interest: the local filters, and what NATS has been told of them.
+        # Interest: the local filters, and what NATS has been told of them; the local shared
+        # groups as (filter, share name), each with its queue subscriptions (on a second
+        # connection, which hears this node's own messages) and its consumer's task.
         self._filters: set[str] = set()
         self._core: dict[str, Subscription] = {}
+        self._groups: set[tuple[str, str]] = set()
+        self._queues: dict[tuple[str, str], list[Subscription]] = {}
+        self._shared_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._nc_shared: Any = None
         self._wanted = 0  # generation of the filters
         self._applied = 0  # generation NATS knows
         self._settling: list[tuple[int, PeerHolder, int]] = []
@@ -100,6 +109,8 @@ class ClusterNode:
                 context.load_cert_chain(config.tls_cert, config.tls_key)
             options["tls"] = context
         self._nc = await nats.connect(**options)
+        self._nc_shared = await nats.connect(**{**options, "no_echo": False,
+                                                "name": f"culex {config.node} shared"})
         self.connected = True
         self._js = self._nc.jetstream()
         await self._js.add_stream(StreamConfig(
@@ -110,8 +121,11 @@ class ClusterNode:
             name=self._retained_stream, subjects=[self._r + ".>"], storage=StorageType.FILE,
             num_replicas=config.replicas, max_msgs_per_subject=1))
         await self._follow_retained()
-        for topic_filter in self._broker.attach_peers(self):
-            self._filters.add(topic_filter)
+        for topic_filter, group in self._broker.attach_peers(self):
+            if group is None:
+                self._filters.add(topic_filter)
+            else:
+                self._groups.add((topic_filter, group))
         self._wanted += 1
         await self._apply()
         pull = await self._js.pull_subscribe_bind(self._consumer, self._stream)
@@ -124,9 +138,10 @@ class ClusterNode:
                  config.replicas)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._shared_tasks.values()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._stopping = True
@@ -139,6 +154,8 @@ class ClusterNode:
             with contextlib.suppress(Exception):
                 await self._nc.flush(1)
             await self._nc.close()
+        if self._nc_shared is not None and not self._nc_shared.is_closed:
+            await self._nc_shared.close()
         self.connected = False
 
     async def _disconnected(self) -> None:
@@ -255,12 +272,18 @@ class ClusterNode:
 
     # -- interest: Peers.filter_added, filter_removed, settle ---------------------------------
 
-    def filter_added(self, topic_filter: str) -> None:
-        self._filters.add(topic_filter)
+    def filter_added(self, topic_filter: str, group: str | None) -> None:
+        if group is None:
+            self._filters.add(topic_filter)
+        else:
+            self._groups.add((topic_filter, group))
         self._changed()
 
-    def filter_removed(self, topic_filter: str) -> None:
-        self._filters.discard(topic_filter)
+    def filter_removed(self, topic_filter: str, group: str | None) -> None:
+        if group is None:
+            self._filters.discard(topic_filter)
+        else:
+            self._groups.discard((topic_filter, group))
         self._changed()
 
     def _changed(self) -> None:
@@ -296,7 +319,9 @@ class ClusterNode:
                 durable_name=self._consumer, ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.NEW, max_ack_pending=10_000, ack_wait=30,
                 filter_subjects=stored or [f"{self._m}.{NOTHING}"]))
+            await self._apply_groups()
             await self._nc.flush()
+            await self._nc_shared.flush()
             self._applied = generation
             waiting, self._settling = self._settling, []
             for wanted, conn, ticket in waiting:
@@ -304,6 +329,62 @@ class ClusterNode:
                     self._tickets.done(conn, ticket)
                 else:
                     self._settling.append((wanted, conn, ticket))
+
+    async def _apply_groups(self) -> None:
+        """Shared groups: a queue subscription of each group's subjects (QoS 0: NATS gives
+        each message to one subscriber of the queue, of all nodes) and a consumer shared by
+        the nodes with members (QoS 1/2: each message to one of its pullers)."""
+        for key in set(self._queues) - self._groups:
+            for subscription in self._queues.pop(key):
+                await subscription.unsubscribe()
+            self._shared_tasks.pop(key).cancel()
+        for key in sorted(self._groups - set(self._queues)):
+            topic_filter, group = key
+            queue = "share-" + encode_level(group)
+
+            async def on_message(msg: Msg, key: tuple[str, str] = key) -> None:
+                self._on_shared(msg, key, None)
+
+            self._queues[key] = [
+                await self._nc_shared.subscribe(subject, queue=queue, cb=on_message)
+                for subject in filter_subjects(self._q0, topic_filter)]
+            name = "share-" + hashlib.sha256(f"{group}\0{topic_filter}".encode()).hexdigest()[:20]
+            await self._js.add_consumer(self._stream, ConsumerConfig(
+                durable_name=name, ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.NEW, max_ack_pending=10_000, ack_wait=30,
+                inactive_threshold=SHARED_IDLE,
+                filter_subjects=filter_subjects(self._m, topic_filter)))
+            pull = await self._js.pull_subscribe_bind(name, self._stream)
+            self._shared_tasks[key] = asyncio.get_running_loop().create_task(
+                self._consume_shared(pull, key))
+
+    async def _consume_shared(self, pull: Any, key: tuple[str, str]) -> None:
+        while True:
+            try:
+                messages = await pull.fetch(SHARED_BATCH, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cluster: fetching for a shared group: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for msg in messages:
+                if self._on_shared(msg, key, self._m):
+                    await msg.ack()
+                else:
+                    await msg.nak()  # no member here any more: another node's turn
+
+    def _on_shared(self, msg: Msg, key: tuple[str, str], prefix: str | None) -> bool:
+        try:
+            envelope = decode(msg.data)
+            topic = subject_topic(prefix or self._q0, msg.subject)
+        except ValueError as exc:
+            log.warning("cluster: dropped a message on %s: %s", msg.subject, exc)
+            return True
+        self._counters.peer_messages_received += 1
+        return self._broker.deliver_to_group(self._message(topic, envelope), *key)
 
     # -- in ------------------------------------------------------------------------------------
 
@@ -386,8 +467,10 @@ class ClusterNode:
         except ValueError:
             log.warning("cluster: dropped a message on %s: not a culex subject", subject)
             return
-        expiry_at = None if envelope.expiry is None else self._broker.clock() + envelope.expiry
         self._counters.peer_messages_received += 1
-        self._broker.publish_from_peers(Message(topic, envelope.payload, envelope.qos,
-                                                envelope.retain, envelope.properties,
-                                                expiry_at, envelope.sender))
+        self._broker.publish_from_peers(self._message(topic, envelope))
+
+    def _message(self, topic: str, envelope: Envelope) -> Message:
+        expiry_at = None if envelope.expiry is None else self._broker.clock() + envelope.expiry
+        return Message(topic, envelope.payload, envelope.qos, envelope.retain,
+                       envelope.properties, expiry_at, envelope.sender)
