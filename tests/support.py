@@ -223,6 +223,12 @@ class BrokerProcess:
             self.proc.terminate()
         try:
             return self.proc.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # no leftover to disturb the next test
+            self.proc.wait()
+            raise AssertionError("the broker did not stop within "
+                                 f"{WAIT:.0f} s of SIGTERM; log:\n" + "".join(self.lines)
+                                 ) from None
         finally:
             shutil.rmtree(self.state_home, ignore_errors=True)
 

@@ -70,8 +70,9 @@ class Publisher:
 
 def run_stream(nats: NatsServers, tmp_path: Path, qos: int, kill: str) -> None:
     directory = tmp_path
-    a = culex_node(directory, "a", nats.urls[:1], replicas=3)
-    b = culex_node(directory, "b", nats.urls[1:2], replicas=3)
+    # Names of their own: each test's nodes have durable consumers of their own.
+    a = culex_node(directory, f"a-q{qos}-{kill}", nats.urls[:1], replicas=3)
+    b = culex_node(directory, f"b-q{qos}-{kill}", nats.urls[1:2], replicas=3)
     nodes = [a, b]
     try:
         topic = f"flux/q{qos}/{kill}"

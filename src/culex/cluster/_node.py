@@ -138,13 +138,14 @@ class ClusterNode:
                  config.replicas)
 
     async def stop(self) -> None:
+        self._stopping = True
         tasks = [*self._tasks, *self._shared_tasks.values()]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._stopping = True
+        if tasks:
+            # A task inside the NATS client may take a cancellation for a time-out and go
+            # on: the loops check _stopping too, and nobody waits for them for long.
+            await asyncio.wait(tasks, timeout=2.0)
         if self._nc is not None and not self._nc.is_closed:
             # What was routed goes out, and JetStream's answers come back, for a moment.
             deadline = time.monotonic() + 2.0
@@ -263,7 +264,7 @@ class ClusterNode:
 
     async def _watch(self) -> None:
         """Publishes JetStream never answered (a lost NATS server mid-request) time out."""
-        while True:
+        while not self._stopping:
             await asyncio.sleep(1.0)
             now = time.monotonic()
             for future, (_, _, since) in list(self._pending_acks.items()):
@@ -359,7 +360,7 @@ class ClusterNode:
                 self._consume_shared(pull, key))
 
     async def _consume_shared(self, pull: Any, key: tuple[str, str]) -> None:
-        while True:
+        while not self._stopping:
             try:
                 messages = await pull.fetch(SHARED_BATCH, timeout=1.0)
             except (TimeoutError, nats.errors.TimeoutError):
@@ -402,7 +403,7 @@ class ClusterNode:
 
     async def _consume(self, pull: Any) -> None:
         store = self._broker.store
-        while True:
+        while not self._stopping:
             try:
                 messages = await pull.fetch(FETCH_BATCH, timeout=1.0)
             except (TimeoutError, nats.errors.TimeoutError):
