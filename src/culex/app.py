@@ -112,7 +112,7 @@ class Server:
             return "stopping"
         if not self._ready:
             return "starting"
-        if self.cluster is not None and not self.cluster.connected:
+        if self.cluster is not None and not self.cluster.linked:
             return "cluster: no NATS server reachable"
         return self.store.trouble()
 
@@ -208,7 +208,7 @@ class Server:
     def _cluster_state(self) -> tuple[str, bool] | None:
         if self.cluster is None:
             return None
-        return self.cluster.config.node, self.cluster.connected
+        return self.cluster.config.node, self.cluster.linked
 
     def _bridge_states(self) -> list[tuple[str, bool]]:
         links = self.bridges.links if self.bridges is not None else []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import queue
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,3 +195,41 @@ def test_shared_subscriptions_spread_across_nodes_once(nodes: list[BrokerProcess
     finally:
         for client in (*members, ordinary, publisher):
             client.stop()
+
+
+def test_a_client_id_is_one_connection_in_the_whole_cluster(nodes: list[BrokerProcess]) -> None:
+    a, b = nodes
+    first = Paho(a.port, mqtt.MQTTv5, "fenetre-salon").connect()
+    second = Paho(b.port, mqtt.MQTTv5, "fenetre-salon").connect()
+    try:
+        assert first.disconnected.wait(WAIT)
+        assert str(first.disconnect_reason) == "Session taken over"  # 0x8E
+        assert second.subscribe("fenetre/#", 1)[0] == 1 and not second.disconnected.is_set()
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_takeover_races_leave_exactly_one(nodes: list[BrokerProcess]) -> None:
+    a, b = nodes
+    for round_number in range(10):
+        client_id = f"course-{round_number}"
+        pair = [Paho(a.port, mqtt.MQTTv5, client_id), Paho(b.port, mqtt.MQTTv5, client_id)]
+        threads = [threading.Thread(target=client.connect) for client in pair]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT)
+        try:
+            deadline = time.monotonic() + WAIT
+            while not any(client.disconnected.is_set() for client in pair):
+                assert time.monotonic() < deadline, "both kept their connection"
+                pair[0].disconnected.wait(0.05)
+            [loser] = [client for client in pair if client.disconnected.is_set()]
+            [winner] = [client for client in pair if client is not loser]
+            assert str(loser.disconnect_reason) == "Session taken over"
+            assert winner.subscribe("course/#", 0)[0] == 0  # still served
+            assert not winner.disconnected.is_set()
+        finally:
+            for client in pair:
+                client.stop()

@@ -155,6 +155,8 @@ class Broker:
         if will is not None:
             session.set_will(*will)
         session.keep_in(self.store if expiry and self.store.persistent else None)
+        if self.peers is not None and isinstance(conn, Connection):
+            self.peers.connected(client_id, conn)
         return negotiate(self.config, packet, session, existing is not None, expiry, ack_props)
 
     def attach_link(self, target: DeliveryTarget, client_id: str) -> Session:
@@ -180,6 +182,8 @@ class Broker:
 
     def disconnected(self, conn: DeliveryTarget, session: Session, publish_will: bool) -> None:
         self.connections.discard(conn)
+        if self.peers is not None and isinstance(conn, Connection):
+            self.peers.disconnected(session.client_id, conn)
         if session.connection is conn:  # else it was taken over
             self.lifetime.disconnected(session, publish_will)
 

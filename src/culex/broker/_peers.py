@@ -41,6 +41,13 @@ class Peers(Protocol):
     def filter_removed(self, topic_filter: str, group: str | None) -> None:
         """The last local subscription to ``topic_filter`` (or member of the group) is gone."""
 
+    def connected(self, client_id: str, conn: PeerHolder) -> None:
+        """A client was accepted here: the cluster's other connection with its client id,
+        if any, is closed (MQTT-3.1.4-3)."""
+
+    def disconnected(self, client_id: str, conn: PeerHolder) -> None:
+        """A client accepted here is gone."""
+
     def settle(self, conn: PeerHolder) -> None:
         """``conn``'s next writes (a SUBACK) wait until the interest announced so far is
         known to the peers: a subscriber then misses nothing published after its SUBACK."""

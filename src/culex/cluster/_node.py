@@ -23,6 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from ..broker import Message
 from ..protocol import ReasonCode
 from ._envelope import Envelope, EnvelopeError, decode, encode
+from ._owners import Owners
 from ._subjects import encode_level, filter_subjects, subject_topic, topic_subject
 from ._tickets import Tickets
 
@@ -85,7 +86,8 @@ class ClusterNode:
         self._applying: asyncio.Task[None] | None = None
         self._last_seen: dict[tuple[str, int], int] = {}  # QoS 0 de-duplication
         self._tasks: list[asyncio.Task[None]] = []
-        self.connected = False
+        self._owners = Owners(config.node, self._taken_over)
+        self.linked = False  # to a NATS server, now
         self._stopping = False
 
     # -- start and stop ------------------------------------------------------------------------
@@ -111,7 +113,7 @@ class ClusterNode:
         self._nc = await nats.connect(**options)
         self._nc_shared = await nats.connect(**{**options, "no_echo": False,
                                                 "name": f"culex {config.node} shared"})
-        self.connected = True
+        self.linked = True
         self._js = self._nc.jetstream()
         await self._js.add_stream(StreamConfig(
             name=self._stream, subjects=[self._m + ".>"], storage=StorageType.FILE,
@@ -121,6 +123,9 @@ class ClusterNode:
             name=self._retained_stream, subjects=[self._r + ".>"], storage=StorageType.FILE,
             num_replicas=config.replicas, max_msgs_per_subject=1))
         await self._follow_retained()
+        # Who owns each client id: one connection in the whole cluster.
+        await self._owners.start(await self._js.create_key_value(
+            bucket=f"{config.prefix.upper()}_CLIENTS", history=1, replicas=config.replicas))
         for topic_filter, group in self._broker.attach_peers(self):
             if group is None:
                 self._filters.add(topic_filter)
@@ -139,6 +144,7 @@ class ClusterNode:
 
     async def stop(self) -> None:
         self._stopping = True
+        await self._owners.stop()
         tasks = [*self._tasks, *self._shared_tasks.values()]
         for task in tasks:
             task.cancel()
@@ -157,15 +163,15 @@ class ClusterNode:
             await self._nc.close()
         if self._nc_shared is not None and not self._nc_shared.is_closed:
             await self._nc_shared.close()
-        self.connected = False
+        self.linked = False
 
     async def _disconnected(self) -> None:
-        self.connected = False
+        self.linked = False
         if not self._stopping:
             log.warning("cluster: lost NATS; reconnecting")
 
     async def _reconnected(self) -> None:
-        self.connected = True
+        self.linked = True
         log.info("cluster: NATS back at %s", self._nc.connected_url.netloc)
 
     async def _error(self, exc: Exception) -> None:
@@ -270,6 +276,18 @@ class ClusterNode:
             for future, (_, _, since) in list(self._pending_acks.items()):
                 if now - since > ACK_TIMEOUT and not future.done():
                     future.cancel()
+
+    # -- client ids: Peers.connected, disconnected --------------------------------------------
+
+    def connected(self, client_id: str, conn: PeerHolder) -> None:
+        self._owners.connected(client_id, conn)
+
+    def disconnected(self, client_id: str, conn: PeerHolder) -> None:
+        self._owners.disconnected(client_id, conn)
+
+    @staticmethod
+    def _taken_over(conn: PeerHolder) -> None:
+        conn.close(ReasonCode.SESSION_TAKEN_OVER, "session taken over on another node")
 
     # -- interest: Peers.filter_added, filter_removed, settle ---------------------------------
 
