@@ -233,3 +233,14 @@ def test_takeover_races_leave_exactly_one(nodes: list[BrokerProcess]) -> None:
         finally:
             for client in pair:
                 client.stop()
+
+
+def test_a_client_id_comes_back_through_any_node(nodes: list[BrokerProcess]) -> None:
+    a, b = nodes
+    for port in (a.port, b.port, a.port, a.port):  # its claim released, then made again
+        client = Paho(port, mqtt.MQTTv5, "porte-garage").connect()
+        try:
+            assert client.subscribe("porte/#", 0)[0] == 0
+            assert not client.disconnected.is_set()
+        finally:
+            client.stop()

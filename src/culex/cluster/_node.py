@@ -86,7 +86,7 @@ class ClusterNode:
         self._applying: asyncio.Task[None] | None = None
         self._last_seen: dict[tuple[str, int], int] = {}  # QoS 0 de-duplication
         self._tasks: list[asyncio.Task[None]] = []
-        self._owners = Owners(config.node, self._taken_over)
+        self._owners = Owners(config.node, self._tickets, self._taken_over)
         self.linked = False  # to a NATS server, now
         self._stopping = False
 
@@ -286,8 +286,11 @@ class ClusterNode:
         self._owners.disconnected(client_id, conn)
 
     @staticmethod
-    def _taken_over(conn: PeerHolder) -> None:
-        conn.close(ReasonCode.SESSION_TAKEN_OVER, "session taken over on another node")
+    def _taken_over(conn: PeerHolder, taken: bool) -> None:
+        if taken:
+            conn.close(ReasonCode.SESSION_TAKEN_OVER, "session taken over on another node")
+        else:
+            conn.close(ReasonCode.SERVER_BUSY, "the cluster could not register the client id")
 
     # -- interest: Peers.filter_added, filter_removed, settle ---------------------------------
 

@@ -2,9 +2,10 @@
 
 A key-value bucket holds, per client id, the node and a token naming the connection that last
 claimed it. A claim is a compare-and-set on the key's last revision, so claims are put in one
-order, and the last one wins: every node watches the bucket, and a node whose connection's
-claim is older than the newest one closes that connection (MQTT 5: DISCONNECT 0x8E, session
-taken over). Two connections racing on two nodes therefore leave exactly one.
+order, and the last one wins (a connection's CONNACK waits for its claim, so a client that
+connects after another's CONNACK wins over it): every node watches the bucket, and a node
+whose connection's claim is older than the newest one closes that connection (MQTT 5:
+DISCONNECT 0x8E, session taken over). Two connections racing on two nodes leave exactly one.
 """
 
 from __future__ import annotations
@@ -17,25 +18,34 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+import nats.js.errors
+
 from ._subjects import decode_level, encode_level
+from ._tickets import Tickets
 
 log = logging.getLogger("culex")
 
+CLAIM_ATTEMPTS = 12  # about 8 s of retries: long enough for JetStream to elect a leader
+
 
 class Claim:
-    __slots__ = ("conn", "revision", "rival", "token")
+    __slots__ = ("conn", "revision", "rival", "ticket", "token")
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, ticket: int) -> None:
         self.conn = conn
+        self.ticket = ticket  # its CONNACK waits for the claim: a later connection wins
         self.token = secrets.token_hex(8)
         self.revision = 0  # of this claim in the bucket, once written (0: not yet)
         self.rival = 0  # the newest revision of another connection's claim seen meanwhile
 
 
 class Owners:
-    def __init__(self, node: str, close: Callable[[Any], None]) -> None:
+    def __init__(self, node: str, tickets: Tickets, close: Callable[[Any, bool], None]) -> None:
         self._node = node
-        self._close = close  # hang up a local connection: another one took its client id
+        self._tickets = tickets
+        # Hang up a local connection: another one took its client id (True), or the cluster
+        # could not be asked (False).
+        self._close = close
         self._kv: Any = None
         self._claims: dict[str, Claim] = {}  # local connections' claims, by client id
         self._tasks: set[asyncio.Task[None]] = set()
@@ -56,7 +66,7 @@ class Owners:
 
     def connected(self, client_id: str, conn: Any) -> None:
         """A local connection was accepted for ``client_id``: claim it for the cluster."""
-        claim = Claim(conn)
+        claim = Claim(conn, self._tickets.issue(conn))
         self._claims[client_id] = claim
         self._spawn(self._claim(client_id, claim))
 
@@ -76,21 +86,29 @@ class Owners:
     async def _claim(self, client_id: str, claim: Claim) -> None:
         key = encode_level(client_id)
         value = json.dumps({"node": self._node, "token": claim.token}).encode()
-        for _ in range(20):
+        problem: Exception | None = None
+        for attempt in range(CLAIM_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(min(0.05 * 2 ** attempt, 1.0))
+            if self._claims.get(client_id) is not claim:
+                self._tickets.done(claim.conn, claim.ticket)
+                return  # gone meanwhile
             try:
                 try:
                     entry = await self._kv.get(key)
-                    last = entry.revision if entry.value else 0
-                except Exception:  # not found, or deleted
-                    last = 0
+                    last = entry.revision or 0
+                except nats.js.errors.KeyNotFoundError as exc:  # never, or deleted
+                    last = (getattr(exc, "entry", None) and exc.entry.revision) or 0
                 claim.revision = await self._kv.update(key, value, last=last)
+                self._tickets.done(claim.conn, claim.ticket)
                 break
-            except Exception as exc:  # someone claimed in between: read again, claim again
-                log.debug("cluster: claim of %r raced: %s", client_id, exc)
+            except Exception as exc:  # raced (read again), or NATS busy electing a leader
+                problem = exc
         else:
-            log.warning("cluster: could not claim client id %r; its connection is closed",
-                        client_id)
-            self._lose(client_id, claim)
+            log.warning("cluster: could not register client id %r (%s); its connection is "
+                        "closed", client_id, problem)
+            self._lose(client_id, claim, taken=False)
+            self._tickets.done(claim.conn, claim.ticket)  # closed: nothing goes out
             return
         if claim.rival > claim.revision:
             self._lose(client_id, claim)
@@ -117,7 +135,7 @@ class Owners:
             elif not claim.revision:
                 claim.rival = max(claim.rival, entry.revision)
 
-    def _lose(self, client_id: str, claim: Claim) -> None:
+    def _lose(self, client_id: str, claim: Claim, taken: bool = True) -> None:
         if self._claims.get(client_id) is claim:
             del self._claims[client_id]
-        self._close(claim.conn)
+        self._close(claim.conn, taken)
