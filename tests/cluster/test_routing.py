@@ -244,3 +244,33 @@ def test_a_client_id_comes_back_through_any_node(nodes: list[BrokerProcess]) -> 
             assert not client.disconnected.is_set()
         finally:
             client.stop()
+
+
+@pytest.mark.parametrize("end", ["kill", "stop"])
+def test_the_wills_of_a_dead_node_s_clients_are_published_once(
+        nodes: list[BrokerProcess], tmp_path: Path, end: str) -> None:
+    watchers = [Paho(node.port, mqtt.MQTTv5, f"veille-{index}").connect()
+                for index, node in enumerate(nodes)]
+    c = culex_node(tmp_path, f"c-{end}", NATS_URLS[0])
+    try:
+        for watcher in watchers:
+            watcher.subscribe("maison/+/status", 1)
+        sensor = Paho(c.port, mqtt.MQTTv311, f"capteur-cave-{end}")
+        sensor.client.will_set("maison/cave/status", b"offline", qos=1)
+        sensor.connect()
+        if end == "kill":
+            c.kill()  # SIGKILL: the node cannot publish the will, the others do
+        else:
+            c.stop()  # SIGTERM: the node publishes it itself, and the others do not
+        for watcher in watchers:  # once on each node's subscriber
+            message = watcher.messages.get(timeout=3 * WAIT)
+            assert (message.topic, message.payload) == ("maison/cave/status", b"offline")
+        for watcher in watchers:
+            with pytest.raises(queue.Empty):
+                watcher.messages.get(timeout=2)  # and not twice
+        sensor.client.loop_stop()
+    finally:
+        if c.proc is not None and c.proc.poll() is None:
+            c.stop()
+        for watcher in watchers:
+            watcher.stop()

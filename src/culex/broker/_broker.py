@@ -156,7 +156,7 @@ class Broker:
             session.set_will(*will)
         session.keep_in(self.store if expiry and self.store.persistent else None)
         if self.peers is not None and isinstance(conn, Connection):
-            self.peers.connected(client_id, conn)
+            self.peers.connected(client_id, conn, will)
         return negotiate(self.config, packet, session, existing is not None, expiry, ack_props)
 
     def attach_link(self, target: DeliveryTarget, client_id: str) -> Session:

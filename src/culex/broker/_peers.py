@@ -41,9 +41,11 @@ class Peers(Protocol):
     def filter_removed(self, topic_filter: str, group: str | None) -> None:
         """The last local subscription to ``topic_filter`` (or member of the group) is gone."""
 
-    def connected(self, client_id: str, conn: PeerHolder) -> None:
+    def connected(self, client_id: str, conn: PeerHolder,
+                  will: tuple[Message, int, int | None] | None) -> None:
         """A client was accepted here: the cluster's other connection with its client id,
-        if any, is closed (MQTT-3.1.4-3)."""
+        if any, is closed (MQTT-3.1.4-3). ``will``: its will (message, delay, expiry), for
+        the other nodes to publish should this node die."""
 
     def disconnected(self, client_id: str, conn: PeerHolder) -> None:
         """A client accepted here is gone."""

@@ -23,6 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from ..broker import Message
 from ..protocol import ReasonCode
 from ._envelope import Envelope, EnvelopeError, decode, encode
+from ._liveness import Liveness, will_record
 from ._owners import Owners
 from ._subjects import encode_level, filter_subjects, subject_topic, topic_subject
 from ._tickets import Tickets
@@ -87,6 +88,7 @@ class ClusterNode:
         self._last_seen: dict[tuple[str, int], int] = {}  # QoS 0 de-duplication
         self._tasks: list[asyncio.Task[None]] = []
         self._owners = Owners(config.node, self._tickets, self._taken_over)
+        self.liveness = Liveness(config.node, self._owners, broker.publish, broker.clock)
         self.linked = False  # to a NATS server, now
         self._stopping = False
 
@@ -126,6 +128,8 @@ class ClusterNode:
         # Who owns each client id: one connection in the whole cluster.
         await self._owners.start(await self._js.create_key_value(
             bucket=f"{config.prefix.upper()}_CLIENTS", history=1, replicas=config.replicas))
+        await self.liveness.start(await self._js.create_key_value(
+            bucket=f"{config.prefix.upper()}_NODES", history=1, replicas=config.replicas))
         for topic_filter, group in self._broker.attach_peers(self):
             if group is None:
                 self._filters.add(topic_filter)
@@ -145,6 +149,7 @@ class ClusterNode:
     async def stop(self) -> None:
         self._stopping = True
         await self._owners.stop()
+        await self.liveness.stop()
         tasks = [*self._tasks, *self._shared_tasks.values()]
         for task in tasks:
             task.cancel()
@@ -279,8 +284,9 @@ class ClusterNode:
 
     # -- client ids: Peers.connected, disconnected --------------------------------------------
 
-    def connected(self, client_id: str, conn: PeerHolder) -> None:
-        self._owners.connected(client_id, conn)
+    def connected(self, client_id: str, conn: PeerHolder,
+                  will: tuple[Message, int, int | None] | None) -> None:
+        self._owners.connected(client_id, conn, will_record(self._node, will))
 
     def disconnected(self, client_id: str, conn: PeerHolder) -> None:
         self._owners.disconnected(client_id, conn)

@@ -29,10 +29,11 @@ CLAIM_ATTEMPTS = 12  # about 8 s of retries: long enough for JetStream to elect 
 
 
 class Claim:
-    __slots__ = ("conn", "revision", "rival", "ticket", "token")
+    __slots__ = ("conn", "revision", "rival", "ticket", "token", "will")
 
-    def __init__(self, conn: Any, ticket: int) -> None:
+    def __init__(self, conn: Any, ticket: int, will: dict[str, Any] | None) -> None:
         self.conn = conn
+        self.will = will  # kept with the claim: if this node dies, another publishes it
         self.ticket = ticket  # its CONNACK waits for the claim: a later connection wins
         self.token = secrets.token_hex(8)
         self.revision = 0  # of this claim in the bucket, once written (0: not yet)
@@ -48,6 +49,8 @@ class Owners:
         self._close = close
         self._kv: Any = None
         self._claims: dict[str, Claim] = {}  # local connections' claims, by client id
+        # Every claim in the cluster, as the bucket says: key -> (revision, node, will).
+        self.known: dict[str, tuple[int, str, dict[str, Any] | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._watcher: Any = None
 
@@ -58,15 +61,21 @@ class Owners:
         self._tasks.add(task)
 
     async def stop(self) -> None:
+        # The releases of the connections just closed go out first (else other nodes would
+        # take this node's clients for a dead node's and publish their wills).
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
         if self._watcher is not None:
             with contextlib.suppress(Exception):  # the connection may be gone already
                 await self._watcher.stop()
 
-    def connected(self, client_id: str, conn: Any) -> None:
-        """A local connection was accepted for ``client_id``: claim it for the cluster."""
-        claim = Claim(conn, self._tickets.issue(conn))
+    def connected(self, client_id: str, conn: Any, will: dict[str, Any] | None) -> None:
+        """A local connection was accepted for ``client_id``: claim it for the cluster (with
+        its will, as ``Wills.record`` writes it)."""
+        claim = Claim(conn, self._tickets.issue(conn), will)
         self._claims[client_id] = claim
         self._spawn(self._claim(client_id, claim))
 
@@ -85,7 +94,8 @@ class Owners:
 
     async def _claim(self, client_id: str, claim: Claim) -> None:
         key = encode_level(client_id)
-        value = json.dumps({"node": self._node, "token": claim.token}).encode()
+        value = json.dumps({"node": self._node, "token": claim.token,
+                            "will": claim.will}).encode()
         problem: Exception | None = None
         for attempt in range(CLAIM_ATTEMPTS):
             if attempt:
@@ -113,6 +123,22 @@ class Owners:
         if claim.rival > claim.revision:
             self._lose(client_id, claim)
 
+    async def take(self, key: str, revision: int) -> bool:
+        """Take a dead node's claim away (compare-and-set: one node of all succeeds)."""
+        try:
+            await self._kv.delete(key, last=revision)
+        except Exception:  # another node took it first, or its client came back
+            return False
+        return True
+
+    async def reclaimed(self, key: str) -> bool:
+        """Whether a connection claims ``key`` now (its client came back)."""
+        try:
+            entry = await self._kv.get(key)
+        except Exception:  # not found, or deleted
+            return False
+        return bool(entry.value)
+
     async def _release(self, client_id: str, claim: Claim) -> None:
         with contextlib.suppress(Exception):  # claimed again since: theirs now
             await self._kv.delete(encode_level(client_id), last=claim.revision)
@@ -120,13 +146,17 @@ class Owners:
     async def _watch(self) -> None:
         while True:
             entry = await self._watcher.updates(timeout=None)
-            if entry is None or not entry.value or entry.operation is not None:
-                continue  # the end of the initial values, or a deletion
+            if entry is None:
+                continue  # the end of the initial values
+            if not entry.value or entry.operation is not None:
+                self.known.pop(entry.key, None)  # a deletion
+                continue
             try:
                 client_id = decode_level(entry.key)
                 owner = json.loads(entry.value)
             except ValueError:
                 continue
+            self.known[entry.key] = (entry.revision, str(owner.get("node")), owner.get("will"))
             claim = self._claims.get(client_id)
             if claim is None or owner.get("token") == claim.token:
                 continue
