@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import re
 import subprocess
 import sys
@@ -29,6 +30,12 @@ from nats_support import NatsServers  # noqa: E402  (the tests' NATS harness)
 from support import free_port  # noqa: E402
 
 MQBENCH_C = ROOT.parent / "shared" / "bench" / "mqbench.c"
+# The cluster example's byte pipe, for the front below.
+_SPEC = importlib.util.spec_from_file_location("cluster_example",
+                                               ROOT / "examples" / "cluster" / "run.py")
+assert _SPEC is not None and _SPEC.loader is not None
+EXAMPLE = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(EXAMPLE)
 DOCUMENT = ROOT / "BENCHMARKS.md"
 HEADING = "## Cluster"
 # name, subscribers, mqbench arguments
@@ -86,22 +93,13 @@ class Front:
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
 
-        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                while data := await reader.read(1 << 16):
-                    writer.write(data)
-                    await writer.drain()
-            except ConnectionError:
-                pass
-            finally:
-                writer.close()
-
         async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             first, to_first, to_rest = self.plan
             port = to_first if self.seen < first else to_rest
             self.seen += 1
             node_reader, node_writer = await asyncio.open_connection("127.0.0.1", port)
-            await asyncio.gather(pipe(reader, node_writer), pipe(node_reader, writer))
+            await asyncio.gather(EXAMPLE.pipe(reader, node_writer),
+                                 EXAMPLE.pipe(node_reader, writer))
 
         async def serve() -> None:
             server = await asyncio.start_server(client, "127.0.0.1", self.port)

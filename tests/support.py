@@ -383,3 +383,23 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def mosquitto_sub(port: int, *args: str) -> subprocess.Popen[str]:
+    """mosquitto_sub -d in the background (``args``: its options), once its subscription is
+    in place (it printed the SUBACK)."""
+    proc = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-d", "-p", str(port), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "received SUBACK" in line:
+            return proc
+    raise AssertionError("mosquitto_sub got no SUBACK: " + repr(proc.communicate()))
+
+
+def sub_lines(proc: subprocess.Popen[str]) -> list[str]:
+    """What a mosquitto_sub of ``mosquitto_sub()`` printed once it ended, less -d's lines."""
+    out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err
+    return [line for line in out.splitlines()
+            if not line.startswith(("Client ", "Subscribed (mid"))]

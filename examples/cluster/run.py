@@ -90,19 +90,21 @@ def start_node(directory: Path, name: str, servers: list[str]) -> tuple[subproce
     raise SystemExit(f"node {name} did not start:\n{log.read_text()}")
 
 
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy bytes one way until the reader's side closes."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
 async def front(port: int, nodes: list[int], ready: asyncio.Event) -> None:
     """Each new client connection goes to the next node, bytes copied both ways."""
     turn = itertools.cycle(nodes)
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

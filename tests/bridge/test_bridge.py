@@ -16,27 +16,26 @@ from culex.bridgeconfig import BridgeConfig, BridgeConfigError, TopicRule, parse
 from culex.configfile import read_config
 
 from certs import CertSet
-from support import WAIT, BrokerProcess, MosquittoProcess, broker_with_config, free_port
+from support import (
+    WAIT,
+    BrokerProcess,
+    MosquittoProcess,
+    broker_with_config,
+    free_port,
+    mosquitto_sub,
+    sub_lines,
+)
 
 
-def sub(port: int, topic: str, count: int, *extra: str) -> subprocess.Popen[bytes]:
+def sub(port: int, topic: str, count: int, *extra: str) -> subprocess.Popen[str]:
     """mosquitto_sub in the background (``extra``: more of its options), ready once it has
     its SUBACK."""
-    proc = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-p", str(port), "-t", topic,
-                             "-v", "-C", str(count), "-W", str(int(WAIT)), "-d", "-q", "1",
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if b"received SUBACK" in line:
-            break
-    return proc
+    return mosquitto_sub(port, "-t", topic, "-v", "-C", str(count), "-W", str(int(WAIT)),
+                         "-q", "1", *extra)
 
 
-def received(proc: subprocess.Popen[bytes]) -> list[str]:
-    assert proc.stdout is not None
-    assert proc.wait(WAIT) == 0, proc.stderr.read() if proc.stderr else ""
-    return [line for line in proc.stdout.read().decode().splitlines()
-            if not line.startswith(("Client ", "Subscribed"))]
+def received(proc: subprocess.Popen[str]) -> list[str]:
+    return sub_lines(proc)
 
 
 def wait_for_lines(broker: BrokerProcess, text: str, count: int) -> None:
@@ -370,7 +369,7 @@ def test_sighup_adds_removes_and_changes_bridges(tmp_path: Path) -> None:
         pub(broker.port, "a/y", "end")
         assert received(local) == ["a/x after", "a/y end"]  # the client stayed connected
         on_first.kill()
-        assert on_first.communicate()[0].count(b"a/x") == 0  # the removed bridge is gone
+        assert on_first.communicate()[0].count("a/x") == 0  # the removed bridge is gone
     finally:
         broker.stop()
         first.stop()

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import WAIT
+from support import WAIT, mosquitto_sub, sub_lines
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cluster" / "run.py"
 
@@ -29,17 +29,11 @@ def test_the_cluster_example_is_one_broker() -> None:
         assert front is not None
         # The front sends each new connection to the next node: the subscriber lands on one,
         # the publisher on the next.
-        sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-d", "-p", front, "-t",
-                                "maison/#", "-v", "-C", "1", "-W", str(int(WAIT)), "-q", "1"],
-                               stdout=subprocess.PIPE, text=True)
-        assert sub.stdout is not None
-        for line in sub.stdout:
-            if "received SUBACK" in line:
-                break
+        sub = mosquitto_sub(int(front), "-t", "maison/#", "-v", "-C", "1", "-W",
+                            str(int(WAIT)), "-q", "1")
         subprocess.run(["mosquitto_pub", "-p", front, "-t", "maison/salon/temperature", "-m",
                         "21.5", "-q", "1"], check=True, timeout=WAIT)
-        out, _ = sub.communicate(timeout=WAIT)
-        assert "maison/salon/temperature 21.5" in out.splitlines()
+        assert sub_lines(sub) == ["maison/salon/temperature 21.5"]
     finally:
         run.send_signal(signal.SIGTERM)
         run.wait(3 * WAIT)

@@ -18,7 +18,7 @@ from paho.mqtt.properties import Properties
 
 from nats_support import NatsServers, culex_node, metrics
 from paho_client import Paho
-from support import WAIT, BrokerProcess
+from support import WAIT, BrokerProcess, mosquitto_sub, sub_lines
 
 NATS_URLS: list[list[str]] = []  # the module's NATS server, for nodes started by a test
 
@@ -123,19 +123,12 @@ def test_retained_messages_on_every_node_even_one_started_later(
 
 def test_mosquitto_tools_across_nodes(nodes: list[BrokerProcess]) -> None:
     a, b = nodes
-    sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-d", "-p", str(b.port), "-t",
-                            "cave/#", "-v", "-C", "3", "-W", str(int(WAIT)), "-q", "2"],
-                           stdout=subprocess.PIPE, text=True)
-    assert sub.stdout is not None
-    for line in sub.stdout:
-        if "received SUBACK" in line:
-            break
+    sub = mosquitto_sub(b.port, "-t", "cave/#", "-v", "-C", "3", "-W", str(int(WAIT)), "-q",
+                        "2")
     for qos in (0, 1, 2):
         subprocess.run(["mosquitto_pub", "-p", str(a.port), "-t", f"cave/q{qos}", "-m", "8",
                         "-q", str(qos)], check=True, timeout=WAIT)
-    out, _ = sub.communicate(timeout=WAIT)
-    assert [line for line in out.splitlines() if line.startswith("cave/")] == [
-        "cave/q0 8", "cave/q1 8", "cave/q2 8"]
+    assert sub_lines(sub) == ["cave/q0 8", "cave/q1 8", "cave/q2 8"]
 
 
 def test_a_node_receives_only_what_its_subscriptions_want(nodes: list[BrokerProcess]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import functools
 import logging
 import os
 import ssl
@@ -23,9 +23,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from ..broker import Message
 from ..protocol import ReasonCode
 from ._envelope import Envelope, EnvelopeError, decode, encode
+from ._fetch import batches
 from ._liveness import Liveness, will_record
 from ._owners import Owners
-from ._subjects import encode_level, filter_subjects, subject_topic, topic_subject
+from ._shared import SharedGroups
+from ._subjects import filter_subjects, subject_topic, topic_subject
 from ._tickets import Tickets
 
 if TYPE_CHECKING:
@@ -39,12 +41,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("culex")
 
 FETCH_BATCH = 256
-SHARED_BATCH = 8  # small: the nodes of a group take turns
 ACK_TIMEOUT = 10.0  # seconds JetStream has to store a message before its publisher is told
 # A filter subject that matches no topic (no encoded level is "_none"): the node's consumer
 # while no local subscription wants anything (an empty filter list would mean "all").
 NOTHING = "_none"
-SHARED_IDLE = 86400.0  # seconds after which JetStream forgets a shared group's unused consumer
 
 
 class ClusterNode:
@@ -73,14 +73,11 @@ class ClusterNode:
         self._retained_waiting: list[tuple[int, PeerHolder, int]] = []
         self._caught_up: asyncio.Event | None = None
         # Interest: the local filters, and what NATS has been told of them; the local shared
-        # groups as (filter, share name), each with its queue subscriptions (on a second
-        # connection, which hears this node's own messages) and its consumer's task.
+        # groups.
         self._filters: set[str] = set()
         self._core: dict[str, Subscription] = {}
-        self._groups: set[tuple[str, str]] = set()
-        self._queues: dict[tuple[str, str], list[Subscription]] = {}
-        self._shared_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._nc_shared: Any = None
+        self._shared = SharedGroups(self._q0, self._m, self._stream, self._to_group,
+                                    lambda: self._stopping)
         self._wanted = 0  # generation of the filters
         self._applied = 0  # generation NATS knows
         self._settling: list[tuple[int, PeerHolder, int]] = []
@@ -113,10 +110,11 @@ class ClusterNode:
                 context.load_cert_chain(config.tls_cert, config.tls_key)
             options["tls"] = context
         self._nc = await nats.connect(**options)
-        self._nc_shared = await nats.connect(**{**options, "no_echo": False,
-                                                "name": f"culex {config.node} shared"})
-        self.linked = True
         self._js = self._nc.jetstream()
+        self._shared.start(await nats.connect(**{**options, "no_echo": False,
+                                                 "name": f"culex {config.node} shared"}),
+                           self._js)
+        self.linked = True
         await self._js.add_stream(StreamConfig(
             name=self._stream, subjects=[self._m + ".>"], storage=StorageType.FILE,
             num_replicas=config.replicas, max_age=config.message_retention))
@@ -134,7 +132,7 @@ class ClusterNode:
             if group is None:
                 self._filters.add(topic_filter)
             else:
-                self._groups.add((topic_filter, group))
+                self._shared.wanted.add((topic_filter, group))
         self._wanted += 1
         await self._apply()
         pull = await self._js.pull_subscribe_bind(self._consumer, self._stream)
@@ -150,7 +148,7 @@ class ClusterNode:
         self._stopping = True
         await self._owners.stop()
         await self.liveness.stop()
-        tasks = [*self._tasks, *self._shared_tasks.values()]
+        tasks = [*self._tasks, *self._shared.tasks.values()]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -166,8 +164,7 @@ class ClusterNode:
             with contextlib.suppress(Exception):
                 await self._nc.flush(1)
             await self._nc.close()
-        if self._nc_shared is not None and not self._nc_shared.is_closed:
-            await self._nc_shared.close()
+        await self._shared.close()
         self.linked = False
 
     async def _disconnected(self) -> None:
@@ -242,26 +239,21 @@ class ClusterNode:
             self._not_stored(publisher, ticket, exc)
             return
         self._pending_acks[future] = (publisher, ticket, time.monotonic())
-        future.add_done_callback(self._stored_retained if retained else self._stored)
+        future.add_done_callback(functools.partial(self._stored, retained))
 
-    def _stored(self, future: asyncio.Future[Any]) -> None:
+    def _stored(self, retained: bool, future: asyncio.Future[Any]) -> None:
+        """JetStream answered (or the answer timed out): the publisher's ticket is done, for
+        a retained message once this node holds it too (read your own writes)."""
         publisher, ticket, _ = self._pending_acks.pop(future, (None, 0, 0.0))
         exc = None if future.cancelled() else future.exception()
         if exc is not None or future.cancelled():
             self._not_stored(publisher, ticket, exc)
         elif publisher is not None and ticket:
-            self._tickets.done(publisher, ticket)
-
-    def _stored_retained(self, future: asyncio.Future[Any]) -> None:
-        publisher, ticket, _ = self._pending_acks.pop(future, (None, 0, 0.0))
-        exc = None if future.cancelled() else future.exception()
-        if exc is not None or future.cancelled():
-            self._not_stored(publisher, ticket, exc)
-        elif publisher is not None and ticket:
-            if future.result().seq <= self._retained_seq:
+            seq = future.result().seq
+            if not retained or seq <= self._retained_seq:
                 self._tickets.done(publisher, ticket)
             else:
-                self._retained_waiting.append((future.result().seq, publisher, ticket))
+                self._retained_waiting.append((seq, publisher, ticket))
 
     def _not_stored(self, publisher: PeerHolder | None, ticket: int,
                     exc: BaseException | None) -> None:
@@ -304,14 +296,14 @@ class ClusterNode:
         if group is None:
             self._filters.add(topic_filter)
         else:
-            self._groups.add((topic_filter, group))
+            self._shared.wanted.add((topic_filter, group))
         self._changed()
 
     def filter_removed(self, topic_filter: str, group: str | None) -> None:
         if group is None:
             self._filters.discard(topic_filter)
         else:
-            self._groups.discard((topic_filter, group))
+            self._shared.wanted.discard((topic_filter, group))
         self._changed()
 
     def _changed(self) -> None:
@@ -347,9 +339,9 @@ class ClusterNode:
                 durable_name=self._consumer, ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.NEW, max_ack_pending=10_000, ack_wait=30,
                 filter_subjects=stored or [f"{self._m}.{NOTHING}"]))
-            await self._apply_groups()
+            await self._shared.apply()
             await self._nc.flush()
-            await self._nc_shared.flush()
+            await self._shared.flush()
             self._applied = generation
             waiting, self._settling = self._settling, []
             for wanted, conn, ticket in waiting:
@@ -358,61 +350,9 @@ class ClusterNode:
                 else:
                     self._settling.append((wanted, conn, ticket))
 
-    async def _apply_groups(self) -> None:
-        """Shared groups: a queue subscription of each group's subjects (QoS 0: NATS gives
-        each message to one subscriber of the queue, of all nodes) and a consumer shared by
-        the nodes with members (QoS 1/2: each message to one of its pullers)."""
-        for key in set(self._queues) - self._groups:
-            for subscription in self._queues.pop(key):
-                await subscription.unsubscribe()
-            self._shared_tasks.pop(key).cancel()
-        for key in sorted(self._groups - set(self._queues)):
-            topic_filter, group = key
-            queue = "share-" + encode_level(group)
-
-            async def on_message(msg: Msg, key: tuple[str, str] = key) -> None:
-                self._on_shared(msg, key, None)
-
-            self._queues[key] = [
-                await self._nc_shared.subscribe(subject, queue=queue, cb=on_message)
-                for subject in filter_subjects(self._q0, topic_filter)]
-            name = "share-" + hashlib.sha256(f"{group}\0{topic_filter}".encode()).hexdigest()[:20]
-            await self._js.add_consumer(self._stream, ConsumerConfig(
-                durable_name=name, ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.NEW, max_ack_pending=10_000, ack_wait=30,
-                inactive_threshold=SHARED_IDLE,
-                filter_subjects=filter_subjects(self._m, topic_filter)))
-            pull = await self._js.pull_subscribe_bind(name, self._stream)
-            self._shared_tasks[key] = asyncio.get_running_loop().create_task(
-                self._consume_shared(pull, key))
-
-    async def _consume_shared(self, pull: Any, key: tuple[str, str]) -> None:
-        while not self._stopping:
-            try:
-                messages = await pull.fetch(SHARED_BATCH, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("cluster: fetching for a shared group: %s", exc)
-                await asyncio.sleep(0.5)
-                continue
-            for msg in messages:
-                if self._on_shared(msg, key, self._m):
-                    await msg.ack()
-                else:
-                    await msg.nak()  # no member here any more: another node's turn
-
-    def _on_shared(self, msg: Msg, key: tuple[str, str], prefix: str | None) -> bool:
-        try:
-            envelope = decode(msg.data)
-            topic = subject_topic(prefix or self._q0, msg.subject)
-        except ValueError as exc:
-            log.warning("cluster: dropped a message on %s: %s", msg.subject, exc)
-            return True
+    def _to_group(self, topic: str, envelope: Envelope, group: tuple[str, str]) -> bool:
         self._counters.peer_messages_received += 1
-        return self._broker.deliver_to_group(self._message(topic, envelope), *key)
+        return self._broker.deliver_to_group(self._message(topic, envelope), *group)
 
     # -- in ------------------------------------------------------------------------------------
 
@@ -430,17 +370,8 @@ class ClusterNode:
 
     async def _consume(self, pull: Any) -> None:
         store = self._broker.store
-        while not self._stopping:
-            try:
-                messages = await pull.fetch(FETCH_BATCH, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("cluster: fetching from JetStream: %s", exc)
-                await asyncio.sleep(0.5)
-                continue
+        async for messages in batches(pull, FETCH_BATCH, lambda: self._stopping,
+                                      "from JetStream"):
             changes = store.changes
             for msg in messages:
                 try:
