@@ -6,7 +6,9 @@ from __future__ import annotations
 import http.client
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from support import WAIT, BrokerProcess, run_culex
 
@@ -56,3 +58,21 @@ def login(port: int, user: str, password: str) -> tuple[int, str, str]:
                                     {"Content-Type": "application/x-www-form-urlencoded"})
     cookie = headers.get("set-cookie", "").split(";")[0]
     return status, cookie, json.loads(body).get("csrf", "")
+
+
+def events(port: int, path: str, headers: dict[str, str]) -> Iterator[tuple[str, Any]]:
+    """The server-sent events of ``path``, as (event, data)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
+    connection.request("GET", path, headers=headers)
+    stream = connection.getresponse()
+    assert stream.status == 200, stream.read()
+    try:
+        name = None
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                yield name or "", json.loads(line[6:])
+    finally:
+        connection.close()

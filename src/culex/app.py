@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
@@ -137,7 +138,7 @@ class Server:
         if self.config.sys_interval:
             self.sys = SysTree(self.counters, self.broker.gauges, self.broker.publish_sys,
                                asyncio.get_running_loop(), self.config.sys_interval,
-                               __version__)
+                               __version__, self._cluster_sys)
             self.sys.start()
         if self.config.bridges:
             from .bridge import Bridges  # the client and the links only if configured
@@ -200,15 +201,26 @@ class Server:
             from .web import Dashboard, DashboardView
 
             logins = self._web_app().logins
-            self._dashboard_app = Dashboard(DashboardView(self.broker, self.counters),
-                                            logins.dashboard, logins.may)
+            self._dashboard_app = Dashboard(
+                DashboardView(self.broker, self.counters, self._cluster_state),
+                logins.dashboard, logins.may)
             self._dashboard_app.start(asyncio.get_running_loop())
         return self._dashboard_app
 
-    def _cluster_state(self) -> tuple[str, bool] | None:
-        if self.cluster is None:
-            return None
-        return self.cluster.config.node, self.cluster.linked
+    def _cluster_state(self) -> dict[str, Any] | None:
+        """This node and the cluster (None: a single node)."""
+        return self.cluster.describe() if self.cluster is not None else None
+
+    def _cluster_sys(self) -> dict[str, str]:
+        """The cluster's $SYS values, below $SYS/broker/ (none for a single node)."""
+        state = self._cluster_state()
+        if state is None:
+            return {}
+        return {"cluster/node": state["node"], "cluster/nodes": str(len(state["nodes"])),
+                "cluster/nodes/names": json.dumps(state["nodes"]),
+                "cluster/connected": str(int(state["connected"])),
+                "cluster/messages/sent": str(state["sent"]),
+                "cluster/messages/received": str(state["received"])}
 
     def _bridge_states(self) -> list[tuple[str, bool]]:
         links = self.bridges.links if self.bridges is not None else []

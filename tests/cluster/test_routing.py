@@ -19,6 +19,7 @@ from paho.mqtt.properties import Properties
 from nats_support import NatsServers, culex_node, metrics
 from paho_client import Paho
 from support import WAIT, BrokerProcess, mosquitto_sub, sub_lines
+from web_support import events, login, start_dashboard_broker
 
 NATS_URLS: list[list[str]] = []  # the module's NATS server, for nodes started by a test
 
@@ -267,3 +268,28 @@ def test_the_wills_of_a_dead_node_s_clients_are_published_once(
             c.stop()
         for watcher in watchers:
             watcher.stop()
+
+
+def test_each_node_shows_itself_and_the_cluster(nodes: list[BrokerProcess],
+                                                tmp_path: Path) -> None:
+    # $SYS, /metrics and the dashboard of a third node, with a dashboard and $SYS every second.
+    cluster = ('sys_interval = 1\n[cluster]\nnode = "d-watch"\nservers = ['
+               + ", ".join(f'"{url}"' for url in NATS_URLS[0]) + "]\n")
+    node, port = start_dashboard_broker(tmp_path, cluster)
+    try:
+        sys_values = mosquitto_sub(node.port, "-u", "admin", "-P", "admin-pw", "-t",
+                                   "$SYS/broker/cluster/#", "-v", "-C", "6", "-W",
+                                   str(int(WAIT)))
+        lines = dict(line.split(" ", 1) for line in sub_lines(sys_values))
+        assert lines["$SYS/broker/cluster/node"] == "d-watch"
+        assert lines["$SYS/broker/cluster/connected"] == "1"
+        _, cookie, _ = login(port, "admin", "admin-pw")
+        stream = events(port, "/api/events", {"Cookie": cookie})
+        for name, overview in stream:  # the others' heartbeats come within a second
+            if name == "overview" and len(overview["cluster"]["nodes"]) >= 3:
+                break
+        stream.close()
+        assert overview["cluster"]["node"] == "d-watch" and overview["cluster"]["connected"]
+        assert {"a", "b", "d-watch"} <= set(overview["cluster"]["nodes"])
+    finally:
+        node.stop()

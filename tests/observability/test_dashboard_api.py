@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import paho.mqtt.client as mqtt
 
 from paho_client import Paho
 from support import WAIT, run_culex
-from web_support import login, request, start_dashboard_broker
+from web_support import events, login, request, start_dashboard_broker
 
 
 def test_login_csrf_clients_retained_and_events(tmp_path: Path) -> None:
@@ -83,24 +82,6 @@ def test_login_csrf_clients_retained_and_events(tmp_path: Path) -> None:
         assert request(port, "GET", "/api/overview", headers=me)[0] == 401
     finally:
         broker.stop()
-
-
-def events(port: int, path: str, headers: dict[str, str]) -> Iterator[tuple[str, Any]]:
-    """The server-sent events of ``path``, as (event, data)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
-    connection.request("GET", path, headers=headers)
-    stream = connection.getresponse()
-    assert stream.status == 200, stream.read()
-    try:
-        name = None
-        for raw in stream:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                yield name or "", json.loads(line[6:])
-    finally:
-        connection.close()
 
 
 def test_topics_history_publish_and_subscribe_under_the_acl(tmp_path: Path) -> None:

@@ -274,6 +274,13 @@ class ClusterNode:
                 if now - since > ACK_TIMEOUT and not future.done():
                     future.cancel()
 
+    def describe(self) -> dict[str, object]:
+        """This node and the cluster as it sees them: for $SYS, /metrics and the dashboard."""
+        nodes = sorted({self._node, *self.liveness.alive})
+        return {"node": self._node, "connected": self.linked, "nodes": nodes,
+                "sent": self._counters.peer_messages_sent,
+                "received": self._counters.peer_messages_received}
+
     # -- client ids: Peers.connected, disconnected --------------------------------------------
 
     def connected(self, client_id: str, conn: PeerHolder,

@@ -88,8 +88,9 @@ class SysTree:
 
     def __init__(self, counters: Counters, gauges: Callable[[], Gauges],
                  publish: Callable[[str, bytes], None], scheduler: Any, interval: float,
-                 version: str) -> None:
+                 version: str, extra: Callable[[], dict[str, str]] = dict) -> None:
         self._counters = counters
+        self._extra = extra  # more values by topic below $SYS/broker/ (a cluster's)
         self._gauges = gauges
         self._publish = publish
         self._scheduler = scheduler
@@ -116,7 +117,8 @@ class SysTree:
     def update(self) -> None:
         """Publish what changed since the last update, and set the next one."""
         now = self._scheduler.time()
-        for topic, text in values(self._counters, self._gauges(), now - self._start).items():
+        current_values = values(self._counters, self._gauges(), now - self._start)
+        for topic, text in (current_values | self._extra()).items():
             if self._published.get(topic) != text:
                 self._send(topic, text)
         elapsed = now - self._last

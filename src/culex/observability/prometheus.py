@@ -11,7 +11,7 @@ prometheus_client's own process collector (``process_*``, read from /proc).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -58,9 +58,9 @@ class BrokerCollector(Collector):
     def __init__(self, counters: Counters, gauges: Callable[[], Gauges],
                  listeners: Iterable[ListenerState], version: str,
                  bridges: Callable[[], list[tuple[str, bool]]] = list,
-                 cluster: Callable[[], tuple[str, bool] | None] = lambda: None) -> None:
+                 cluster: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
         self._counters = counters
-        self._cluster = cluster  # (node name, NATS connected), in a cluster
+        self._cluster = cluster  # this node and the cluster (ClusterNode.describe), if any
         self._gauges = gauges
         self._listeners = list(listeners)
         self._version = version
@@ -88,8 +88,11 @@ class BrokerCollector(Collector):
             node = GaugeMetricFamily("culex_cluster_connected", "Whether this node of the "
                                      "cluster is connected to NATS (1) or not (0).",
                                      labels=["node"])
-            node.add_metric([cluster[0]], int(cluster[1]))
+            node.add_metric([cluster["node"]], int(cluster["connected"]))
             yield node
+            yield GaugeMetricFamily("culex_cluster_nodes", "Nodes of the cluster alive, as "
+                                    "this one sees them (itself included).",
+                                    value=len(cluster["nodes"]))
             yield _by("culex_cluster_messages", "Messages sent to the other nodes and "
                       "received from them.", "direction",
                       {"sent": self._counters.peer_messages_sent,

@@ -63,9 +63,11 @@ class Recorder:
 
 
 class DashboardView:
-    def __init__(self, broker: Broker, counters: Counters) -> None:
+    def __init__(self, broker: Broker, counters: Counters,
+                 cluster: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
         self._broker = broker
         self._counters = counters
+        self._cluster = cluster  # this node and its cluster, if it is in one
         self._start = time.monotonic()
         self.recorder = Recorder(broker, counters)
         self.topics = TopicTracker()
@@ -84,7 +86,7 @@ class DashboardView:
                 "counters": counters,
                 "gauges": asdict(self._broker.gauges()),
                 "sample": last, "sample_time": samples[-1][0] if samples else None,
-                "sample_seconds": SAMPLE_SECONDS}
+                "sample_seconds": SAMPLE_SECONDS, "cluster": self._cluster()}
 
     def history(self) -> dict[str, Any]:
         return self.recorder.series()

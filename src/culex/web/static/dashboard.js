@@ -133,8 +133,18 @@ const FIGURES = [
   ["commit", "store commit (ms)", (o) => o.sample && o.sample.commit_ms],
 ];
 
+function showCluster(c) {
+  const line = $("cluster");
+  line.hidden = !c;
+  if (!c) return;
+  line.textContent = "Node " + c.node + " of a cluster of " + c.nodes.length + " (" +
+    c.nodes.join(", ") + ") · NATS " + (c.connected ? "connected" : "NOT CONNECTED") + " · " +
+    fmt(c.sent, 0) + " messages sent to the other nodes, " + fmt(c.received, 0) + " received";
+}
+
 function showOverview(o) {
   state.overview = o;
+  showCluster(o.cluster);
   const figures = $("figures");
   if (!figures.children.length) {
     for (const [id, label] of FIGURES) {
