@@ -4,6 +4,7 @@ and 5, with paho-mqtt and the mosquitto tools."""
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import subprocess
 import threading
@@ -11,6 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
+import nats.js.errors
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
@@ -293,3 +296,42 @@ def test_each_node_shows_itself_and_the_cluster(nodes: list[BrokerProcess],
         assert {"a", "b", "d-watch"} <= set(overview["cluster"]["nodes"])
     finally:
         node.stop()
+
+
+def test_an_expired_retained_message_is_gone_for_a_node_started_later(
+        nodes: list[BrokerProcess], tmp_path: Path) -> None:
+    a, _ = nodes
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = 3
+
+    async def kept_by_jetstream(until_gone: bool) -> bool:
+        """Whether JetStream keeps the retained message (with ``until_gone``: once it does
+        not, or WAIT seconds)."""
+        connection = await nats.connect(NATS_URLS[0])
+        deadline = time.monotonic() + WAIT
+        try:
+            while True:
+                try:
+                    await connection.jetstream().get_last_msg("CULEX_RETAINED",
+                                                              "culex.r.volatil.x")
+                except nats.js.errors.NotFoundError:
+                    return False
+                if not until_gone or time.monotonic() > deadline:
+                    return True
+                await connection.flush()  # one round trip between two looks
+        finally:
+            await connection.close()
+
+    publisher = Paho(a.port, mqtt.MQTTv5, "ephemere").connect()
+    publisher.client.publish("volatil/x", b"bientot parti", qos=1, retain=True,
+                             properties=props).wait_for_publish(WAIT)
+    assert asyncio.run(kept_by_jetstream(until_gone=False))  # its PUBACK came once stored
+    publisher.stop()
+    # JetStream drops it when it expires (3 s): a node that starts then never learns of it.
+    assert not asyncio.run(kept_by_jetstream(until_gone=True))
+    c = culex_node(tmp_path, "c-late", NATS_URLS[0])
+    try:
+        assert retained_on(c, "volatil/#") == ""
+        assert retained_on(a, "volatil/#") == ""  # expired where it was published too
+    finally:
+        c.stop()

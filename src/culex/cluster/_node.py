@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import os
 import ssl
 import time
@@ -45,6 +46,7 @@ ACK_TIMEOUT = 10.0  # seconds JetStream has to store a message before its publis
 # A filter subject that matches no topic (no encoded level is "_none"): the node's consumer
 # while no local subscription wants anything (an empty filter list would mean "all").
 NOTHING = "_none"
+TOMBSTONE_TTL = 86400.0  # seconds a retained message's deletion is kept in its stream
 
 
 class ClusterNode:
@@ -64,7 +66,8 @@ class ClusterNode:
         self._nc: Any = None
         self._js: Any = None
         self._tickets = Tickets()
-        self._outbox: list[tuple[str, bytes, PeerHolder | None, int]] = []
+        # (subject, data, publisher, ticket, seconds JetStream keeps it (None: no limit))
+        self._outbox: list[tuple[str, bytes, PeerHolder | None, int, float | None]] = []
         self._flushing = False
         self._pending_acks: dict[asyncio.Future[Any], tuple[PeerHolder | None, int, float]] = {}
         # Retained messages: the stream sequence applied here, and the publishers whose
@@ -121,7 +124,7 @@ class ClusterNode:
         # One message kept per topic: the retained one, or an empty one for a deletion.
         await self._js.add_stream(StreamConfig(
             name=self._retained_stream, subjects=[self._r + ".>"], storage=StorageType.FILE,
-            num_replicas=config.replicas, max_msgs_per_subject=1))
+            num_replicas=config.replicas, max_msgs_per_subject=1, allow_msg_ttl=True))
         await self._follow_retained()
         # Who owns each client id: one connection in the whole cluster.
         await self._owners.start(await self._js.create_key_value(
@@ -200,13 +203,16 @@ class ClusterNode:
         ticket = 0
         if qos and publisher is not None:
             ticket = self._tickets.issue(publisher)
-        self._outbox.append((subject, data, publisher, ticket))
+        self._outbox.append((subject, data, publisher, ticket, None))
         if message.retain:
             # Into the retained stream too; the publisher's acknowledgement also waits until
-            # this node holds it as the topic's retained message.
+            # this node holds it as the topic's retained message. JetStream forgets it when
+            # it expires (a node that starts later must not get it), and a deletion after a
+            # while (every node then knows it).
             ticket = self._tickets.issue(publisher) if qos and publisher is not None else 0
+            ttl = TOMBSTONE_TTL if not message.payload else expiry
             self._outbox.append((topic_subject(self._r, message.topic), data, publisher,
-                                 ticket))
+                                 ticket, ttl))
         self._counters.peer_messages_sent += 1
         if not self._flushing:
             self._flushing = True
@@ -217,9 +223,9 @@ class ClusterNode:
         try:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
-                for subject, data, publisher, ticket in batch:
+                for subject, data, publisher, ticket, ttl in batch:
                     if not subject.startswith(self._q0):
-                        await self._publish_stored(subject, data, publisher, ticket)
+                        await self._publish_stored(subject, data, publisher, ticket, ttl)
                     else:
                         try:
                             await self._nc.publish(subject, data)
@@ -230,11 +236,13 @@ class ClusterNode:
             self._flushing = False
 
     async def _publish_stored(self, subject: str, data: bytes, publisher: PeerHolder | None,
-                              ticket: int) -> None:
+                              ticket: int, ttl: float | None) -> None:
         retained = subject.startswith(self._r)
         stream = self._retained_stream if retained else self._stream
         try:
-            future = await self._js.publish_async(subject, data, stream=stream)
+            future = await self._js.publish_async(
+                subject, data, stream=stream,
+                msg_ttl=None if ttl is None else max(1, math.ceil(ttl)))
         except Exception as exc:
             self._not_stored(publisher, ticket, exc)
             return
