@@ -420,10 +420,7 @@ class ClusterNode:
         except ValueError as exc:
             log.warning("cluster: dropped a retained message on %s: %s", msg.subject, exc)
         else:
-            expiry_at = None if envelope.expiry is None \
-                else self._broker.clock() + envelope.expiry
-            self._broker.set_retained(Message(topic, envelope.payload, envelope.qos, True,
-                                              envelope.properties, expiry_at, envelope.sender))
+            self._broker.set_retained(self._message(topic, envelope))  # its retain flag set
         self._retained_seq = max(self._retained_seq, metadata.sequence.stream)
         if metadata.num_pending == 0 and self._caught_up is not None:
             self._caught_up.set()

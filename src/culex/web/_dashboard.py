@@ -264,9 +264,8 @@ class Dashboard:
         watch = self.view.topics.watch(topic_filter, may_read)
         if watch is None:
             return json_response({"error": "too many browser subscriptions"}, 503)
-        for entry in self.view.retained(topic_filter)[:MAX_RETAINED_SENT]:
-            message = self.view.retained_message(entry["topic"])
-            if message is not None and may_read(message.topic):
+        for message in self.view.retained_messages(topic_filter, MAX_RETAINED_SENT):
+            if may_read(message.topic):
                 watch.put(message.topic, message.payload, message.qos, True)
         return Response(200, content_type="text/event-stream", stream=self._messages(watch))
 

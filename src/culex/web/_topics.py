@@ -33,21 +33,20 @@ WATCH_QUEUE = 1000  # messages waiting for one browser
 
 
 class Topic:
-    __slots__ = ("count", "due", "history", "name", "payload", "qos", "rate", "rate_at", "seq",
-                 "size", "time")
+    __slots__ = ("count", "due", "history", "name", "payload", "qos", "rate", "seq", "size",
+                 "time")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.payload: bytes = b""
         self.size = 0  # of the whole payload
         self.qos = 0
-        self.time = 0.0  # wall clock of the last message
+        self.time = 0.0  # of the last message, on the tracker's clock (0: none seen)
         self.count = 0
-        self.rate = 0.0  # messages per second, decayed to rate_at
-        self.rate_at = 0.0  # monotonic
-        self.history: deque[tuple[float, float]] | None = None  # (wall time, value)
+        self.rate = 0.0  # messages per second, as it was at ``time``
+        self.history: deque[tuple[float, float]] | None = None  # (time, value)
         self.seq = 0  # the tracker's sequence number at its last change
-        self.due = 0.0  # wall time from which the next payload is looked at as a number
+        self.due = 0.0  # time from which the next payload is looked at as a number
 
 
 def kept(payload: bytes | memoryview) -> bytes:
@@ -125,11 +124,9 @@ class TopicTracker:
         topic.payload = kept(payload)
         topic.size = len(payload)
         topic.qos = message.qos
-        topic.time = self._wall()
         topic.count += 1
-        topic.rate = topic.rate * math.exp((topic.rate_at - now) / RATE_SECONDS) \
-            + 1 / RATE_SECONDS
-        topic.rate_at = now
+        topic.rate = topic.rate * math.exp((topic.time - now) / RATE_SECONDS) + 1 / RATE_SECONDS
+        topic.time = now
         self.seq += 1
         topic.seq = self.seq
         if topic.time >= topic.due:
@@ -153,7 +150,12 @@ class TopicTracker:
                 break
 
     def rate(self, topic: Topic) -> float:
-        return topic.rate * math.exp((topic.rate_at - self._clock()) / RATE_SECONDS)
+        return topic.rate * math.exp((topic.time - self._clock()) / RATE_SECONDS)
+
+    def wall(self, moment: float) -> float:
+        """A time of the tracker's clock on the wall clock (one clock read per message, not
+        two: the conversion is made when a page asks)."""
+        return moment + self._wall() - self._clock()
 
     def changed(self, since: int | None = None) -> Iterator[Topic]:
         """The topics changed after sequence number ``since`` (None: all)."""
@@ -196,10 +198,11 @@ def describe(tracker: TopicTracker, topic: Topic, retained: bool, with_history: 
     entry: dict[str, Any] = {
         "topic": topic.name, "payload": text, "binary": binary, "size": topic.size,
         "truncated": topic.size > len(topic.payload),
-        "qos": topic.qos, "retained": retained, "time": topic.time or None,
+        "qos": topic.qos, "retained": retained,
+        "time": round(tracker.wall(topic.time), 3) if topic.time else None,
         "count": topic.count, "rate": round(tracker.rate(topic), 3),
         "numeric": topic.history is not None,
     }
     if with_history:
-        entry["history"] = [[round(t, 3), v] for t, v in topic.history or ()]
+        entry["history"] = [[round(tracker.wall(t), 3), v] for t, v in topic.history or ()]
     return entry

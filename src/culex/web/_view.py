@@ -4,6 +4,7 @@ publish)."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from dataclasses import asdict
@@ -100,8 +101,9 @@ class DashboardView:
     def retained(self, topic_filter: str) -> list[dict[str, Any]]:
         return inspection.retained(self._broker, topic_filter)
 
-    def retained_message(self, topic: str) -> Message | None:
-        return self._broker.retained.get(topic)
+    def retained_messages(self, topic_filter: str, limit: int) -> list[Message]:
+        """The retained messages themselves (``limit`` at most), for a browser subscription."""
+        return list(itertools.islice(self._broker.retained.match(topic_filter), limit))
 
     def delete_retained(self, topic_filter: str) -> list[str]:
         return inspection.delete_retained(self._broker, topic_filter)
