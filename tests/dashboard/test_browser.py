@@ -66,6 +66,15 @@ def until(browser: WebDriver, condition: Callable[[WebDriver], Any], timeout: fl
                          ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
+def click(browser: WebDriver, selector: str) -> None:
+    """Click what the selector finds, again if the page redrew it meanwhile (a live page
+    redraws tables whenever the broker's figures change)."""
+    def clicked(b: WebDriver) -> bool:
+        b.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+    until(browser, clicked)
+
+
 def text_of(browser: WebDriver, selector: str) -> str:
     found = browser.find_elements(By.CSS_SELECTOR, selector)
     return found[0].text if found else ""
@@ -164,10 +173,10 @@ def test_disconnecting_a_client_from_the_page(admin: WebDriver,
         go(admin, base, "clients")
         row = "tr[data-client='fenetre-chambre']"
         until(admin, lambda b: b.find_elements(By.CSS_SELECTOR, row))
-        admin.find_element(By.CSS_SELECTOR, row).click()
+        click(admin, row)
         until(admin, lambda b: text_of(b, "#client-detail h2") == "fenetre-chambre")
         shot(admin, "clients")
-        admin.find_element(By.ID, "disconnect-client").click()
+        click(admin, "#disconnect-client")
         assert victim.disconnected.wait(WAIT)
         assert str(victim.disconnect_reason) == "Administrative action"  # 0x98
         # Its session was clean: it leaves the list (a persistent one would show offline).
@@ -195,10 +204,10 @@ def test_deleting_retained_messages_from_the_page(admin: WebDriver,
     admin.find_element(By.CSS_SELECTOR, "#retained-form button").click()
     row = "tr[data-topic='maison/garage/temperature']"
     until(admin, lambda b: b.find_elements(By.CSS_SELECTOR, row))
-    admin.find_element(By.CSS_SELECTOR, row).click()
+    click(admin, row)
     until(admin, lambda b: "12" in text_of(b, "#retained-detail pre"))
     shot(admin, "retained")
-    admin.find_element(By.CSS_SELECTOR, "button[data-delete='maison/garage/temperature']").click()
+    click(admin, "button[data-delete='maison/garage/temperature']")
     until(admin, lambda b: not b.find_elements(By.CSS_SELECTOR, row))
     late = retained_now(broker.port, "maison/garage/temperature", "-W", "1")
     assert late.stdout == ""  # a new subscriber gets no retained message

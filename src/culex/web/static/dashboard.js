@@ -6,7 +6,8 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { csrf: null, events: null, history: null, topics: new Map(), overview: null,
-  clients: [], clientSign: "", selectedClient: null, selectedTopic: null, subscription: null };
+  clients: [], clientSign: "", selectedClient: null, selectedTopic: null, subscription: null,
+  disconnectButton: null };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -218,16 +219,28 @@ function drawClientDetail() {
   for (const [k, v] of rows) list.append(el("dt", {}, k), el("dd", {}, String(v)));
   const subs = el("ul");
   for (const s of c.subscriptions) subs.append(el("li", {}, s));
-  const out = el("button", { class: "danger", id: "disconnect-client" }, "Disconnect");
-  out.disabled = !c.connected;
-  out.addEventListener("click", async () => {
-    const r = await api("/api/clients/disconnect", { client_id: c.client_id });
-    out.textContent = r.ok ? "Disconnected" : "Not connected";
-    out.disabled = true;
-    loadClients();
-  });
   box.replaceChildren(el("h2", {}, c.client_id), list,
-    el("h3", {}, "Subscriptions (" + c.subscriptions.length + ")"), subs, out);
+    el("h3", {}, "Subscriptions (" + c.subscriptions.length + ")"), subs, disconnectButton(c));
+}
+
+// One button kept across redraws: the detail is drawn again whenever a connection figure
+// changes, and a button replaced between a press and its release would lose the click.
+function disconnectButton(c) {
+  let out = state.disconnectButton;
+  if (!out) {
+    out = state.disconnectButton = el("button", { class: "danger", id: "disconnect-client" },
+      "Disconnect");
+    out.addEventListener("click", async () => {
+      out.disabled = true;
+      const r = await api("/api/clients/disconnect", { client_id: out.dataset.client });
+      out.textContent = r.ok ? "Disconnected" : "Not connected";
+      loadClients();
+    });
+  }
+  if (out.dataset.client !== c.client_id || c.connected) out.textContent = "Disconnect";
+  out.dataset.client = c.client_id;
+  out.disabled = !c.connected;
+  return out;
 }
 
 // ---- topics -----------------------------------------------------------------------------------
