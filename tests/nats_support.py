@@ -108,7 +108,7 @@ class NatsServers:
 
 
 def culex_node(directory: Path, name: str, servers: list[str], replicas: int = 1,
-               extra: str = "") -> BrokerProcess:
+               extra: str = "", cluster: str = "") -> BrokerProcess:
     """A culex node of the cluster, on a free port, its state in ``directory/name``."""
     config = directory / f"{name}.toml"
     quoted = ", ".join(f'"{url}"' for url in servers)
@@ -116,7 +116,7 @@ def culex_node(directory: Path, name: str, servers: list[str], replicas: int = 1
                       f"[[listener]]\nport = 0\n"
                       f'[[listener]]\nport = 0\nprotocol = "http"\n'
                       f'[cluster]\nnode = "{name}"\nservers = [{quoted}]\n'
-                      f"replicas = {replicas}\n")
+                      f"replicas = {replicas}\n{cluster}\n")
     return BrokerProcess("--config", str(config), listen=False).start()
 
 

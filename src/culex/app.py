@@ -74,6 +74,12 @@ class Server:
         auth = build_auth(config, authenticators, authorizers, methods)
         self.tls = {id(listener): TLSListener(listener)
                     for listener in config.listeners if listener.tls}
+        if store is None and config.cluster is not None:
+            # Sessions, retained and queued messages are the cluster's, in JetStream, so
+            # that any node resumes any session: the persistence options do not apply.
+            from .cluster import SessionStore
+
+            store = SessionStore(config.cluster)
         self.store = store if store is not None else open_store(config)
         snapshot = self.store.load()  # StoreError if it cannot be used at all
         log.info("persistence: %s", self.store.description)

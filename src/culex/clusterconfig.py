@@ -28,6 +28,9 @@ class ClusterConfig:
     max_subject: int = 3500
     # Seconds QoS 1/2 messages are kept in JetStream (what an offline session can catch up).
     message_retention: float = 86400.0
+    # Seconds after which JetStream gives a message again when the node it went to said
+    # nothing (that node died): how soon a resumed session gets what was in flight.
+    redeliver_after: float = 10.0
     # Credentials and TLS of the NATS connection.
     user: str | None = None
     password: str | None = None
@@ -55,6 +58,8 @@ class ClusterConfig:
             problems.append("max_subject: at least 64")
         if self.message_retention <= 0:
             problems.append("message_retention: more than 0 seconds")
+        if not 1 <= self.redeliver_after <= 3600:
+            problems.append("redeliver_after: 1 to 3600 seconds")
         if (self.user is None) != (self.password is None):
             problems.append("user and password go together")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -69,6 +69,9 @@ class StubHost:
     def login_failed(self, peer: str) -> None:
         self.failed_logins.append(peer)
 
+    def admit(self, conn: Any, packet: Connect, then: Any) -> None:
+        then(None)
+
     def connect(self, conn: Any, packet: Connect, client: ClientInfo,
                 auth_method: str | None, auth_reply: bytes | None) -> Accepted:
         session = Session(client.client_id, 0, Limits(), self.counters)

@@ -123,6 +123,16 @@ class Broker:
         """Seconds a login from ``peer`` (through another door: HTTP) waits first."""
         return self._handshake.delay(peer)
 
+    def admit(self, conn: DeliveryTarget, packet: Connect,
+              then: Callable[[Refusal | None], None]) -> None:
+        """Before an authenticated client's session is looked for: in a cluster, its session
+        may be on another node or in JetStream, and is brought here first. ``then`` is called
+        (now, or once that is done) with None, or the reason to refuse the client."""
+        if self.peers is None or not isinstance(conn, Connection):
+            then(None)
+            return
+        self.peers.admit(conn.client_id, packet.clean_start, then)
+
     def connect(self, conn: DeliveryTarget, packet: Connect, client: ClientInfo,
                 auth_method: str | None, auth_reply: bytes | None) -> Accepted | None:
         """Take over or create the session of an accepted client (MQTT 3.1.2.4, 3.1.4);
@@ -171,12 +181,15 @@ class Broker:
                 session.connection.close(ReasonCode.SESSION_TAKEN_OVER, "taken by a bridge")
             self.lifetime.resumed(session)
         session.keep_retained()
+        # A cluster's store keeps a client id's session for the whole cluster, where every
+        # node has its own link of that id: a link's session stays in memory there.
+        store = None if self.store.streams else self.store
         # No client identity: a bridge is configured by the operator, and the ACL (written
         # for clients) neither filters what it forwards nor what it subscribes to.
         session.attach(target, None, NEVER_EXPIRES)
         self.fanout.forget(session)
         self.connections.add(target)
-        session.keep_in(self.store if self.store.persistent else None)
+        session.keep_in(store if store is not None and store.persistent else None)
         session.resume(self.clock())
         return session
 
@@ -186,6 +199,23 @@ class Broker:
             self.peers.disconnected(session.client_id, conn)
         if session.connection is conn:  # else it was taken over
             self.lifetime.disconnected(session, publish_will)
+
+    def let_go(self, client_id: str) -> None:
+        """In a cluster: the client's session goes on on another node. Its connection here,
+        if any, is closed (MQTT-3.1.4-3); the session is dropped here, kept in its store, and
+        its delayed will is not sent (its client is back, elsewhere: MQTT-3.1.3-9)."""
+        session = self.sessions.get(client_id)
+        if session is not None and session.connection is not None:
+            session.connection.close(ReasonCode.SESSION_TAKEN_OVER,
+                                     "session taken over on another node")
+            session = self.sessions.get(client_id)  # ended, if it was not persistent
+        if session is None:
+            return
+        self.lifetime.resumed(session)
+        for sub in session.let_go():
+            self.router.remove(sub)
+        self.fanout.forget(session)
+        del self.sessions[client_id]
 
     def _end_session(self, session: Session) -> None:
         self.lifetime.ending(session)
@@ -254,6 +284,13 @@ class Broker:
         """The cluster hands ``message`` to this node's members of ``$share/group/filter``:
         one of them gets it; False if none is here any more."""
         done = self.fanout.deliver_to_group(message, topic_filter, group)
+        self.flow.forget_congestion()
+        return done
+
+    def deliver_to_session(self, session: Session, message: Message) -> bool:
+        """In a cluster: a message a persistent session's store kept for it goes to it;
+        False if none of its subscriptions wants it now."""
+        done = self.fanout.deliver_to_session(session, message)
         self.flow.forget_congestion()
         return done
 

@@ -403,6 +403,18 @@ class Connection(Handlers, EnhancedAuth, Holds):
             return
         self._counters.auth_successes += 1
         self.client = client
+        # In a cluster, the client's session may first have to be brought to this node.
+        self.host.admit(self, packet, self._admitted)
+
+    def _admitted(self, refusal: Refusal | None) -> None:
+        if self.state is not AUTHENTICATING:
+            return  # the client went away meanwhile
+        packet = self._connect
+        client = self.client
+        assert packet is not None and client is not None
+        if refusal is not None:
+            self._refuse_connect(packet, *refusal)
+            return
         accepted = self.host.connect(self, packet, client, self.auth_method, self.auth_reply)
         if accepted is None:
             # MQTT-3.1.2-24: not even the CONNACK fits the client's Maximum Packet Size.

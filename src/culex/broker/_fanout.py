@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..auth import Action
+from ..protocol import topic_matches
 
 if TYPE_CHECKING:
     from ..auth import AuthChain
@@ -58,17 +59,23 @@ class Fanout:
         found, groups = self._router.match(message.topic)
         sender = message.sender
         checked = bool(self._auth.authorizers)
+        # In a cluster, a persistent session's QoS 1 and 2 messages come from its store
+        # (JetStream), which keeps them for it wherever it goes: not from here as well.
+        streamed = message.qos and self._store.streams
         count = 0
         if len(found) == 1:
             for client_id, sub in found[0].items():
                 if sub.no_local and client_id == sender:
                     continue  # MQTT-3.8.3-3 (5.0)
+                if streamed and sub.session.store is not None:
+                    count += 1
+                    continue
                 if checked and not self.may_receive(sub.session, message.topic):
                     continue
                 _deliver_one(message, sub)
                 count += 1
         elif found:
-            count += self._deliver_overlapping(message, found, checked)
+            count += self._deliver_overlapping(message, found, checked, bool(streamed))
         for group in () if clustered else groups:
             picked = group.pick()
             if picked is not None and not (checked and not self.may_receive(picked.session,
@@ -80,14 +87,16 @@ class Fanout:
         return count
 
     def _deliver_overlapping(self, message: Message, found: list[dict[str, Subscription]],
-                             checked: bool) -> int:
-        """Overlapping subscriptions of one client give one delivery at the highest QoS, with
-        every subscription identifier (MQTT-3.3.4-2, MQTT-3.3.4-3, MQTT-3.3.4-4)."""
+                             checked: bool, streamed: bool) -> int:
         sender = message.sender
         by_client: dict[str, list[Subscription]] = {}
+        streamed_to: set[str] = set()
         for subs in found:
             for client_id, sub in subs.items():
                 if sub.no_local and client_id == sender:
+                    continue
+                if streamed and sub.session.store is not None:
+                    streamed_to.add(client_id)
                     continue
                 if checked and not self.may_receive(sub.session, message.topic):
                     continue
@@ -97,14 +106,21 @@ class Fanout:
                 else:
                     same.append(sub)
         for same in by_client.values():
-            if len(same) == 1:
-                _deliver_one(message, same[0])
-                continue
-            qos = min(message.qos, max(sub.qos for sub in same))
-            retain = message.retain and any(sub.retain_as_published for sub in same)
-            ids = tuple(sub.identifier for sub in same if sub.identifier)
-            same[0].session.deliver(message, qos, retain, ids)
-        return len(by_client)
+            _deliver_several(message, same)
+        return len(by_client) + len(streamed_to)
+
+    def deliver_to_session(self, session: Session, message: Message) -> bool:
+        """In a cluster: ``message``, which the session's store kept for it, goes to it
+        through its matching subscriptions (not shared ones: those are the groups');
+        whether it had one (that may read it)."""
+        topic = message.topic
+        subs = [sub for sub in session.subscriptions.values()
+                if sub.group is None and topic_matches(sub.match_filter, topic)
+                and not (sub.no_local and session.client_id == message.sender)]
+        if not subs or (self._auth.authorizers and not self.may_receive(session, topic)):
+            return False
+        _deliver_several(message, subs)
+        return True
 
     def deliver_to_group(self, message: Message, topic_filter: str, group: str) -> bool:
         """In a cluster: ``message`` goes to one local member of ``$share/group/filter``;
@@ -137,6 +153,18 @@ class Fanout:
             self._read_allowed.clear()
         else:
             self._read_allowed.pop(session, None)
+
+
+def _deliver_several(message: Message, same: list[Subscription]) -> None:
+    """Overlapping subscriptions of one client give one delivery at the highest QoS, with
+    every subscription identifier (MQTT-3.3.4-2, MQTT-3.3.4-3, MQTT-3.3.4-4)."""
+    if len(same) == 1:
+        _deliver_one(message, same[0])
+        return
+    qos = min(message.qos, max(sub.qos for sub in same))
+    retain = message.retain and any(sub.retain_as_published for sub in same)
+    ids = tuple(sub.identifier for sub in same if sub.identifier)
+    same[0].session.deliver(message, qos, retain, ids)
 
 
 def _deliver_one(message: Message, sub: Subscription) -> None:

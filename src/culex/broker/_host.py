@@ -4,6 +4,7 @@ connection can be built and driven in a test with neither a socket nor a ``Broke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ..persistence import Holder
@@ -78,6 +79,11 @@ class Host(Protocol):
 
     def login_failed(self, peer: str) -> None:
         """A client from ``peer`` was refused who it said it was: slow its address down."""
+
+    def admit(self, conn: DeliveryTarget, packet: Connect,
+              then: Callable[[Refusal | None], None]) -> None:
+        """An authenticated client is about to be connected: call ``then`` (now, or later)
+        with None, or the reason to refuse it."""
 
     def connect(self, conn: DeliveryTarget, packet: Connect, client: ClientInfo,
                 auth_method: str | None, auth_reply: bytes | None) -> Accepted | None:

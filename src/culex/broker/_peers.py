@@ -11,6 +11,7 @@ group where it is published, only where the cluster hands it (``Broker.deliver_t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -46,6 +47,12 @@ class Peers(Protocol):
         """A client was accepted here: the cluster's other connection with its client id,
         if any, is closed (MQTT-3.1.4-3). ``will``: its will (message, delay, expiry), for
         the other nodes to publish should this node die."""
+
+    def admit(self, client_id: str, clean_start: bool,
+              then: Callable[[tuple[int, str] | None], None]) -> None:
+        """A client is about to connect here: its persistent session, wherever it is in the
+        cluster, is brought here first (or ended, for ``clean_start``); then ``then(None)``,
+        or ``then((reason code, why))`` to refuse the client."""
 
     def disconnected(self, client_id: str, conn: PeerHolder) -> None:
         """A client accepted here is gone."""

@@ -183,6 +183,15 @@ class Session:
         self.inflight.clear()
         return subs
 
+    def let_go(self) -> list[Subscription]:
+        """The session goes on on another node: dropped here, kept in its store; its
+        subscriptions, for the router to drop."""
+        store, self.store = self.store, None
+        if store is not None:
+            store.session_released(self)
+        subs = self.end()
+        return subs
+
     # -- subscriptions ----------------------------------------------------------------------
 
     def subscribe(self, sub: Subscription, written: bool = False) -> None:

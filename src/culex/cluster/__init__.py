@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._node import ClusterNode
+    from ._sessions import SessionStore
 
-__all__ = ["ClusterNode"]
+__all__ = ["ClusterNode", "SessionStore"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,4 +20,8 @@ def __getattr__(name: str) -> Any:
         from ._node import ClusterNode
 
         return ClusterNode
+    if name == "SessionStore":
+        from ._sessions import SessionStore
+
+        return SessionStore
     raise AttributeError(name)

@@ -16,6 +16,7 @@ import math
 import os
 import ssl
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -27,8 +28,9 @@ from ._envelope import Envelope, EnvelopeError, decode, encode
 from ._fetch import batches
 from ._liveness import Liveness, will_record
 from ._owners import Owners
+from ._sessions import SessionStore
 from ._shared import SharedGroups
-from ._subjects import filter_subjects, subject_topic, topic_subject
+from ._subjects import encode_level, filter_subjects, subject_topic, topic_subject
 from ._tickets import Tickets
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ class ClusterNode:
         # (subject, data, publisher, ticket, seconds JetStream keeps it (None: no limit))
         self._outbox: list[tuple[str, bytes, PeerHolder | None, int, float | None]] = []
         self._flushing = False
+        self._flushed: list[asyncio.Future[None]] = []  # wait for the outbox to be sent
         self._pending_acks: dict[asyncio.Future[Any], tuple[PeerHolder | None, int, float]] = {}
         # Retained messages: the stream sequence applied here, and the publishers whose
         # acknowledgement waits until their retained message is (read your own writes).
@@ -87,10 +90,13 @@ class ClusterNode:
         self._applying: asyncio.Task[None] | None = None
         self._last_seen: dict[tuple[str, int], int] = {}  # QoS 0 de-duplication
         self._tasks: list[asyncio.Task[None]] = []
+        self._admitting: set[asyncio.Task[None]] = set()
         self._owners = Owners(config.node, self._tickets, self._taken_over)
         self.liveness = Liveness(config.node, self._owners, broker.publish, broker.clock)
         self.linked = False  # to a NATS server, now
         self._stopping = False
+        # Persistent sessions live in JetStream when the broker's store is the cluster's.
+        self._sessions = broker.store if isinstance(broker.store, SessionStore) else None
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -131,6 +137,13 @@ class ClusterNode:
             bucket=f"{config.prefix.upper()}_CLIENTS", history=1, replicas=config.replicas))
         await self.liveness.start(await self._js.create_key_value(
             bucket=f"{config.prefix.upper()}_NODES", history=1, replicas=config.replicas))
+        if self._sessions is not None:
+            self._sessions.bind(self._js, self._nc, await self._js.create_key_value(
+                bucket=f"{config.prefix.upper()}_SESSIONS", history=1,
+                replicas=config.replicas), self._broker, self._stored_message,
+                lambda: self.liveness.alive, self.stored_so_far)
+            await self._nc.subscribe(f"{config.prefix}.release.{encode_level(config.node)}",
+                                     cb=self._on_release)
         for topic_filter, group in self._broker.attach_peers(self):
             if group is None:
                 self._filters.add(topic_filter)
@@ -149,6 +162,8 @@ class ClusterNode:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._sessions is not None and self._nc is not None and not self._nc.is_closed:
+            await self._sessions.leave()
         await self._owners.stop()
         await self.liveness.stop()
         tasks = [*self._tasks, *self._shared.tasks.values()]
@@ -234,6 +249,23 @@ class ClusterNode:
                             self._counters.dropped["queue_full"] += 1
         finally:
             self._flushing = False
+            waiting, self._flushed = self._flushed, []
+            for waiter in waiting:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def stored_so_far(self) -> None:
+        """Until JetStream has answered for every message forwarded so far: a session record
+        that says a QoS 2 message was received is written only once the message is stored
+        (else a node's death in between would lose it: the client, told PUBREC by the next
+        node, would not send it again)."""
+        if self._flushing or self._outbox:
+            waiter = asyncio.get_running_loop().create_future()
+            self._flushed.append(waiter)
+            await waiter
+        pending = list(self._pending_acks)
+        if pending:
+            await asyncio.wait(pending, timeout=ACK_TIMEOUT)
 
     async def _publish_stored(self, subject: str, data: bytes, publisher: PeerHolder | None,
                               ticket: int, ttl: float | None) -> None:
@@ -297,6 +329,48 @@ class ClusterNode:
 
     def disconnected(self, client_id: str, conn: PeerHolder) -> None:
         self._owners.disconnected(client_id, conn)
+
+    # -- sessions: Peers.admit -------------------------------------------------------------------
+
+    def admit(self, client_id: str, clean_start: bool,
+              then: Callable[[tuple[int, str] | None], None]) -> None:
+        sessions = self._sessions
+        if sessions is None:
+            then(None)
+            return
+
+        async def bring() -> None:
+            try:
+                refusal = await sessions.admit(client_id, clean_start)
+            except Exception as exc:  # NATS away, or a record culex did not write
+                log.warning("cluster: cannot look for the session of %r: %s", client_id, exc)
+                refusal = ReasonCode.SERVER_UNAVAILABLE, "the cluster cannot be asked"
+            then(refusal)
+
+        task = asyncio.get_running_loop().create_task(bring())
+        self._admitting.add(task)
+        task.add_done_callback(self._admitting.discard)
+
+    async def _on_release(self, msg: Msg) -> None:
+        """Another node resumes a session this node holds: let go of it, then answer."""
+        assert self._sessions is not None
+        try:
+            await self._sessions.release(msg.data.decode())
+        except Exception as exc:
+            log.warning("cluster: letting go of a session: %s", exc)
+        with contextlib.suppress(Exception):
+            await msg.respond(b"ok")
+
+    def _stored_message(self, subject: str, data: bytes) -> Message | None:
+        """A message of the stream, as the broker holds it (None: not culex's)."""
+        try:
+            envelope = decode(data)
+            topic = subject_topic(self._m, subject)
+        except ValueError as exc:
+            log.warning("cluster: dropped a message on %s: %s", subject, exc)
+            return None
+        self._counters.peer_messages_received += 1
+        return self._message(topic, envelope)
 
     @staticmethod
     def _taken_over(conn: PeerHolder, taken: bool) -> None:

@@ -189,6 +189,9 @@ class Store:
     # Bumped on every change recorded; a connection compares it around a PUBLISH to know
     # whether its acknowledgement must wait for a commit.
     changes = 0
+    # Whether the store feeds its sessions their QoS 1 and 2 messages itself (a cluster's,
+    # from JetStream): the router then leaves those to it.
+    streams = False
 
     def load(self) -> Snapshot:
         return EMPTY
@@ -216,6 +219,9 @@ class Store:
 
     def session_forgotten(self, session: SessionState) -> None:
         """The session ended, or stopped being persistent: remove it whole."""
+
+    def session_released(self, session: SessionState) -> None:
+        """The session goes on elsewhere (another node of a cluster): keep it, let it go."""
 
     def subscription_saved(self, session: SessionState, sub: SubscriptionState) -> None: ...
 

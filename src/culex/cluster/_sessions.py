@@ -1,0 +1,648 @@
+"""Persistent sessions kept in JetStream, so that a client resumes its session through any
+node (docs/cluster.md, Sessions): the broker's store in a cluster.
+
+Each persistent session has a record in the key-value bucket ``<PREFIX>_SESSIONS`` (who holds
+it now, its expiry, its subscriptions, the QoS 2 messages in flight to its client with their
+packet ids, the inbound QoS 2 packet ids awaiting PUBREL) and a durable consumer of the message
+stream (``s-<hash of the client id>``) filtered by its subscriptions: the consumer is its queue.
+The node holding a connected session pulls from it; a message is acknowledged to JetStream
+once its client has completed it, so what a dead node had not completed comes again
+(``redeliver_after``) to whichever node holds the session next. A QoS 2 message keeps its
+packet id across nodes (the record is written before its PUBLISH goes out), so a client never
+takes it for a new one.
+
+Like the single-node store, writes are gathered per loop iteration and the replies that depend
+on them (SUBACK, CONNACK, a QoS 2 PUBLISH or PUBREL, a PUBREC of an inbound QoS 2 message) wait
+until they are written. Records are written with compare-and-set on their last revision: a
+node that lost a session to another cannot overwrite it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import nats.js.errors
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from ..persistence import (
+    EMPTY,
+    DeliveryState,
+    Holder,
+    SessionState,
+    Snapshot,
+    Store,
+    StoredDelivery,
+    StoredMessage,
+    StoredSession,
+    StoredSubscription,
+    SubscriptionState,
+)
+from ..protocol import ReasonCode, parse_filter
+from ._fetch import batches
+from ._subjects import encode_level, filter_subjects
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+
+    from ..broker import Broker, Message
+    from ..clusterconfig import ClusterConfig
+    from ..observability import Counters
+
+log = logging.getLogger("culex")
+
+NEVER_EXPIRES = 0xFFFFFFFF
+NOTHING = "_none"  # a filter subject no topic has (see _node)
+FEED_BATCH = 64
+RELEASE_WAIT = 2.0  # seconds a node has to let go of a session another one resumes
+RELEASE_ATTEMPTS = 3
+AWAITING_COMP = 1  # an Outgoing's state once its PUBREC came (see broker._session)
+
+
+def consumer_name(client_id: str) -> str:
+    return "s-" + hashlib.sha256(client_id.encode()).hexdigest()[:32]
+
+
+class _Held:
+    """A message pulled for a session, until its client completes it."""
+
+    __slots__ = ("client_id", "msg", "seq", "taken")
+
+    def __init__(self, client_id: str, seq: int, msg: Msg | None) -> None:
+        self.client_id = client_id
+        self.seq = seq
+        self.msg = msg  # the latest delivery of it from JetStream (None: not come again yet)
+        self.taken = False  # the session keeps it (queued or in flight)
+
+
+class _Feed:
+    """A connected session's consumer being pulled."""
+
+    __slots__ = ("room", "session", "stopping", "task")
+
+    def __init__(self, session: SessionState) -> None:
+        self.session = session
+        self.stopping = False
+        self.room = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+
+class SessionStore(Store):
+    persistent = True
+    durable = True
+    streams = True
+    description = "in the cluster's JetStream (sessions, retained and queued messages)"
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self._config = config
+        self._node = config.node
+        self._m = config.prefix + ".m"
+        self._stream = f"{config.prefix.upper()}_MSG"
+        self._js: Any = None
+        self._kv: Any = None
+        self._nc: Any = None
+        self._broker: Broker | None = None
+        self._to_message: Callable[[str, bytes], Message | None] = lambda subject, data: None
+        self._alive: Callable[[], list[str]] = list
+        self._stored_so_far: Callable[[], Awaitable[None]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._counters: Counters | None = None
+        # Records to write: client id -> the session (its record is made when written), the
+        # record's bytes (made already: the session is going), or None (delete it).
+        self._dirty: dict[str, SessionState | bytes | None] = {}
+        self._touched: set[Holder] = set()
+        self._batch = 1
+        self._written = 0  # the last batch written
+        self._writing = False
+        self._scheduled = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._revisions: dict[str, int] = {}  # records this node holds: their revisions
+        self._filters: dict[str, list[str]] = {}  # each consumer's filter subjects
+        self._limits: dict[str, int] = {}  # each consumer's inactivity threshold (seconds)
+        self._feeds: dict[str, _Feed] = {}
+        self._held: dict[tuple[str, int], _Held] = {}  # (client id, stream sequence)
+        self._keys: dict[object, tuple[str, int]] = {}  # the held messages (Message objects)
+        self._counts: dict[str, int] = {}  # held messages per session
+        self._lost_ids: set[str] = set()  # sessions another node took while this one wrote
+        self._completed: set[tuple[str, int]] = set()  # done before JetStream gave them again
+        self._leaving = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- joining ---------------------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop, counters: Counters | None = None) -> None:
+        self._loop = loop
+        self._counters = counters
+
+    def bind(self, js: Any, nc: Any, kv: Any, broker: Broker,
+             to_message: Callable[[str, bytes], Message | None],
+             alive: Callable[[], list[str]],
+             stored_so_far: Callable[[], Awaitable[None]]) -> None:
+        """The cluster is joined: JetStream, its sessions bucket, and how the node turns a
+        stream message into a broker message, knows which nodes are alive, and waits until
+        what it forwarded is stored."""
+        self._js, self._nc, self._kv, self._broker = js, nc, kv, broker
+        self._to_message = to_message
+        self._alive = alive
+        self._stored_so_far = stored_so_far
+
+    def load(self) -> Snapshot:
+        return EMPTY  # sessions are read when their clients come (admit)
+
+    # -- a client comes: its session is brought here -----------------------------------------
+
+    async def admit(self, client_id: str, clean_start: bool) -> tuple[int, str] | None:
+        """Bring ``client_id``'s session here from wherever it is (or end it, for a clean
+        start): None, or why the client is refused."""
+        broker = self._broker
+        assert broker is not None
+        if client_id in broker.sessions:
+            return None  # held here: the broker takes it over as on a single node
+        key = encode_level(client_id)
+        gone: set[str] = set()
+        for _ in range(5):
+            try:
+                entry = await self._kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                return None  # no session anywhere
+            record = json.loads(entry.value)
+            holder = record.get("holder")
+            if holder and holder != self._node and holder not in gone:
+                if await self._ask_release(holder, client_id):
+                    continue  # read again: the holder wrote it last
+                gone.add(holder)  # dead, or not answering: taken from it
+                continue
+            try:
+                if clean_start or _expired(record):
+                    await self._forget(client_id, entry.revision)
+                    return None
+                record["holder"] = self._node
+                revision = await self._kv.update(key, json.dumps(record).encode(),
+                                                 last=entry.revision)
+            except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.APIError):
+                continue  # another node raced this one: read again
+            self._revisions[client_id] = revision
+            # Its queue, as it was (made again if JetStream dropped it, unused too long).
+            await self._consumer(client_id, _subjects(self._m, record["subs"]),
+                                 _threshold(int(record["expiry"])))
+            broker.restore(await self._snapshot(client_id, record), time.time())
+            return None
+        return ReasonCode.SERVER_UNAVAILABLE, "the session is being taken by another node"
+
+    async def _ask_release(self, holder: str, client_id: str) -> bool:
+        """Ask the node holding the session to let it go: whether it did (False: it is dead,
+        or does not answer, and the session is taken from it)."""
+        subject = f"{self._config.prefix}.release.{encode_level(holder)}"
+        for _ in range(RELEASE_ATTEMPTS):
+            if holder not in self._alive():
+                return False
+            try:
+                await self._nc.request(subject, client_id.encode(), timeout=RELEASE_WAIT)
+                return True
+            except Exception as exc:  # no answer: dying, or busy; it is asked again
+                log.debug("cluster: node %s did not let go of %r: %s", holder, client_id, exc)
+        log.warning("cluster: node %s does not let go of the session of %r; taking it",
+                    holder, client_id)
+        return False
+
+    async def release(self, client_id: str) -> None:
+        """Another node resumes ``client_id``'s session: let go of it here (its connection
+        closed, its record written for the other node), then answer."""
+        broker = self._broker
+        assert broker is not None
+        broker.let_go(client_id)
+        await self._written_through(self._batch)  # the batch gathering now has its record
+
+    async def _forget(self, client_id: str, revision: int) -> None:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self._js.delete_consumer(self._stream, consumer_name(client_id))
+        await self._kv.delete(encode_level(client_id), last=revision)
+
+    async def _snapshot(self, client_id: str, record: dict[str, Any]) -> Snapshot:
+        session = StoredSession(client_id, int(record["expiry"]), record.get("gone"),
+                                record.get("user"), record.get("cert"), int(record["proto"]),
+                                None)
+        subs = [StoredSubscription(client_id, f, qos, nl, rap, rh, ident)
+                for f, qos, nl, rap, rh, ident in record["subs"]]
+        messages: dict[int, StoredMessage] = {}
+        deliveries = []
+        for order, (seq, pid, state, retain, sub_ids) in enumerate(record.get("out", ())):
+            try:
+                raw = await self._js.get_msg(self._stream, seq)
+            except nats.js.errors.NotFoundError:
+                log.warning("cluster: a QoS 2 message in flight to %r is no longer in the "
+                            "stream (message_retention); it is not resent", client_id)
+                continue
+            message = self._to_message(raw.subject, raw.data or b"")
+            if message is None:
+                continue
+            messages[seq] = StoredMessage(message.topic, bytes(message.payload), 2,
+                                          message.retain, message.properties, None)
+            deliveries.append(StoredDelivery(order, client_id, seq, 2, retain,
+                                             tuple(sub_ids), pid, state))
+        awaiting = [(client_id, pid) for pid in record.get("rel", ())]
+        return Snapshot([session], subs, messages, deliveries, awaiting, [])
+
+    # -- what the broker records --------------------------------------------------------------
+
+    def touch(self, conn: Holder | None) -> None:
+        if conn is not None:
+            conn.hold(self._batch)
+            self._touched.add(conn)
+            self._changed()
+
+    def restored(self, out: DeliveryState, stored: StoredDelivery) -> None:
+        key = (stored.client_id, stored.message_id)  # the message id is its stream sequence
+        held = self._held[key] = _Held(stored.client_id, stored.message_id, None)
+        held.taken = True
+        self._counts[key[0]] = self._counts.get(key[0], 0) + 1
+        self._keys[out.message] = key
+
+    def session_saved(self, session: SessionState) -> None:
+        self._dirty[session.client_id] = session
+        self._changed()
+        self.touch(session.connection)
+        self._follow(session)
+
+    def session_adopted(self, session: SessionState) -> None:
+        self.session_saved(session)
+
+    def session_forgotten(self, session: SessionState) -> None:
+        self._stop_feed(session.client_id, nak=False)
+        self._drop_held(session.client_id, nak=False)
+        self._dirty[session.client_id] = None
+        self._changed()
+
+    def session_released(self, session: SessionState) -> None:
+        client_id = session.client_id
+        self._stop_feed(client_id, nak=True)
+        self._drop_held(client_id, nak=True)
+        if client_id in self._lost_ids:  # the record is another node's already
+            self._lost_ids.discard(client_id)
+            self._dirty.pop(client_id, None)
+            return
+        self._dirty[client_id] = self._record(session, None)
+        self._changed()
+
+    def subscription_saved(self, session: SessionState, sub: SubscriptionState) -> None:
+        self.session_saved(session)
+
+    def subscription_removed(self, session: SessionState, topic_filter: str) -> None:
+        self._dirty[session.client_id] = session
+        self._changed()
+
+    def outgoing_saved(self, session: SessionState, out: DeliveryState) -> None:
+        key = self._keys.get(out.message)
+        if key is None:
+            return  # not from the stream (a retained message on subscribe): here only
+        self._held[key].taken = True
+        if out.qos == 2 and out.packet_id:
+            # Its packet id goes into the record before the PUBLISH (or PUBREL) goes out:
+            # resent by another node under another id, it would reach the client twice.
+            self.session_saved(session)
+
+    def outgoing_removed(self, session: SessionState, out: DeliveryState) -> None:
+        key = self._keys.pop(out.message, None)
+        if key is None:
+            return
+        self._done(key)
+        if out.qos == 2:
+            self._dirty[session.client_id] = session
+            self._changed()
+        feed = self._feeds.get(key[0])
+        if feed is not None:
+            feed.room.set()
+
+    def release_awaited(self, session: SessionState, packet_id: int, awaited: bool) -> None:
+        # Inbound QoS 2: a packet id awaiting PUBREL is known to the node that resumes the
+        # session, so the client's resent PUBLISH is not taken for a new message.
+        self.session_saved(session)
+
+    # -- feeding connected sessions ---------------------------------------------------------------
+
+    def _follow(self, session: SessionState) -> None:
+        client_id = session.client_id
+        feed = self._feeds.get(client_id)
+        if session.connection is not None and feed is None and not self._leaving \
+                and self._js is not None and self._loop is not None:
+            feed = self._feeds[client_id] = _Feed(session)
+            feed.task = self._loop.create_task(self._feed(feed))
+        elif session.connection is None and feed is not None:
+            self._stop_feed(client_id, nak=False)  # what it holds is resent on its return
+
+    def _stop_feed(self, client_id: str, nak: bool) -> None:
+        feed = self._feeds.pop(client_id, None)
+        if feed is not None:
+            feed.stopping = True
+            feed.room.set()
+
+    async def _feed(self, feed: _Feed) -> None:
+        session = feed.session
+        client_id = session.client_id
+        name = consumer_name(client_id)
+        if client_id not in self._filters:
+            await self.flush()  # the consumer is made with the session's first record
+        try:
+            pull = await self._js.pull_subscribe_bind(name, self._stream)
+        except Exception as exc:
+            log.warning("cluster: cannot read the queue of %r: %s", client_id, exc)
+            return
+        limit = self._window()
+        try:
+            async for messages in batches(pull, FEED_BATCH, lambda: feed.stopping,
+                                          f"the queue of {client_id!r}"):
+                for msg in messages:
+                    self._arrived(feed, msg)
+                while not feed.stopping and self._counts.get(client_id, 0) >= limit:
+                    feed.room.clear()
+                    await feed.room.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await pull.unsubscribe()
+
+    def _window(self) -> int:
+        broker = self._broker
+        assert broker is not None
+        limits = broker.limits
+        return (limits.max_inflight_messages or 65535) + (limits.max_queued_messages or 1000)
+
+    def _arrived(self, feed: _Feed, msg: Msg) -> None:
+        client_id = feed.session.client_id
+        if feed.stopping or self._feeds.get(client_id) is not feed:
+            self._spawn(msg.nak())  # for whoever holds the session next
+            return
+        seq = msg.metadata.sequence.stream
+        key = (client_id, seq)
+        held = self._held.get(key)
+        if held is not None:  # again (its acknowledgement is late): the same message
+            held.msg = msg
+            return
+        if key in self._completed:  # resent by the previous node, and completed since
+            self._completed.discard(key)
+            self._spawn(msg.ack())
+            return
+        message = self._to_message(msg.subject, msg.data)
+        broker = self._broker
+        if message is None or broker is None:
+            self._spawn(msg.ack())
+            return
+        held = self._held[key] = _Held(client_id, seq, msg)
+        self._counts[client_id] = self._counts.get(client_id, 0) + 1
+        self._keys[message] = key
+        session = broker.sessions.get(client_id)
+        if session is not None and session.store is self:
+            broker.deliver_to_session(session, message)
+        if not held.taken:  # delivered at QoS 0, or not wanted: nothing more to wait for
+            self._keys.pop(message, None)
+            self._done(key)
+
+    def _done(self, key: tuple[str, int]) -> None:
+        held = self._held.pop(key, None)
+        if held is None:
+            return
+        self._counts[key[0]] -= 1
+        if held.msg is not None:
+            self._spawn(held.msg.ack())
+        else:
+            self._completed.add(key)
+
+    def _drop_held(self, client_id: str, nak: bool) -> None:
+        for key in [key for key in self._held if key[0] == client_id]:
+            held = self._held.pop(key)
+            if nak and held.msg is not None:
+                self._spawn(held.msg.nak())
+        for message in [m for m, key in self._keys.items() if key[0] == client_id]:
+            del self._keys[message]
+        self._counts.pop(client_id, None)
+        self._completed = {key for key in self._completed if key[0] != client_id}
+
+    def _spawn(self, coro: Any) -> None:
+        if self._loop is None:
+            coro.close()
+            return
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("cluster: acknowledgement to JetStream failed: %s", task.exception())
+
+    # -- writing records ------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self.changes += 1
+        if not self._scheduled and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self._hand_off)
+
+    def _hand_off(self) -> None:
+        self._scheduled = False
+        if self._writing or self._loop is None:
+            return
+        if not self._dirty and not self._touched:
+            self._wake()
+            return
+        jobs: list[tuple[str, bytes | None, list[str] | None, int]] = []
+        for client_id, item in self._dirty.items():
+            if item is None:
+                jobs.append((client_id, None, None, 0))
+            elif isinstance(item, bytes):
+                jobs.append((client_id, item, None, 0))
+            else:
+                subs = [sub for sub in item.subscriptions.values()]
+                filters = _subjects(self._m, [[s.topic_filter] for s in subs])
+                jobs.append((client_id, self._record(item, self._node), filters,
+                             _threshold(item.expiry_interval)))
+        self._dirty = {}
+        touched, self._touched = self._touched, set()
+        batch = self._batch
+        self._batch += 1
+        self._writing = True
+        self._loop.create_task(self._write(batch, jobs, touched))
+
+    async def _write(self, batch: int, jobs: list[tuple[str, bytes | None, list[str] | None,
+                                                         int]],
+                     touched: set[Holder]) -> None:
+        started = time.monotonic()
+        try:
+            if self._stored_so_far is not None:
+                # A record says what the messages published meanwhile made of the session
+                # (an inbound QoS 2 packet id awaiting PUBREL): never before they are stored.
+                await self._stored_so_far()
+            await asyncio.gather(*(self._write_one(*job) for job in jobs))
+        finally:
+            self._writing = False
+            self._written = batch
+            if self._counters is not None:
+                self._counters.commit(time.monotonic() - started)
+            for conn in touched:
+                conn.release(batch)
+            self._wake()  # each waiter looks again at what it waits for
+            if self._dirty or self._touched:
+                self._hand_off()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _write_one(self, client_id: str, value: bytes | None, filters: list[str] | None,
+                         threshold: int) -> None:
+        key = encode_level(client_id)
+        delay = 0.05
+        while True:
+            try:
+                if value is None:
+                    await self._delete(client_id, key)
+                    return
+                if filters is not None and (filters != self._filters.get(client_id)
+                                            or threshold != self._limits.get(client_id)):
+                    await self._consumer(client_id, filters, threshold)
+                revision = self._revisions.get(client_id)
+                if revision is None:
+                    revision = await self._kv.create(key, value)
+                else:
+                    revision = await self._kv.update(key, value, last=revision)
+                if filters is None:  # let go: the record is another node's from now on
+                    self._revisions.pop(client_id, None)
+                    self._filters.pop(client_id, None)
+                else:
+                    self._revisions[client_id] = revision
+                return
+            except nats.js.errors.KeyWrongLastSequenceError:
+                self._lost(client_id)
+                return
+            except Exception as exc:  # NATS away for a moment: what waits, waits longer
+                if self._leaving and delay > 1:
+                    return
+                log.warning("cluster: cannot write the session of %r (%s); retrying",
+                            client_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _delete(self, client_id: str, key: str) -> None:
+        revision = self._revisions.pop(client_id, None)
+        self._filters.pop(client_id, None)
+        self._limits.pop(client_id, None)
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self._js.delete_consumer(self._stream, consumer_name(client_id))
+        if revision is not None:
+            with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+                await self._kv.delete(key, last=revision)
+
+    async def _consumer(self, client_id: str, filters: list[str], threshold: int) -> None:
+        await self._js.add_consumer(self._stream, ConsumerConfig(
+            durable_name=consumer_name(client_id), ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.NEW, ack_wait=self._config.redeliver_after,
+            max_ack_pending=self._window(), filter_subjects=filters or [f"{self._m}.{NOTHING}"],
+            inactive_threshold=threshold or None))
+        self._filters[client_id] = filters
+        self._limits[client_id] = threshold
+
+    def _lost(self, client_id: str) -> None:
+        """Another node took the session meanwhile: it is theirs."""
+        log.warning("cluster: the session of %r was taken by another node", client_id)
+        self._revisions.pop(client_id, None)
+        self._filters.pop(client_id, None)
+        if self._broker is not None and client_id in self._broker.sessions:
+            self._lost_ids.add(client_id)
+            self._broker.let_go(client_id)
+
+    def _record(self, session: SessionState, holder: str | None) -> bytes:
+        client = session.client
+        gone = None
+        if session.connection is None:
+            gone = time.time() - max(0.0, self._clock() - (session.disconnected_at or 0.0))
+        out = []
+        for pid, delivery in session.inflight.items():
+            key = self._keys.get(delivery.message)
+            if delivery.qos == 2 and key is not None:
+                out.append([key[1], pid, delivery.state, delivery.retain,
+                            list(delivery.sub_ids)])
+        return json.dumps({
+            "holder": holder, "expiry": session.expiry_interval, "gone": gone,
+            "user": client.username if client is not None else None,
+            "cert": client.certificate_subject if client is not None else None,
+            "proto": client.protocol_version if client is not None else 4,
+            "subs": [[s.topic_filter, s.qos, s.no_local, s.retain_as_published,
+                      s.retain_handling, s.identifier]
+                     for s in session.subscriptions.values()],
+            "out": out, "rel": sorted(session.awaiting_rel or ())}).encode()
+
+    def _clock(self) -> float:
+        return self._loop.time() if self._loop is not None else time.monotonic()
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        if self._loop is None or self._js is None:
+            return
+        while self._writing or self._dirty or self._touched or self._scheduled:
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            if not self._writing:
+                self._hand_off()
+            await waiter
+
+    async def _written_through(self, batch: int) -> None:
+        """Until ``batch`` is written (not what others change meanwhile, as flush waits for)."""
+        assert self._loop is not None
+        while self._written < batch:
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            if not self._writing and not self._scheduled:
+                self._hand_off()
+            await waiter
+
+    async def leave(self) -> None:
+        """The node stops: its sessions are let go (held messages handed back to JetStream,
+        records without a holder), so another node resumes them at once."""
+        self._leaving = True
+        broker = self._broker
+        for client_id in list(self._feeds):
+            self._stop_feed(client_id, nak=True)
+        for client_id in list(self._revisions):
+            self._drop_held(client_id, nak=True)
+            session = broker.sessions.get(client_id) if broker is not None else None
+            if session is not None:
+                self._dirty[client_id] = self._record(session, None)
+        self._changed()
+        await self.flush()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.flush(), 2.0)
+
+
+def _expired(record: dict[str, Any]) -> bool:
+    gone, expiry = record.get("gone"), int(record.get("expiry", 0))
+    return gone is not None and expiry != NEVER_EXPIRES and time.time() - gone >= expiry
+
+
+def _threshold(expiry: int) -> int:
+    """How long JetStream keeps the consumer of a session nobody pulls from: a while longer
+    than the session's own expiry (0: for ever)."""
+    return 0 if expiry >= NEVER_EXPIRES else expiry + 60
+
+
+def _subjects(prefix: str, subs: list[list[Any]]) -> list[str]:
+    """The consumer's filter subjects for the session's subscriptions (shared ones are the
+    groups' and come another way)."""
+    subjects = set()
+    for sub in subs:
+        group, match_filter = parse_filter(sub[0])
+        if group is None:
+            subjects.update(filter_subjects(prefix, match_filter))
+    return sorted(subjects)
+

@@ -1,0 +1,205 @@
+"""Persistent sessions belong to the cluster, not to a node: kept in JetStream, a session made
+on one node is resumed through another (session present, what was queued delivered), taken
+over from a live node, handed over by a node that stops, and resumed after its node was
+killed, with no acknowledged message lost and no QoS 2 message twice."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from nats_support import NatsServers, culex_node
+from paho_client import Paho
+from support import WAIT, BrokerProcess
+
+REDELIVER = 'redeliver_after = 2'  # a dead node's messages in flight come again after 2 s
+SERVERS: list[list[str]] = []
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[BrokerProcess]]:
+    directory = tmp_path_factory.mktemp("sessions")
+    nats = NatsServers(directory).start()
+    SERVERS[:] = [nats.urls]
+    started: list[BrokerProcess] = []
+    try:
+        for name in ("sa", "sb"):
+            started.append(culex_node(directory, name, nats.urls, cluster=REDELIVER))
+        yield started
+    finally:
+        for node in started:
+            node.stop()
+        nats.stop()
+
+
+def persistent(port: int, version: int, client_id: str) -> Paho:
+    client = Paho(port, version, client_id, clean=False)
+    return client.connect(session_expiry=600 if version == mqtt.MQTTv5 else None)
+
+
+def payloads(client: Paho, count: int, timeout: float = WAIT) -> list[str]:
+    return [client.get(timeout).payload.decode() for _ in range(count)]
+
+
+@pytest.mark.parametrize("version", [mqtt.MQTTv311, mqtt.MQTTv5])
+@pytest.mark.parametrize("qos", [1, 2])
+def test_a_session_queued_on_one_node_resumes_on_another(nodes: list[BrokerProcess],
+                                                         qos: int, version: int) -> None:
+    a, b = nodes
+    client_id = f"tablette-v{version}-q{qos}"
+    topic = f"maison/salon/v{version}q{qos}"
+    first = persistent(a.port, version, client_id)
+    assert first.session_present is False
+    assert first.subscribe("maison/+/" + f"v{version}q{qos}", qos)[0] == qos
+    first.disconnect()
+    publisher = Paho(a.port, mqtt.MQTTv5, f"pub-{client_id}").connect()
+    try:
+        for index in range(20):  # queued for the offline session
+            publisher.publish(topic, str(index).encode(), qos)
+        again = persistent(b.port, version, client_id)
+        assert again.session_present is True
+        assert payloads(again, 20) == [str(i) for i in range(20)]  # all, in order
+        publisher.publish(topic, b"after", qos)  # its subscription came along
+        assert payloads(again, 1) == ["after"]
+        with pytest.raises(queue.Empty):
+            again.get(timeout=1)  # and nothing twice
+        again.disconnect()
+    finally:
+        publisher.stop()
+
+
+def test_a_clean_start_elsewhere_ends_the_session(nodes: list[BrokerProcess]) -> None:
+    a, b = nodes
+    first = persistent(a.port, mqtt.MQTTv5, "frigo")
+    first.subscribe("cuisine/frigo", 1)
+    first.disconnect()
+    publisher = Paho(a.port, mqtt.MQTTv5, "pub-frigo").connect()
+    try:
+        publisher.publish("cuisine/frigo", b"4", 1)
+        clean = Paho(b.port, mqtt.MQTTv5, "frigo", clean=True).connect(session_expiry=600)
+        assert clean.session_present is False
+        with pytest.raises(queue.Empty):
+            clean.get(timeout=1)  # the old session's queue is gone with it
+        clean.disconnect()
+        again = persistent(a.port, mqtt.MQTTv5, "frigo")
+        assert again.session_present is True  # the new (empty) session, kept
+        publisher.publish("cuisine/frigo", b"5", 1)
+        with pytest.raises(queue.Empty):
+            again.get(timeout=1)  # the old subscription did not come back
+        again.disconnect()
+    finally:
+        publisher.stop()
+
+
+def test_a_connected_session_is_taken_over_from_another_node(
+        nodes: list[BrokerProcess]) -> None:
+    a, b = nodes
+    first = persistent(a.port, mqtt.MQTTv5, "telephone")
+    first.subscribe("maison/+/alarme", 2)
+    second = persistent(b.port, mqtt.MQTTv5, "telephone")
+    try:
+        assert second.session_present is True
+        assert first.disconnected.wait(WAIT)
+        assert first.disconnect_reason == mqtt.ReasonCode(mqtt.PacketTypes.DISCONNECT,
+                                                          identifier=0x8E)
+        publisher = Paho(a.port, mqtt.MQTTv5, "pub-telephone").connect()
+        for index in range(10):
+            publisher.publish("maison/entree/alarme", str(index).encode(), 2)
+        publisher.stop()
+        assert payloads(second, 10) == [str(i) for i in range(10)]
+        with pytest.raises(queue.Empty):
+            second.get(timeout=1)
+        assert first.messages.empty()
+        second.disconnect()
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_node_that_stops_hands_its_sessions_over(nodes: list[BrokerProcess],
+                                                   tmp_path: Path) -> None:
+    a, b = nodes
+    c = culex_node(tmp_path, "sc-stop", SERVERS[0], cluster=REDELIVER)
+    try:
+        first = persistent(c.port, mqtt.MQTTv311, "radiateur")
+        first.subscribe("chauffage/#", 1)
+        first.disconnect()
+        publisher = Paho(a.port, mqtt.MQTTv5, "pub-radiateur").connect()
+        for index in range(5):
+            publisher.publish("chauffage/salon", str(index).encode(), 1)
+        publisher.stop()
+        c.stop()
+        again = persistent(b.port, mqtt.MQTTv311, "radiateur")
+        assert again.session_present is True
+        # Handed over, not waited for: well within the redelivery delay.
+        assert payloads(again, 5, timeout=1.5) == [str(i) for i in range(5)]
+        again.disconnect()
+    finally:
+        if c.proc is not None and c.proc.poll() is None:
+            c.stop()
+
+
+COUNT = 200
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_a_killed_node_s_sessions_resume_elsewhere(nodes: list[BrokerProcess],
+                                                   tmp_path: Path, qos: int) -> None:
+    """The subscriber's node is SIGKILLed in the middle of a stream: the subscriber resumes
+    its session through another node and gets every message the publisher was told was
+    stored; at QoS 2, each exactly once: the new node resends what was in flight under the
+    packet ids the old node used (PUBLISH again, or PUBREL once the client had received
+    it), and the client, which keeps its session state as MQTT 4.1 asks, takes none of them
+    for a new message."""
+    a, b = nodes
+    c = culex_node(tmp_path, f"sc-kill-q{qos}", SERVERS[0], cluster=REDELIVER)
+    topic = f"compteur/q{qos}"
+    client_id = f"enregistreur-q{qos}"
+    received: list[int] = []
+    halfway = threading.Event()
+    arrived = threading.Condition()
+
+    def on_message(client: object, userdata: object, message: mqtt.MQTTMessage) -> None:
+        with arrived:
+            received.append(int(message.payload))
+            arrived.notify_all()
+        if len(received) == COUNT // 3:
+            halfway.set()
+
+    try:
+        first = Paho(c.port, mqtt.MQTTv5, client_id, clean=False)
+        first.client.on_message = on_message
+        first.connect(session_expiry=600)
+        first.subscribe(topic, qos)
+        publisher = Paho(a.port, mqtt.MQTTv5, f"pub-{client_id}").connect()
+        sent = threading.Thread(target=lambda: [
+            publisher.publish(topic, str(i).encode(), qos) for i in range(COUNT)], daemon=True)
+        sent.start()
+        assert halfway.wait(3 * WAIT)
+        c.kill()
+        assert first.disconnected.wait(WAIT)
+        first.client.loop_stop()
+        sent.join(3 * WAIT)
+        assert not sent.is_alive()  # every message acknowledged to the publisher
+        publisher.stop()
+        before = len(received)
+        # The same client, its session state kept (MQTT 4.1): through another node.
+        first.port = b.port
+        first.connected.clear()
+        first.connect(session_expiry=600)
+        assert first.session_present is True
+        with arrived:
+            assert arrived.wait_for(lambda: len(set(received)) >= COUNT, 4 * WAIT), (
+                f"{len(set(received))} of {COUNT} ({before} before the kill)")
+        assert set(received) == set(range(COUNT))
+        if qos == 2:
+            assert len(received) == COUNT  # exactly once
+        first.disconnect()
+    finally:
+        if c.proc is not None and c.proc.poll() is None:
+            c.stop()
