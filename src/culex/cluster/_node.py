@@ -30,7 +30,7 @@ from ._liveness import Liveness, will_record
 from ._owners import Owners
 from ._sessions import SessionStore
 from ._shared import SharedGroups
-from ._subjects import encode_level, filter_subjects, subject_topic, topic_subject
+from ._subjects import filter_subjects, subject_topic, topic_subject
 from ._tickets import Tickets
 
 if TYPE_CHECKING:
@@ -90,7 +90,6 @@ class ClusterNode:
         self._applying: asyncio.Task[None] | None = None
         self._last_seen: dict[tuple[str, int], int] = {}  # QoS 0 de-duplication
         self._tasks: list[asyncio.Task[None]] = []
-        self._admitting: set[asyncio.Task[None]] = set()
         self._owners = Owners(config.node, self._tickets, self._taken_over)
         self.liveness = Liveness(config.node, self._owners, broker.publish, broker.clock)
         self.linked = False  # to a NATS server, now
@@ -142,8 +141,7 @@ class ClusterNode:
                 bucket=f"{config.prefix.upper()}_SESSIONS", history=1,
                 replicas=config.replicas), self._broker, self._stored_message,
                 lambda: self.liveness.alive, self.stored_so_far)
-            await self._nc.subscribe(f"{config.prefix}.release.{encode_level(config.node)}",
-                                     cb=self._on_release)
+            await self._sessions.serve_releases()
         for topic_filter, group in self._broker.attach_peers(self):
             if group is None:
                 self._filters.add(topic_filter)
@@ -334,32 +332,10 @@ class ClusterNode:
 
     def admit(self, client_id: str, clean_start: bool,
               then: Callable[[tuple[int, str] | None], None]) -> None:
-        sessions = self._sessions
-        if sessions is None:
+        if self._sessions is None:
             then(None)
-            return
-
-        async def bring() -> None:
-            try:
-                refusal = await sessions.admit(client_id, clean_start)
-            except Exception as exc:  # NATS away, or a record culex did not write
-                log.warning("cluster: cannot look for the session of %r: %s", client_id, exc)
-                refusal = ReasonCode.SERVER_UNAVAILABLE, "the cluster cannot be asked"
-            then(refusal)
-
-        task = asyncio.get_running_loop().create_task(bring())
-        self._admitting.add(task)
-        task.add_done_callback(self._admitting.discard)
-
-    async def _on_release(self, msg: Msg) -> None:
-        """Another node resumes a session this node holds: let go of it, then answer."""
-        assert self._sessions is not None
-        try:
-            await self._sessions.release(msg.data.decode())
-        except Exception as exc:
-            log.warning("cluster: letting go of a session: %s", exc)
-        with contextlib.suppress(Exception):
-            await msg.respond(b"ok")
+        else:
+            self._sessions.admit_then(client_id, clean_start, then)
 
     def _stored_message(self, subject: str, data: bytes) -> Message | None:
         """A message of the stream, as the broker holds it (None: not culex's)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -39,14 +38,19 @@ from ..persistence import (
     Snapshot,
     Store,
     StoredDelivery,
-    StoredMessage,
-    StoredSession,
-    StoredSubscription,
     SubscriptionState,
 )
-from ..protocol import ReasonCode, parse_filter
-from ._fetch import batches
-from ._subjects import encode_level, filter_subjects
+from ..protocol import ReasonCode
+from ._feeding import Feed, Feeding, Held
+from ._records import (
+    consumer_name,
+    expired,
+    read_snapshot,
+    record_of,
+    subjects,
+    threshold,
+)
+from ._subjects import encode_level
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -65,35 +69,7 @@ RELEASE_ATTEMPTS = 3
 AWAITING_COMP = 1  # an Outgoing's state once its PUBREC came (see broker._session)
 
 
-def consumer_name(client_id: str) -> str:
-    return "s-" + hashlib.sha256(client_id.encode()).hexdigest()[:32]
-
-
-class _Held:
-    """A message pulled for a session, until its client completes it."""
-
-    __slots__ = ("client_id", "msg", "seq", "taken")
-
-    def __init__(self, client_id: str, seq: int, msg: Msg | None) -> None:
-        self.client_id = client_id
-        self.seq = seq
-        self.msg = msg  # the latest delivery of it from JetStream (None: not come again yet)
-        self.taken = False  # the session keeps it (queued or in flight)
-
-
-class _Feed:
-    """A connected session's consumer being pulled."""
-
-    __slots__ = ("room", "session", "stopping", "task")
-
-    def __init__(self, session: SessionState) -> None:
-        self.session = session
-        self.stopping = False
-        self.room = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-
-class SessionStore(Store):
+class SessionStore(Feeding, Store):
     persistent = True
     durable = True
     streams = True
@@ -125,8 +101,8 @@ class SessionStore(Store):
         self._revisions: dict[str, int] = {}  # records this node holds: their revisions
         self._filters: dict[str, list[str]] = {}  # each consumer's filter subjects
         self._limits: dict[str, int] = {}  # each consumer's inactivity threshold (seconds)
-        self._feeds: dict[str, _Feed] = {}
-        self._held: dict[tuple[str, int], _Held] = {}  # (client id, stream sequence)
+        self._feeds: dict[str, Feed] = {}
+        self._held: dict[tuple[str, int], Held] = {}  # (client id, stream sequence)
         self._keys: dict[object, tuple[str, int]] = {}  # the held messages (Message objects)
         self._counts: dict[str, int] = {}  # held messages per session
         self._lost_ids: set[str] = set()  # sessions another node took while this one wrote
@@ -157,6 +133,37 @@ class SessionStore(Store):
 
     # -- a client comes: its session is brought here -----------------------------------------
 
+    def admit_then(self, client_id: str, clean_start: bool,
+                   then: Callable[[tuple[int, str] | None], None]) -> None:
+        """``admit``, then ``then`` with its answer (the broker's Peers.admit)."""
+
+        async def bring() -> None:
+            try:
+                refusal = await self.admit(client_id, clean_start)
+            except Exception as exc:  # NATS away, or a record culex did not write
+                log.warning("cluster: cannot look for the session of %r: %s", client_id, exc)
+                refusal = ReasonCode.SERVER_UNAVAILABLE, "the cluster cannot be asked"
+            then(refusal)
+
+        assert self._loop is not None
+        task = self._loop.create_task(bring())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def serve_releases(self) -> None:
+        """Answer the other nodes' requests to let go of a session (``_ask_release``)."""
+
+        async def on_request(msg: Msg) -> None:
+            try:
+                await self.release(msg.data.decode())
+            except Exception as exc:
+                log.warning("cluster: letting go of a session: %s", exc)
+            with contextlib.suppress(Exception):
+                await msg.respond(b"ok")
+
+        await self._nc.subscribe(f"{self._config.prefix}.release.{encode_level(self._node)}",
+                                 cb=on_request)
+
     async def admit(self, client_id: str, clean_start: bool) -> tuple[int, str] | None:
         """Bring ``client_id``'s session here from wherever it is (or end it, for a clean
         start): None, or why the client is refused."""
@@ -179,7 +186,7 @@ class SessionStore(Store):
                 gone.add(holder)  # dead, or not answering: taken from it
                 continue
             try:
-                if clean_start or _expired(record):
+                if clean_start or expired(record):
                     await self._forget(client_id, entry.revision)
                     return None
                 record["holder"] = self._node
@@ -189,9 +196,10 @@ class SessionStore(Store):
                 continue  # another node raced this one: read again
             self._revisions[client_id] = revision
             # Its queue, as it was (made again if JetStream dropped it, unused too long).
-            await self._consumer(client_id, _subjects(self._m, record["subs"]),
-                                 _threshold(int(record["expiry"])))
-            broker.restore(await self._snapshot(client_id, record), time.time())
+            await self._consumer(client_id, subjects(self._m, record["subs"]),
+                                 threshold(int(record["expiry"])))
+            broker.restore(await read_snapshot(self._js, self._stream, self._to_message,
+                                               client_id, record), time.time())
             return None
         return ReasonCode.SERVER_UNAVAILABLE, "the session is being taken by another node"
 
@@ -224,31 +232,6 @@ class SessionStore(Store):
             await self._js.delete_consumer(self._stream, consumer_name(client_id))
         await self._kv.delete(encode_level(client_id), last=revision)
 
-    async def _snapshot(self, client_id: str, record: dict[str, Any]) -> Snapshot:
-        session = StoredSession(client_id, int(record["expiry"]), record.get("gone"),
-                                record.get("user"), record.get("cert"), int(record["proto"]),
-                                None)
-        subs = [StoredSubscription(client_id, f, qos, nl, rap, rh, ident)
-                for f, qos, nl, rap, rh, ident in record["subs"]]
-        messages: dict[int, StoredMessage] = {}
-        deliveries = []
-        for order, (seq, pid, state, retain, sub_ids) in enumerate(record.get("out", ())):
-            try:
-                raw = await self._js.get_msg(self._stream, seq)
-            except nats.js.errors.NotFoundError:
-                log.warning("cluster: a QoS 2 message in flight to %r is no longer in the "
-                            "stream (message_retention); it is not resent", client_id)
-                continue
-            message = self._to_message(raw.subject, raw.data or b"")
-            if message is None:
-                continue
-            messages[seq] = StoredMessage(message.topic, bytes(message.payload), 2,
-                                          message.retain, message.properties, None)
-            deliveries.append(StoredDelivery(order, client_id, seq, 2, retain,
-                                             tuple(sub_ids), pid, state))
-        awaiting = [(client_id, pid) for pid in record.get("rel", ())]
-        return Snapshot([session], subs, messages, deliveries, awaiting, [])
-
     # -- what the broker records --------------------------------------------------------------
 
     def touch(self, conn: Holder | None) -> None:
@@ -259,7 +242,7 @@ class SessionStore(Store):
 
     def restored(self, out: DeliveryState, stored: StoredDelivery) -> None:
         key = (stored.client_id, stored.message_id)  # the message id is its stream sequence
-        held = self._held[key] = _Held(stored.client_id, stored.message_id, None)
+        held = self._held[key] = Held(stored.client_id, stored.message_id, None)
         held.taken = True
         self._counts[key[0]] = self._counts.get(key[0], 0) + 1
         self._keys[out.message] = key
@@ -324,117 +307,6 @@ class SessionStore(Store):
         # session, so the client's resent PUBLISH is not taken for a new message.
         self.session_saved(session)
 
-    # -- feeding connected sessions ---------------------------------------------------------------
-
-    def _follow(self, session: SessionState) -> None:
-        client_id = session.client_id
-        feed = self._feeds.get(client_id)
-        if session.connection is not None and feed is None and not self._leaving \
-                and self._js is not None and self._loop is not None:
-            feed = self._feeds[client_id] = _Feed(session)
-            feed.task = self._loop.create_task(self._feed(feed))
-        elif session.connection is None and feed is not None:
-            self._stop_feed(client_id, nak=False)  # what it holds is resent on its return
-
-    def _stop_feed(self, client_id: str, nak: bool) -> None:
-        feed = self._feeds.pop(client_id, None)
-        if feed is not None:
-            feed.stopping = True
-            feed.room.set()
-
-    async def _feed(self, feed: _Feed) -> None:
-        session = feed.session
-        client_id = session.client_id
-        name = consumer_name(client_id)
-        if client_id not in self._filters:
-            await self.flush()  # the consumer is made with the session's first record
-        try:
-            pull = await self._js.pull_subscribe_bind(name, self._stream)
-        except Exception as exc:
-            log.warning("cluster: cannot read the queue of %r: %s", client_id, exc)
-            return
-        limit = self._window()
-        try:
-            async for messages in batches(pull, FEED_BATCH, lambda: feed.stopping,
-                                          f"the queue of {client_id!r}"):
-                for msg in messages:
-                    self._arrived(feed, msg)
-                while not feed.stopping and self._counts.get(client_id, 0) >= limit:
-                    feed.room.clear()
-                    await feed.room.wait()
-        finally:
-            with contextlib.suppress(Exception):
-                await pull.unsubscribe()
-
-    def _window(self) -> int:
-        broker = self._broker
-        assert broker is not None
-        limits = broker.limits
-        return (limits.max_inflight_messages or 65535) + (limits.max_queued_messages or 1000)
-
-    def _arrived(self, feed: _Feed, msg: Msg) -> None:
-        client_id = feed.session.client_id
-        if feed.stopping or self._feeds.get(client_id) is not feed:
-            self._spawn(msg.nak())  # for whoever holds the session next
-            return
-        seq = msg.metadata.sequence.stream
-        key = (client_id, seq)
-        held = self._held.get(key)
-        if held is not None:  # again (its acknowledgement is late): the same message
-            held.msg = msg
-            return
-        if key in self._completed:  # resent by the previous node, and completed since
-            self._completed.discard(key)
-            self._spawn(msg.ack())
-            return
-        message = self._to_message(msg.subject, msg.data)
-        broker = self._broker
-        if message is None or broker is None:
-            self._spawn(msg.ack())
-            return
-        held = self._held[key] = _Held(client_id, seq, msg)
-        self._counts[client_id] = self._counts.get(client_id, 0) + 1
-        self._keys[message] = key
-        session = broker.sessions.get(client_id)
-        if session is not None and session.store is self:
-            broker.deliver_to_session(session, message)
-        if not held.taken:  # delivered at QoS 0, or not wanted: nothing more to wait for
-            self._keys.pop(message, None)
-            self._done(key)
-
-    def _done(self, key: tuple[str, int]) -> None:
-        held = self._held.pop(key, None)
-        if held is None:
-            return
-        self._counts[key[0]] -= 1
-        if held.msg is not None:
-            self._spawn(held.msg.ack())
-        else:
-            self._completed.add(key)
-
-    def _drop_held(self, client_id: str, nak: bool) -> None:
-        for key in [key for key in self._held if key[0] == client_id]:
-            held = self._held.pop(key)
-            if nak and held.msg is not None:
-                self._spawn(held.msg.nak())
-        for message in [m for m, key in self._keys.items() if key[0] == client_id]:
-            del self._keys[message]
-        self._counts.pop(client_id, None)
-        self._completed = {key for key in self._completed if key[0] != client_id}
-
-    def _spawn(self, coro: Any) -> None:
-        if self._loop is None:
-            coro.close()
-            return
-        task = self._loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("cluster: acknowledgement to JetStream failed: %s", task.exception())
-
     # -- writing records ------------------------------------------------------------------------
 
     def _changed(self) -> None:
@@ -458,9 +330,9 @@ class SessionStore(Store):
                 jobs.append((client_id, item, None, 0))
             else:
                 subs = [sub for sub in item.subscriptions.values()]
-                filters = _subjects(self._m, [[s.topic_filter] for s in subs])
+                filters = subjects(self._m, [[s.topic_filter] for s in subs])
                 jobs.append((client_id, self._record(item, self._node), filters,
-                             _threshold(item.expiry_interval)))
+                             threshold(item.expiry_interval)))
         self._dirty = {}
         touched, self._touched = self._touched, set()
         batch = self._batch
@@ -558,25 +430,7 @@ class SessionStore(Store):
             self._broker.let_go(client_id)
 
     def _record(self, session: SessionState, holder: str | None) -> bytes:
-        client = session.client
-        gone = None
-        if session.connection is None:
-            gone = time.time() - max(0.0, self._clock() - (session.disconnected_at or 0.0))
-        out = []
-        for pid, delivery in session.inflight.items():
-            key = self._keys.get(delivery.message)
-            if delivery.qos == 2 and key is not None:
-                out.append([key[1], pid, delivery.state, delivery.retain,
-                            list(delivery.sub_ids)])
-        return json.dumps({
-            "holder": holder, "expiry": session.expiry_interval, "gone": gone,
-            "user": client.username if client is not None else None,
-            "cert": client.certificate_subject if client is not None else None,
-            "proto": client.protocol_version if client is not None else 4,
-            "subs": [[s.topic_filter, s.qos, s.no_local, s.retain_as_published,
-                      s.retain_handling, s.identifier]
-                     for s in session.subscriptions.values()],
-            "out": out, "rel": sorted(session.awaiting_rel or ())}).encode()
+        return record_of(session, holder, self._keys, self._clock())
 
     def _clock(self) -> float:
         return self._loop.time() if self._loop is not None else time.monotonic()
@@ -623,26 +477,4 @@ class SessionStore(Store):
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.flush(), 2.0)
-
-
-def _expired(record: dict[str, Any]) -> bool:
-    gone, expiry = record.get("gone"), int(record.get("expiry", 0))
-    return gone is not None and expiry != NEVER_EXPIRES and time.time() - gone >= expiry
-
-
-def _threshold(expiry: int) -> int:
-    """How long JetStream keeps the consumer of a session nobody pulls from: a while longer
-    than the session's own expiry (0: for ever)."""
-    return 0 if expiry >= NEVER_EXPIRES else expiry + 60
-
-
-def _subjects(prefix: str, subs: list[list[Any]]) -> list[str]:
-    """The consumer's filter subjects for the session's subscriptions (shared ones are the
-    groups' and come another way)."""
-    subjects = set()
-    for sub in subs:
-        group, match_filter = parse_filter(sub[0])
-        if group is None:
-            subjects.update(filter_subjects(prefix, match_filter))
-    return sorted(subjects)
 
