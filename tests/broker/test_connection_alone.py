@@ -129,6 +129,23 @@ def test_connect_publish_subscribe_ping_disconnect_without_a_broker() -> None:
     assert host.counters.messages_received == [0, 1, 0]
 
 
+def test_a_qos2_message_not_received_after_all_is_routed_when_sent_again() -> None:
+    """In a cluster, JetStream may fail to store a QoS 2 message after the connection has
+    marked its packet id as awaiting PUBREL: the id is forgotten, so that the client's resent
+    PUBLISH (DUP) is routed instead of being taken for a duplicate."""
+    host = StubHost()
+    conn, _ = wired(host, 5)
+    conn.data_received(Connect("alone", 5).encode(5))
+    publish = Publish("a/b", b"once", qos=2, packet_id=7)
+    conn.data_received(publish.encode(5))
+    resent = Publish("a/b", b"once", qos=2, packet_id=7, dup=True)
+    conn.data_received(resent.encode(5))
+    assert host.published == [("a/b", b"once")]  # a duplicate: not routed twice
+    conn.not_received(7)
+    conn.data_received(resent.encode(5))
+    assert host.published == [("a/b", b"once")] * 2
+
+
 def test_a_refusal_from_the_host_is_the_connack_and_nothing_after_is_read() -> None:
     host = StubHost(refusal=(ReasonCode.NOT_AUTHORIZED, "not you"))
     conn, sink = wired(host, 5)

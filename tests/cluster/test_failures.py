@@ -5,7 +5,6 @@ whose PUBACK (PUBREC) the publisher received reaches the subscriber on the other
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +40,23 @@ class Publisher:
         self.halfway = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.client = Paho(ports[0], mqtt.MQTTv5, f"pub-{topic}", clean=False)
+        # Completed packets by message id: paho completes a message queued while it was
+        # disconnected once it is resent, though its MessageInfo says it failed.
+        self.completed: set[int] = set()
+        self.changed = threading.Condition()
+        self.client.client.on_publish = self._on_publish
+        self.client.client.on_disconnect = self._on_disconnect
+
+    def _on_publish(self, client: object, userdata: object, mid: int, reason: object,
+                    props: object) -> None:
+        with self.changed:
+            self.completed.add(mid)
+            self.changed.notify_all()
+
+    def _on_disconnect(self, *args: object) -> None:
+        with self.changed:
+            self.client.disconnected.set()
+            self.changed.notify_all()
 
     def _reconnect(self) -> bool:
         client = self.client
@@ -57,18 +73,14 @@ class Publisher:
                 return True
         return False
 
-    def _acknowledged(self, info: mqtt.MQTTMessageInfo) -> bool:
+    def _acknowledged(self, mid: int) -> bool:
         """Wait for the acknowledgement, through as many nodes as it takes."""
         for _ in range(3 * len(self.ports)):
-            for _ in range(int(WAIT / 0.1)):
-                if info.is_published():
+            with self.changed:
+                self.changed.wait_for(lambda: mid in self.completed
+                                      or self.client.disconnected.is_set(), WAIT)
+                if mid in self.completed:
                     return True
-                if self.client.disconnected.is_set():
-                    break
-                with contextlib.suppress(RuntimeError, ValueError):
-                    info.wait_for_publish(0.1)
-            if info.is_published():
-                return True
             if not self._reconnect():
                 return False
         return False
@@ -77,7 +89,7 @@ class Publisher:
         self.client.connect(session_expiry=600)
         for index in range(COUNT):
             info = self.client.client.publish(self.topic, str(index), qos=self.qos)
-            if not self._acknowledged(info):
+            if not self._acknowledged(info.mid):
                 break
             self.acknowledged.append(index)
             if index + 1 == COUNT // 3:

@@ -5,17 +5,21 @@ killed, with no acknowledged message lost and no QoS 2 message twice."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import nats
 import paho.mqtt.client as mqtt
 import pytest
 
 from nats_support import NatsServers, culex_node
 from paho_client import Paho
-from support import WAIT, BrokerProcess
+from support import WAIT, BrokerProcess, mosquitto_sub
 
 REDELIVER = 'redeliver_after = 2'  # a dead node's messages in flight come again after 2 s
 SERVERS: list[list[str]] = []
@@ -201,5 +205,58 @@ def test_a_killed_node_s_sessions_resume_elsewhere(nodes: list[BrokerProcess],
             assert len(received) == COUNT  # exactly once
         first.disconnect()
     finally:
+        if c.proc is not None and c.proc.poll() is None:
+            c.stop()
+
+
+async def record_of(client_id: str, until: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The session's record in the cluster's bucket, once ``until`` holds for it (watched,
+    not polled)."""
+    connection = await nats.connect(SERVERS[0])
+    try:
+        kv = await connection.jetstream().key_value("CULEX_SESSIONS")
+        watcher = await kv.watch(client_id)
+        while True:
+            entry = await asyncio.wait_for(watcher.updates(timeout=WAIT), WAIT)
+            if entry is not None and entry.value:
+                record: dict[str, Any] = json.loads(entry.value)
+                if until(record):
+                    await watcher.stop()
+                    return record
+    finally:
+        await connection.close()
+
+
+def test_a_dead_node_s_offline_session_is_taken_and_its_delayed_will_published_once(
+        nodes: list[BrokerProcess], tmp_path: Path) -> None:
+    a, b = nodes
+    c = culex_node(tmp_path, "sc-orphans", SERVERS[0], cluster=REDELIVER)
+    watcher = Paho(a.port, mqtt.MQTTv5, "veille-volet").connect()
+    try:
+        watcher.subscribe("maison/+/etat", 1)
+        volet = mosquitto_sub(c.port, "-V", "5", "-i", "volet", "-c", "-x", "600", "-q", "1",
+                              "-t", "maison/volet/commande", "--will-topic",
+                              "maison/volet/etat", "--will-payload", "perdu",
+                              "-D", "will", "will-delay-interval", "3")
+        volet.kill()  # no DISCONNECT: its will is due in 3 s
+        volet.communicate(timeout=WAIT)
+        # Its node writes the will into the session's record, then dies before the 3 s.
+        record = asyncio.run(record_of("volet", lambda r: r.get("will") is not None))
+        assert record["holder"] == "sc-orphans" and record["will"]["delay"] == 3
+        c.kill()
+        # A survivor takes the session (after 5 s of silence) and publishes the will, once.
+        message = watcher.get(timeout=3 * WAIT)
+        assert (message.topic, message.payload) == ("maison/volet/etat", b"perdu")
+        with pytest.raises(queue.Empty):
+            watcher.get(timeout=2)
+        # Kept by the survivor, its will gone (published).
+        asyncio.run(record_of("volet", lambda r: r["holder"] in ("sa", "sb")
+                              and r.get("will") is None))
+        # The session itself lives on: its client comes back to it through any node.
+        again = persistent(b.port, mqtt.MQTTv5, "volet")
+        assert again.session_present is True
+        again.disconnect()
+    finally:
+        watcher.stop()
         if c.proc is not None and c.proc.poll() is None:
             c.stop()

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from culex.broker import Message, RetainedStore, Router, Session, Subscription
+from culex.broker._router import MATCH_CACHE_SIZE
 from culex.broker._session import Limits
 from culex.observability import Counters
 from culex.protocol import is_valid_topic_filter, is_valid_topic_name, parse_shared, topic_matches
@@ -125,3 +126,45 @@ def test_retained_store_replaces_and_deletes() -> None:
     assert store.count == 0
     assert list(store.match("#")) == []
     assert store._root.children == {}
+
+
+operations = st.lists(st.tuples(st.sampled_from(["add", "remove", "match"]), filters(), topics,
+                                st.integers(0, 3), st.booleans()), max_size=40)
+
+
+@given(operations)
+def test_the_match_cache_stays_true_through_subscription_changes(
+        steps: list[tuple[str, str, str, int, bool]]) -> None:
+    """Cached results are forgotten only for what a changed filter matches: every match,
+    whatever came before, is still what the reference matcher says."""
+    router = Router()
+    sessions = [Session(f"c{index}", 0, Limits(), Counters()) for index in range(4)]
+    live: set[tuple[int, str, str | None]] = set()
+    for step, topic_filter, topic, who, shared in steps:
+        group = "g" if shared else None
+        full = f"$share/g/{topic_filter}" if shared else topic_filter
+        sub = Subscription(sessions[who], full, 0, group=group, match_filter=topic_filter)
+        if step == "add":
+            router.add(sub)
+            live.add((who, topic_filter, group))
+        elif step == "remove":
+            router.remove(sub)
+            live.discard((who, topic_filter, group))
+        else:
+            found, groups = router.match(topic)
+            assert sorted(cid for subs in found for cid in subs) == sorted(
+                f"c{w}" for w, f, g in live if g is None and topic_matches(f, topic))
+            assert sorted(cid for grp in groups for cid in grp.members) == sorted(
+                f"c{w}" for w, f, g in live if g is not None and topic_matches(f, topic))
+
+
+def test_a_full_match_cache_forgets_the_least_recently_used() -> None:
+    router = Router()
+    router.add(Subscription(Session("c", 0, Limits(), Counters()), "s/#", 0))
+    router.match("s/hot")
+    for index in range(MATCH_CACHE_SIZE + 100):
+        router.match(f"s/{index}")
+        if index % 1000 == 0:
+            router.match("s/hot")  # used all along: kept
+    assert len(router._cache) <= MATCH_CACHE_SIZE
+    assert "s/hot" in router._cache and "s/0" not in router._cache

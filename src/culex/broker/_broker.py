@@ -249,6 +249,14 @@ class Broker:
             return ReasonCode.NOT_AUTHORIZED
         message = Message.from_publish(topic, packet.payload, packet.qos, packet.retain,
                                        packet.properties, self.clock(), conn.client_id)
+        if self.peers is not None and packet.qos == 2 and self.store.streams:
+            session = self.sessions.get(conn.client_id)
+            if session is not None and session.store is not None:
+                # Exactly once even if this node dies before the client's session records
+                # the packet id: the client sends it again through another node, and the
+                # cluster keeps one of the two; every node, this one too, delivers that one.
+                self.peers.forward(message, conn, packet.packet_id, looped=True)
+                return ReasonCode.SUCCESS
         clustered = self.peers is not None
         if not packet.qos:  # nothing to acknowledge: the store is not consulted
             count = self.fanout.publish(message, clustered=clustered)
@@ -259,7 +267,7 @@ class Broker:
             if store.changes != changes:
                 store.touch(conn)
         if self.peers is not None:
-            self.peers.forward(message, conn)
+            self.peers.forward(message, conn, packet.packet_id if packet.qos == 2 else 0)
             count = 1  # subscribers elsewhere cannot be counted here
         if self.flow.congested:
             self.flow.slow_down(conn)

@@ -129,6 +129,14 @@ class Handlers:
                     received.add(packet.packet_id)
             self.send(PubRec(packet.packet_id, reason if self.version == MQTT_5 else 0))
 
+    def not_received(self, packet_id: int) -> None:
+        """In a cluster: the QoS 2 message of ``packet_id`` was not stored after all (its
+        PUBREC never goes out): no longer awaited, so that, sent again, it is routed."""
+        if self.session is not None:
+            self.session.release(packet_id)
+        if self._qos2_in is not None:
+            self._qos2_in.discard(packet_id)
+
     def _checked_topic(self, topic: str, props: Properties) -> str:
         """An MQTT 5 PUBLISH's properties checked; its topic, through its Topic Alias."""
         if props.subscription_identifiers:

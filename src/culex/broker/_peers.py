@@ -29,11 +29,18 @@ class PeerHolder(Protocol):
     def close(self, reason: ReasonCode, why: str) -> None:
         """What it waits for cannot be done: hang up (its client sends again)."""
 
+    def not_received(self, packet_id: int) -> None:
+        """The QoS 2 message of ``packet_id`` could not be taken after all: when its client
+        sends it again, it is a message to route, not a duplicate (MQTT 4.3.3)."""
+
 
 class Peers(Protocol):
-    def forward(self, message: Message, publisher: PeerHolder | None) -> None:
+    def forward(self, message: Message, publisher: PeerHolder | None,
+                packet_id: int = 0, looped: bool = False) -> None:
         """Send ``message`` to the other nodes; a QoS 1/2 message's publisher's next writes
-        (its PUBACK or PUBREC) wait until the peers have it safe."""
+        (its PUBACK or PUBREC) wait until the peers have it safe (``packet_id``: that of a
+        QoS 2 PUBLISH, forgotten by the publisher's session if they cannot). ``looped``: it
+        was not delivered here, and comes back to be, from the peers, at most once."""
 
     def filter_added(self, topic_filter: str, group: str | None) -> None:
         """The first local subscription to ``topic_filter`` (``group``: the first local member

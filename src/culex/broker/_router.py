@@ -8,7 +8,10 @@ on the wildcards that exist, never on the number of subscriptions or clients.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import islice
 from typing import TYPE_CHECKING
+
+from ..protocol import topic_matches
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -73,9 +76,13 @@ class _Node:
         return not (self.children or self.subs or self.shared)
 
 
-# Topics whose match result is remembered until the subscriptions change: sensors publish on
-# the same topics again and again, and a hit skips the walk entirely.
+# Topics whose match result is remembered: sensors publish on the same topics again and again,
+# and a hit skips the walk entirely. A result holds the matching nodes' own dicts and groups,
+# which subscriptions change in place, so it stays true until a filter gets its first
+# subscription (a node, or a group, no result holds yet): then only the topics that filter
+# matches are forgotten. Full, the least recently used eighth goes.
 MATCH_CACHE_SIZE = 10_000
+EVICT = MATCH_CACHE_SIZE // 8
 
 Match = tuple[list[dict[str, Subscription]], list[SharedGroup]]
 Interest = Callable[[str, str | None], None]  # (filter, share name or None)
@@ -122,7 +129,6 @@ class Router:
 
         Returns whether the session already had this subscription (MQTT-3.8.4-3: replaced).
         """
-        self._cache.clear()
         node = self._root
         for level in sub.match_filter.split("/"):
             child = node.children.get(level)
@@ -130,9 +136,11 @@ class Router:
                 child = node.children[level] = _Node()
             node = child
         client_id = sub.session.client_id
-        if self._interest is not None and (
-                not node.subs if sub.group is None else sub.group not in node.shared):
-            self._interest[0](sub.match_filter, sub.group)
+        first = not node.subs if sub.group is None else sub.group not in node.shared
+        if first:
+            self._forget(sub.match_filter)  # no cached result holds this node's dict yet
+            if self._interest is not None:
+                self._interest[0](sub.match_filter, sub.group)
         if sub.group is None:
             existed = client_id in node.subs
             node.subs[client_id] = sub
@@ -149,7 +157,8 @@ class Router:
         return existed
 
     def remove(self, sub: Subscription) -> bool:
-        self._cache.clear()
+        # Cached results need no change: the subscription leaves the dict (or group) they
+        # hold; an emptied one matches nobody, and a new one for that filter is a first.
         client_id, topic_filter, group = sub.session.client_id, sub.match_filter, sub.group
         path = [self._root]
         for level in topic_filter.split("/"):
@@ -185,13 +194,32 @@ class Router:
 
         The lists are shared with later calls: read them, never change them.
         """
-        cached = self._cache.get(topic)
+        cache = self._cache
+        cached = cache.pop(topic, None)
         if cached is not None:
+            cache[topic] = cached  # the most recently used, last in the dict's order
             return cached
-        if len(self._cache) >= MATCH_CACHE_SIZE:
-            self._cache.clear()
-        result = self._cache[topic] = self._walk(topic)
+        if len(cache) >= MATCH_CACHE_SIZE:
+            for old in list(islice(cache, EVICT)):
+                del cache[old]
+        result = cache[topic] = self._walk(topic)
         return result
+
+    def _forget(self, topic_filter: str) -> None:
+        """Forget the cached results of the topics ``topic_filter`` matches."""
+        cache = self._cache
+        if not cache:
+            return
+        if "+" not in topic_filter and "#" not in topic_filter:
+            cache.pop(topic_filter, None)
+            return
+        # The literal levels before the first wildcard narrow the search at string speed.
+        cut = min(i for i in (topic_filter.find("+"), topic_filter.find("#")) if i >= 0)
+        prefix = topic_filter[:cut]
+        parent = prefix[:-1]  # "a/#" matches "a" as well (MQTT 4.7.1.2)
+        for topic in [t for t in cache if t.startswith(prefix) or t == parent]:
+            if topic_matches(topic_filter, topic):
+                del cache[topic]
 
     def _walk(self, topic: str) -> Match:
         found: list[dict[str, Subscription]] = []

@@ -54,8 +54,11 @@ def will_message(record: dict[str, Any], now: float) -> Message:
 
 class Liveness:
     def __init__(self, node: str, owners: Owners, publish: Callable[[Message], int],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float],
+                 gone: Callable[[str], None] | None = None) -> None:
         self._node = node
+        # Told of each node that died or stopped (the sessions it held are taken).
+        self._gone = gone
         self._key = encode_level(node)
         self._owners = owners
         self._publish = publish
@@ -100,7 +103,8 @@ class Liveness:
             if entry is None or entry.key == self._key:
                 continue
             if entry.operation is not None:
-                self._heard.pop(entry.key, None)  # stopped cleanly
+                if self._heard.pop(entry.key, None) is not None and self._gone:
+                    self._gone(decode_level(entry.key))  # stopped cleanly
             else:
                 self._heard[entry.key] = time.monotonic()
 
@@ -117,6 +121,8 @@ class Liveness:
         log.warning("cluster: node %s is silent for %.0f s: taken for dead; its clients' "
                     "wills are published", node, DEAD_AFTER)
         self.dead.append(node)
+        if self._gone is not None:
+            self._gone(node)
         for key, (revision, owner, will) in list(self._owners.known.items()):
             if owner == node:
                 task = asyncio.get_running_loop().create_task(self._bury(key, revision, will))

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import math
 import os
 import ssl
 import time
@@ -30,6 +28,7 @@ from ._liveness import Liveness, will_record
 from ._owners import Owners
 from ._sessions import SessionStore
 from ._shared import SharedGroups
+from ._storing import Storing
 from ._subjects import filter_subjects, subject_topic, topic_subject
 from ._tickets import Tickets
 
@@ -44,14 +43,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("culex")
 
 FETCH_BATCH = 256
-ACK_TIMEOUT = 10.0  # seconds JetStream has to store a message before its publisher is told
 # A filter subject that matches no topic (no encoded level is "_none"): the node's consumer
 # while no local subscription wants anything (an empty filter list would mean "all").
 NOTHING = "_none"
 TOMBSTONE_TTL = 86400.0  # seconds a retained message's deletion is kept in its stream
 
 
-class ClusterNode:
+class ClusterNode(Storing):
     def __init__(self, config: ClusterConfig, broker: Broker) -> None:
         self.config = config
         self._broker = broker
@@ -69,10 +67,14 @@ class ClusterNode:
         self._js: Any = None
         self._tickets = Tickets()
         # (subject, data, publisher, ticket, seconds JetStream keeps it (None: no limit))
-        self._outbox: list[tuple[str, bytes, PeerHolder | None, int, float | None]] = []
+        # (subject, data, publisher, ticket, seconds JetStream keeps it, JetStream message id)
+        self._outbox: list[tuple[str, bytes, PeerHolder | None, int, float | None,
+                                 str | None]] = []
         self._flushing = False
         self._flushed: list[asyncio.Future[None]] = []  # wait for the outbox to be sent
         self._pending_acks: dict[asyncio.Future[Any], tuple[PeerHolder | None, int, float]] = {}
+        # QoS 2 publishers' packet ids, by ticket, while JetStream has not stored the message.
+        self._received: dict[tuple[PeerHolder, int], int] = {}
         # Retained messages: the stream sequence applied here, and the publishers whose
         # acknowledgement waits until their retained message is (read your own writes).
         self._retained_seq = 0
@@ -91,11 +93,12 @@ class ClusterNode:
         self._last_seen: dict[tuple[str, int], int] = {}  # QoS 0 de-duplication
         self._tasks: list[asyncio.Task[None]] = []
         self._owners = Owners(config.node, self._tickets, self._taken_over)
-        self.liveness = Liveness(config.node, self._owners, broker.publish, broker.clock)
         self.linked = False  # to a NATS server, now
         self._stopping = False
         # Persistent sessions live in JetStream when the broker's store is the cluster's.
         self._sessions = broker.store if isinstance(broker.store, SessionStore) else None
+        self.liveness = Liveness(config.node, self._owners, broker.publish, broker.clock,
+                                 self._sessions.adopt_soon if self._sessions else None)
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -197,7 +200,8 @@ class ClusterNode:
 
     # -- out: Peers.forward ----------------------------------------------------------------------
 
-    def forward(self, message: Message, publisher: PeerHolder | None) -> None:
+    def forward(self, message: Message, publisher: PeerHolder | None,
+                packet_id: int = 0, looped: bool = False) -> None:
         qos = message.qos
         subject = topic_subject(self._m if qos else self._q0, message.topic)
         if len(subject) > self.config.max_subject:
@@ -210,22 +214,33 @@ class ClusterNode:
         expiry = None
         if message.expiry_at is not None:
             expiry = max(0.0, message.expiry_at - self._broker.clock())
-        data = encode(Envelope(self._node, self._epoch, self._seq if not qos else 0, qos,
-                               message.retain, message.sender, expiry, message.properties,
-                               message.payload))
+        # QoS 0: the counter of de-duplication; QoS 1 and 2: 1 if this node delivers it from
+        # the stream as well (looped).
+        data = encode(Envelope(self._node, self._epoch, self._seq if not qos else int(looped),
+                               qos, message.retain, message.sender, expiry,
+                               message.properties, message.payload))
+        msg_id = None
+        if looped and self._sessions is not None and message.sender is not None:
+            # The same id if its publisher sends it again through another node after this
+            # one died: JetStream keeps one (its duplicate window, 2 minutes).
+            msg_id = self._sessions.inbound_id(message.sender)
         ticket = 0
         if qos and publisher is not None:
             ticket = self._tickets.issue(publisher)
-        self._outbox.append((subject, data, publisher, ticket, None))
+            if packet_id:
+                self._received[publisher, ticket] = packet_id
+        self._outbox.append((subject, data, publisher, ticket, None, msg_id))
         if message.retain:
             # Into the retained stream too; the publisher's acknowledgement also waits until
             # this node holds it as the topic's retained message. JetStream forgets it when
             # it expires (a node that starts later must not get it), and a deletion after a
             # while (every node then knows it).
             ticket = self._tickets.issue(publisher) if qos and publisher is not None else 0
+            if ticket and packet_id and publisher is not None:
+                self._received[publisher, ticket] = packet_id
             ttl = TOMBSTONE_TTL if not message.payload else expiry
             self._outbox.append((topic_subject(self._r, message.topic), data, publisher,
-                                 ticket, ttl))
+                                 ticket, ttl, msg_id))
         self._counters.peer_messages_sent += 1
         if not self._flushing:
             self._flushing = True
@@ -236,9 +251,10 @@ class ClusterNode:
         try:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
-                for subject, data, publisher, ticket, ttl in batch:
+                for subject, data, publisher, ticket, ttl, msg_id in batch:
                     if not subject.startswith(self._q0):
-                        await self._publish_stored(subject, data, publisher, ticket, ttl)
+                        await self._publish_stored(subject, data, publisher, ticket, ttl,
+                                                   msg_id)
                     else:
                         try:
                             await self._nc.publish(subject, data)
@@ -251,66 +267,6 @@ class ClusterNode:
             for waiter in waiting:
                 if not waiter.done():
                     waiter.set_result(None)
-
-    async def stored_so_far(self) -> None:
-        """Until JetStream has answered for every message forwarded so far: a session record
-        that says a QoS 2 message was received is written only once the message is stored
-        (else a node's death in between would lose it: the client, told PUBREC by the next
-        node, would not send it again)."""
-        if self._flushing or self._outbox:
-            waiter = asyncio.get_running_loop().create_future()
-            self._flushed.append(waiter)
-            await waiter
-        pending = list(self._pending_acks)
-        if pending:
-            await asyncio.wait(pending, timeout=ACK_TIMEOUT)
-
-    async def _publish_stored(self, subject: str, data: bytes, publisher: PeerHolder | None,
-                              ticket: int, ttl: float | None) -> None:
-        retained = subject.startswith(self._r)
-        stream = self._retained_stream if retained else self._stream
-        try:
-            future = await self._js.publish_async(
-                subject, data, stream=stream,
-                msg_ttl=None if ttl is None else max(1, math.ceil(ttl)))
-        except Exception as exc:
-            self._not_stored(publisher, ticket, exc)
-            return
-        self._pending_acks[future] = (publisher, ticket, time.monotonic())
-        future.add_done_callback(functools.partial(self._stored, retained))
-
-    def _stored(self, retained: bool, future: asyncio.Future[Any]) -> None:
-        """JetStream answered (or the answer timed out): the publisher's ticket is done, for
-        a retained message once this node holds it too (read your own writes)."""
-        publisher, ticket, _ = self._pending_acks.pop(future, (None, 0, 0.0))
-        exc = None if future.cancelled() else future.exception()
-        if exc is not None or future.cancelled():
-            self._not_stored(publisher, ticket, exc)
-        elif publisher is not None and ticket:
-            seq = future.result().seq
-            if not retained or seq <= self._retained_seq:
-                self._tickets.done(publisher, ticket)
-            else:
-                self._retained_waiting.append((seq, publisher, ticket))
-
-    def _not_stored(self, publisher: PeerHolder | None, ticket: int,
-                    exc: BaseException | None) -> None:
-        """JetStream did not take a QoS 1/2 message: its publisher is not told it is safe.
-        It is disconnected instead (its acknowledgement is never sent), so that it sends the
-        message again when it comes back."""
-        log.warning("cluster: JetStream did not store a message (%s); its publisher is "
-                    "disconnected to send it again", exc or "timeout")
-        if publisher is not None and ticket:
-            publisher.close(ReasonCode.SERVER_BUSY, "the cluster could not store the message")
-
-    async def _watch(self) -> None:
-        """Publishes JetStream never answered (a lost NATS server mid-request) time out."""
-        while not self._stopping:
-            await asyncio.sleep(1.0)
-            now = time.monotonic()
-            for future, (_, _, since) in list(self._pending_acks.items()):
-                if now - since > ACK_TIMEOUT and not future.done():
-                    future.cancel()
 
     def describe(self) -> dict[str, object]:
         """This node and the cluster as it sees them: for $SYS, /metrics and the dashboard."""
@@ -444,7 +400,8 @@ class ClusterNode:
                 except EnvelopeError as exc:
                     log.warning("cluster: dropped a message on %s: %s", msg.subject, exc)
                     continue
-                if envelope.node != self._node:  # this node delivered its own already
+                # This node delivered its own already, unless looped (exactly-once QoS 2).
+                if envelope.node != self._node or envelope.seq:
                     self._deliver(self._m, msg.subject, envelope)
             if store.changes != changes:
                 await store.flush()  # acknowledged to JetStream once safe here too

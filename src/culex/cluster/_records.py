@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -19,8 +20,10 @@ from ..persistence import (
     StoredMessage,
     StoredSession,
     StoredSubscription,
+    StoredWill,
 )
 from ..protocol import parse_filter
+from ._envelope import Envelope, decode, encode
 from ._subjects import filter_subjects
 
 if TYPE_CHECKING:
@@ -36,13 +39,23 @@ def consumer_name(client_id: str) -> str:
 
 
 def record_of(session: SessionState, holder: str | None, keys: dict[object, tuple[str, int]],
-              now: float) -> bytes:
+              now: float, left: bool = False, inbound: list[Any] | None = None) -> bytes:
     """The session's record, as written in the bucket (``keys``: the stream sequence of each
-message pulled for it; ``now``: the broker's clock)."""
+    message pulled for it; ``now``: the broker's clock; ``left``: its holder stops;
+    ``inbound``: its incarnation and count of inbound QoS 2 messages)."""
     client = session.client
     gone = None
+    will = None
     if session.connection is None:
         gone = time.time() - max(0.0, now - (session.disconnected_at or 0.0))
+        if session.will is not None:
+            # A will whose delay runs: if its node dies meanwhile, another publishes it.
+            # (A connected client's will is in its claim: see _owners and _liveness.)
+            message = session.will
+            data = encode(Envelope("", 0, 0, message.qos, message.retain, None, None,
+                                   message.properties, bytes(message.payload)))
+            will = {"topic": message.topic, "data": base64.b64encode(data).decode(),
+                    "delay": session.will_delay, "expiry": session.will_expiry}
     out = []
     for pid, delivery in session.inflight.items():
         key = keys.get(delivery.message)
@@ -57,16 +70,25 @@ message pulled for it; ``now``: the broker's clock)."""
         "subs": [[s.topic_filter, s.qos, s.no_local, s.retain_as_published,
                   s.retain_handling, s.identifier]
                  for s in session.subscriptions.values()],
-        "out": out, "rel": sorted(session.awaiting_rel or ())}).encode()
+        "out": out, "rel": sorted(session.awaiting_rel or ()), "will": will,
+        "left": left, "epoch": inbound[0] if inbound else None,
+        "q2in": inbound[1] if inbound else 0}).encode()
 
 
 async def read_snapshot(js: Any, stream: str, to_message: Callable[[str, bytes], Message | None],
                         client_id: str, record: dict[str, Any]) -> Snapshot:
     """The session of ``record`` as the broker restores it, its QoS 2 messages in flight read
     back from the stream by sequence."""
+    will = None
+    if record.get("will"):
+        found = record["will"]
+        envelope = decode(base64.b64decode(found["data"]))
+        will = StoredWill(StoredMessage(str(found["topic"]), bytes(envelope.payload), envelope.qos,
+                                        envelope.retain, envelope.properties, None),
+                          int(found["delay"]), found.get("expiry"))
     session = StoredSession(client_id, int(record["expiry"]), record.get("gone"),
                             record.get("user"), record.get("cert"), int(record["proto"]),
-                            None)
+                            will)
     subs = [StoredSubscription(client_id, f, qos, nl, rap, rh, ident)
             for f, qos, nl, rap, rh, ident in record["subs"]]
     messages: dict[int, StoredMessage] = {}

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import hashlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -40,20 +41,17 @@ from ..persistence import (
     StoredDelivery,
     SubscriptionState,
 )
-from ..protocol import ReasonCode
 from ._feeding import Feed, Feeding, Held
 from ._records import (
     consumer_name,
-    expired,
-    read_snapshot,
     record_of,
     subjects,
     threshold,
 )
+from ._resume import Resuming
 from ._subjects import encode_level
 
 if TYPE_CHECKING:
-    from nats.aio.msg import Msg
 
     from ..broker import Broker, Message
     from ..clusterconfig import ClusterConfig
@@ -69,7 +67,7 @@ RELEASE_ATTEMPTS = 3
 AWAITING_COMP = 1  # an Outgoing's state once its PUBREC came (see broker._session)
 
 
-class SessionStore(Feeding, Store):
+class SessionStore(Resuming, Feeding, Store):
     persistent = True
     durable = True
     streams = True
@@ -107,6 +105,9 @@ class SessionStore(Feeding, Store):
         self._counts: dict[str, int] = {}  # held messages per session
         self._lost_ids: set[str] = set()  # sessions another node took while this one wrote
         self._completed: set[tuple[str, int]] = set()  # done before JetStream gave them again
+        # Per session held here: its incarnation and its count of inbound QoS 2 messages,
+        # which name those messages to JetStream (see inbound_id).
+        self._inbound: dict[str, list[Any]] = {}
         self._leaving = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -131,107 +132,6 @@ class SessionStore(Feeding, Store):
     def load(self) -> Snapshot:
         return EMPTY  # sessions are read when their clients come (admit)
 
-    # -- a client comes: its session is brought here -----------------------------------------
-
-    def admit_then(self, client_id: str, clean_start: bool,
-                   then: Callable[[tuple[int, str] | None], None]) -> None:
-        """``admit``, then ``then`` with its answer (the broker's Peers.admit)."""
-
-        async def bring() -> None:
-            try:
-                refusal = await self.admit(client_id, clean_start)
-            except Exception as exc:  # NATS away, or a record culex did not write
-                log.warning("cluster: cannot look for the session of %r: %s", client_id, exc)
-                refusal = ReasonCode.SERVER_UNAVAILABLE, "the cluster cannot be asked"
-            then(refusal)
-
-        assert self._loop is not None
-        task = self._loop.create_task(bring())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def serve_releases(self) -> None:
-        """Answer the other nodes' requests to let go of a session (``_ask_release``)."""
-
-        async def on_request(msg: Msg) -> None:
-            try:
-                await self.release(msg.data.decode())
-            except Exception as exc:
-                log.warning("cluster: letting go of a session: %s", exc)
-            with contextlib.suppress(Exception):
-                await msg.respond(b"ok")
-
-        await self._nc.subscribe(f"{self._config.prefix}.release.{encode_level(self._node)}",
-                                 cb=on_request)
-
-    async def admit(self, client_id: str, clean_start: bool) -> tuple[int, str] | None:
-        """Bring ``client_id``'s session here from wherever it is (or end it, for a clean
-        start): None, or why the client is refused."""
-        broker = self._broker
-        assert broker is not None
-        if client_id in broker.sessions:
-            return None  # held here: the broker takes it over as on a single node
-        key = encode_level(client_id)
-        gone: set[str] = set()
-        for _ in range(5):
-            try:
-                entry = await self._kv.get(key)
-            except nats.js.errors.KeyNotFoundError:
-                return None  # no session anywhere
-            record = json.loads(entry.value)
-            holder = record.get("holder")
-            if holder and holder != self._node and holder not in gone:
-                if await self._ask_release(holder, client_id):
-                    continue  # read again: the holder wrote it last
-                gone.add(holder)  # dead, or not answering: taken from it
-                continue
-            try:
-                if clean_start or expired(record):
-                    await self._forget(client_id, entry.revision)
-                    return None
-                record["holder"] = self._node
-                revision = await self._kv.update(key, json.dumps(record).encode(),
-                                                 last=entry.revision)
-            except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.APIError):
-                continue  # another node raced this one: read again
-            self._revisions[client_id] = revision
-            # Its queue, as it was (made again if JetStream dropped it, unused too long).
-            await self._consumer(client_id, subjects(self._m, record["subs"]),
-                                 threshold(int(record["expiry"])))
-            broker.restore(await read_snapshot(self._js, self._stream, self._to_message,
-                                               client_id, record), time.time())
-            return None
-        return ReasonCode.SERVER_UNAVAILABLE, "the session is being taken by another node"
-
-    async def _ask_release(self, holder: str, client_id: str) -> bool:
-        """Ask the node holding the session to let it go: whether it did (False: it is dead,
-        or does not answer, and the session is taken from it)."""
-        subject = f"{self._config.prefix}.release.{encode_level(holder)}"
-        for _ in range(RELEASE_ATTEMPTS):
-            if holder not in self._alive():
-                return False
-            try:
-                await self._nc.request(subject, client_id.encode(), timeout=RELEASE_WAIT)
-                return True
-            except Exception as exc:  # no answer: dying, or busy; it is asked again
-                log.debug("cluster: node %s did not let go of %r: %s", holder, client_id, exc)
-        log.warning("cluster: node %s does not let go of the session of %r; taking it",
-                    holder, client_id)
-        return False
-
-    async def release(self, client_id: str) -> None:
-        """Another node resumes ``client_id``'s session: let go of it here (its connection
-        closed, its record written for the other node), then answer."""
-        broker = self._broker
-        assert broker is not None
-        broker.let_go(client_id)
-        await self._written_through(self._batch)  # the batch gathering now has its record
-
-    async def _forget(self, client_id: str, revision: int) -> None:
-        with contextlib.suppress(nats.js.errors.NotFoundError):
-            await self._js.delete_consumer(self._stream, consumer_name(client_id))
-        await self._kv.delete(encode_level(client_id), last=revision)
-
     # -- what the broker records --------------------------------------------------------------
 
     def touch(self, conn: Holder | None) -> None:
@@ -247,7 +147,22 @@ class SessionStore(Feeding, Store):
         self._counts[key[0]] = self._counts.get(key[0], 0) + 1
         self._keys[out.message] = key
 
+    def inbound_id(self, client_id: str) -> str | None:
+        """The JetStream message id of the next inbound QoS 2 message of ``client_id``'s
+        session (None: not a session held here). The count is in the session's record,
+        written only once the message is stored: a node that resumes the session after this
+        one died before writing it names the client's resent message the same, and
+        JetStream keeps the first only."""
+        entry = self._inbound.get(client_id)
+        if entry is None:
+            return None
+        entry[1] += 1
+        name = hashlib.sha256(client_id.encode()).hexdigest()[:24]
+        return f"{name}-{entry[0]}-{entry[1]}"
+
     def session_saved(self, session: SessionState) -> None:
+        if session.client_id not in self._inbound:
+            self._inbound[session.client_id] = [secrets.token_hex(6), 0]
         self._dirty[session.client_id] = session
         self._changed()
         self.touch(session.connection)
@@ -257,6 +172,7 @@ class SessionStore(Feeding, Store):
         self.session_saved(session)
 
     def session_forgotten(self, session: SessionState) -> None:
+        self._inbound.pop(session.client_id, None)
         self._stop_feed(session.client_id, nak=False)
         self._drop_held(session.client_id, nak=False)
         self._dirty[session.client_id] = None
@@ -271,6 +187,7 @@ class SessionStore(Feeding, Store):
             self._dirty.pop(client_id, None)
             return
         self._dirty[client_id] = self._record(session, None)
+        self._inbound.pop(client_id, None)
         self._changed()
 
     def subscription_saved(self, session: SessionState, sub: SubscriptionState) -> None:
@@ -425,12 +342,14 @@ class SessionStore(Feeding, Store):
         log.warning("cluster: the session of %r was taken by another node", client_id)
         self._revisions.pop(client_id, None)
         self._filters.pop(client_id, None)
+        self._inbound.pop(client_id, None)
         if self._broker is not None and client_id in self._broker.sessions:
             self._lost_ids.add(client_id)
             self._broker.let_go(client_id)
 
-    def _record(self, session: SessionState, holder: str | None) -> bytes:
-        return record_of(session, holder, self._keys, self._clock())
+    def _record(self, session: SessionState, holder: str | None, left: bool = False) -> bytes:
+        return record_of(session, holder, self._keys, self._clock(), left,
+                         self._inbound.get(session.client_id))
 
     def _clock(self) -> float:
         return self._loop.time() if self._loop is not None else time.monotonic()
@@ -459,7 +378,8 @@ class SessionStore(Feeding, Store):
 
     async def leave(self) -> None:
         """The node stops: its sessions are let go (held messages handed back to JetStream,
-        records without a holder), so another node resumes them at once."""
+        records marked as left), so that another node resumes them at once and the
+        survivors take them (their wills and expiry go on)."""
         self._leaving = True
         broker = self._broker
         for client_id in list(self._feeds):
@@ -468,7 +388,7 @@ class SessionStore(Feeding, Store):
             self._drop_held(client_id, nak=True)
             session = broker.sessions.get(client_id) if broker is not None else None
             if session is not None:
-                self._dirty[client_id] = self._record(session, None)
+                self._dirty[client_id] = self._record(session, self._node, left=True)
         self._changed()
         await self.flush()
         if self._tasks:

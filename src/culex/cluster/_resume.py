@@ -1,0 +1,201 @@
+"""Resuming a cluster session: a client connecting to this node has its session brought here
+from the node holding it (asked to let go), taken from a dead one, or ended for a clean start;
+the sessions of a node that died or stopped are taken by a survivor, so that their wills and
+expiry go on (see _sessions, a mixin of whose class this is; docs/cluster.md, Sessions)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import nats.js.errors
+
+from ..protocol import ReasonCode
+from ._records import consumer_name, expired, read_snapshot, subjects, threshold
+from ._subjects import decode_level, encode_level
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+
+    from ..broker import Broker, Message
+    from ..clusterconfig import ClusterConfig
+
+log = logging.getLogger("culex")
+
+RELEASE_WAIT = 2.0  # seconds a node has to let go of a session another one resumes
+RELEASE_ATTEMPTS = 3
+
+
+class Resuming:
+    if TYPE_CHECKING:
+        _config: ClusterConfig
+        _node: str
+        _m: str
+        _stream: str
+        _js: Any
+        _nc: Any
+        _kv: Any
+        _broker: Broker | None
+        _loop: asyncio.AbstractEventLoop | None
+        _leaving: bool
+        _batch: int
+        _revisions: dict[str, int]
+        _inbound: dict[str, list[Any]]
+        _tasks: set[asyncio.Task[Any]]
+        _to_message: Callable[[str, bytes], Message | None]
+        _alive: Callable[[], list[str]]
+
+        async def _consumer(self, client_id: str, filters: list[str],
+                            threshold: int) -> None: ...
+
+        async def _written_through(self, batch: int) -> None: ...
+
+    def admit_then(self, client_id: str, clean_start: bool,
+                   then: Callable[[tuple[int, str] | None], None]) -> None:
+        """``admit``, then ``then`` with its answer (the broker's Peers.admit)."""
+
+        async def bring() -> None:
+            try:
+                refusal = await self.admit(client_id, clean_start)
+            except Exception as exc:  # NATS away, or a record culex did not write
+                log.warning("cluster: cannot look for the session of %r: %s", client_id, exc)
+                refusal = ReasonCode.SERVER_UNAVAILABLE, "the cluster cannot be asked"
+            then(refusal)
+
+        assert self._loop is not None
+        task = self._loop.create_task(bring())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def serve_releases(self) -> None:
+        """Answer the other nodes' requests to let go of a session (``_ask_release``)."""
+
+        async def on_request(msg: Msg) -> None:
+            try:
+                await self.release(msg.data.decode())
+            except Exception as exc:
+                log.warning("cluster: letting go of a session: %s", exc)
+            with contextlib.suppress(Exception):
+                await msg.respond(b"ok")
+
+        await self._nc.subscribe(f"{self._config.prefix}.release.{encode_level(self._node)}",
+                                 cb=on_request)
+
+    async def admit(self, client_id: str, clean_start: bool) -> tuple[int, str] | None:
+        """Bring ``client_id``'s session here from wherever it is (or end it, for a clean
+        start): None, or why the client is refused."""
+        broker = self._broker
+        assert broker is not None
+        if client_id in broker.sessions:
+            return None  # held here: the broker takes it over as on a single node
+        key = encode_level(client_id)
+        gone: set[str] = set()
+        for _ in range(5):
+            try:
+                entry = await self._kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                return None  # no session anywhere
+            record = json.loads(entry.value)
+            holder = record.get("holder")
+            if holder and holder != self._node and holder not in gone \
+                    and not record.get("left"):
+                if await self._ask_release(holder, client_id):
+                    continue  # read again: the holder wrote it last
+                gone.add(holder)  # dead, or not answering: taken from it
+                continue
+            try:
+                if clean_start or expired(record):
+                    await self._forget(client_id, entry.revision)
+                    return None
+                await self._take(client_id, key, entry.revision, record)
+            except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.APIError):
+                continue  # another node raced this one: read again
+            return None
+        return ReasonCode.SERVER_UNAVAILABLE, "the session is being taken by another node"
+
+    async def _take(self, client_id: str, key: str, revision: int,
+                    record: dict[str, Any]) -> None:
+        """Take the session of ``record`` (compare-and-set on ``revision``) and rebuild it
+        here, offline: its client connects now, or its timers (will, expiry) run here."""
+        broker = self._broker
+        assert broker is not None
+        record["holder"] = self._node
+        record["left"] = False
+        self._revisions[client_id] = await self._kv.update(key, json.dumps(record).encode(),
+                                                           last=revision)
+        self._inbound[client_id] = [record.get("epoch") or secrets.token_hex(6),
+                                    int(record.get("q2in") or 0)]
+        # Its queue, as it was (made again if JetStream dropped it, unused too long).
+        await self._consumer(client_id, subjects(self._m, record["subs"]),
+                             threshold(int(record["expiry"])))
+        broker.restore(await read_snapshot(self._js, self._stream, self._to_message,
+                                           client_id, record), time.time())
+
+    def adopt_soon(self, node: str) -> None:
+        """``node`` died or stopped: its sessions are taken by the survivors (one each), so
+        that their wills and expiry still happen."""
+        if self._loop is not None and not self._leaving:
+            task = self._loop.create_task(self._adopt(node))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _adopt(self, node: str) -> None:
+        broker = self._broker
+        assert broker is not None
+        try:
+            keys = await self._kv.keys()
+        except nats.js.errors.NoKeysError:
+            return
+        taken = 0
+        for key in keys:
+            try:
+                entry = await self._kv.get(key)
+                record = json.loads(entry.value)
+                client_id = decode_level(key)
+                if record.get("holder") != node or client_id in broker.sessions:
+                    continue
+                if expired(record):
+                    await self._forget(client_id, entry.revision)
+                else:
+                    await self._take(client_id, key, entry.revision, record)
+                    taken += 1
+            except Exception:  # deleted, or taken by another node first: theirs
+                continue
+        if taken:
+            log.info("cluster: took %d sessions of node %s", taken, node)
+
+    async def _ask_release(self, holder: str, client_id: str) -> bool:
+        """Ask the node holding the session to let it go: whether it did (False: it is dead,
+        or does not answer, and the session is taken from it)."""
+        subject = f"{self._config.prefix}.release.{encode_level(holder)}"
+        for _ in range(RELEASE_ATTEMPTS):
+            if holder not in self._alive():
+                return False
+            try:
+                await self._nc.request(subject, client_id.encode(), timeout=RELEASE_WAIT)
+                return True
+            except Exception as exc:  # no answer: dying, or busy; it is asked again
+                log.debug("cluster: node %s did not let go of %r: %s", holder, client_id, exc)
+        log.warning("cluster: node %s does not let go of the session of %r; taking it",
+                    holder, client_id)
+        return False
+
+    async def release(self, client_id: str) -> None:
+        """Another node resumes ``client_id``'s session: let go of it here (its connection
+        closed, its record written for the other node), then answer."""
+        broker = self._broker
+        assert broker is not None
+        broker.let_go(client_id)
+        await self._written_through(self._batch)  # the batch gathering now has its record
+
+    async def _forget(self, client_id: str, revision: int) -> None:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self._js.delete_consumer(self._stream, consumer_name(client_id))
+        await self._kv.delete(encode_level(client_id), last=revision)
+
