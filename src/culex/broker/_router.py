@@ -8,7 +8,6 @@ on the wildcards that exist, never on the number of subscriptions or clients.
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import islice
 from typing import TYPE_CHECKING
 
 from ..protocol import topic_matches
@@ -80,9 +79,11 @@ class _Node:
 # and a hit skips the walk entirely. A result holds the matching nodes' own dicts and groups,
 # which subscriptions change in place, so it stays true until a filter gets its first
 # subscription (a node, or a group, no result holds yet): then only the topics that filter
-# matches are forgotten. Full, the least recently used eighth goes.
+# matches are forgotten. Recency without bookkeeping on a hit: results live in two
+# generations of at most half the size each; a hit in the older one moves the result to the
+# newer, and when the newer is full the older (what was not used since) is dropped.
 MATCH_CACHE_SIZE = 10_000
-EVICT = MATCH_CACHE_SIZE // 8
+GENERATION = MATCH_CACHE_SIZE // 2
 
 Match = tuple[list[dict[str, Subscription]], list[SharedGroup]]
 Interest = Callable[[str, str | None], None]  # (filter, share name or None)
@@ -93,7 +94,8 @@ class Router:
         self._root = _Node()
         self.count = 0
         self.shared_count = 0  # of those, members of shared subscription groups
-        self._cache: dict[str, Match] = {}
+        self._cache: dict[str, Match] = {}  # the newer generation of results
+        self._older: dict[str, Match] = {}
         # Told when a filter (or a shared group of one) gets its first subscription and loses
         # its last (a cluster announces its interest with them); None: nobody asks.
         self._interest: tuple[Interest, Interest] | None = None
@@ -194,32 +196,34 @@ class Router:
 
         The lists are shared with later calls: read them, never change them.
         """
-        cache = self._cache
-        cached = cache.pop(topic, None)
+        cached = self._cache.get(topic)
         if cached is not None:
-            cache[topic] = cached  # the most recently used, last in the dict's order
             return cached
-        if len(cache) >= MATCH_CACHE_SIZE:
-            for old in list(islice(cache, EVICT)):
-                del cache[old]
-        result = cache[topic] = self._walk(topic)
-        return result
+        cached = self._older.pop(topic, None)
+        if cached is None:
+            cached = self._walk(topic)
+        cache = self._cache
+        if len(cache) >= GENERATION:
+            self._older = cache
+            cache = self._cache = {}
+        cache[topic] = cached
+        return cached
 
     def _forget(self, topic_filter: str) -> None:
         """Forget the cached results of the topics ``topic_filter`` matches."""
-        cache = self._cache
-        if not cache:
-            return
-        if "+" not in topic_filter and "#" not in topic_filter:
-            cache.pop(topic_filter, None)
-            return
-        # The literal levels before the first wildcard narrow the search at string speed.
-        cut = min(i for i in (topic_filter.find("+"), topic_filter.find("#")) if i >= 0)
-        prefix = topic_filter[:cut]
-        parent = prefix[:-1]  # "a/#" matches "a" as well (MQTT 4.7.1.2)
-        for topic in [t for t in cache if t.startswith(prefix) or t == parent]:
-            if topic_matches(topic_filter, topic):
-                del cache[topic]
+        for cache in (self._cache, self._older):
+            if not cache:
+                continue
+            if "+" not in topic_filter and "#" not in topic_filter:
+                cache.pop(topic_filter, None)
+                continue
+            # The literal levels before the first wildcard narrow the search at string speed.
+            cut = min(i for i in (topic_filter.find("+"), topic_filter.find("#")) if i >= 0)
+            prefix = topic_filter[:cut]
+            parent = prefix[:-1]  # "a/#" matches "a" as well (MQTT 4.7.1.2)
+            for topic in [t for t in cache if t.startswith(prefix) or t == parent]:
+                if topic_matches(topic_filter, topic):
+                    del cache[topic]
 
     def _walk(self, topic: str) -> Match:
         found: list[dict[str, Subscription]] = []
