@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from support import WAIT, BrokerProcess, free_port
@@ -132,3 +134,19 @@ def metrics(node: BrokerProcess) -> dict[str, float]:
             name, _, value = row.rpartition(" ")
             found[name] = float(value)
     return found
+
+
+@contextmanager
+def one_server_and_nodes(directory: Path, names: tuple[str, ...], cluster: str = ""
+                         ) -> Iterator[tuple[list[str], list[BrokerProcess]]]:
+    """A NATS server and culex nodes of those names on it: (its URLs, the nodes)."""
+    nats = NatsServers(directory).start()
+    started: list[BrokerProcess] = []
+    try:
+        for name in names:
+            started.append(culex_node(directory, name, nats.urls, cluster=cluster))
+        yield nats.urls, started
+    finally:
+        for node in started:
+            node.stop()
+        nats.stop()

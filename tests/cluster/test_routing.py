@@ -19,7 +19,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from nats_support import NatsServers, culex_node, metrics
+from nats_support import culex_node, metrics, one_server_and_nodes
 from paho_client import Paho
 from support import WAIT, BrokerProcess, mosquitto_sub, sub_lines
 from web_support import events, login, start_dashboard_broker
@@ -29,18 +29,9 @@ NATS_URLS: list[list[str]] = []  # the module's NATS server, for nodes started b
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[BrokerProcess]]:
-    directory = tmp_path_factory.mktemp("cluster")
-    nats = NatsServers(directory).start()
-    NATS_URLS[:] = [nats.urls]
-    started: list[BrokerProcess] = []
-    try:
-        for name in ("a", "b"):
-            started.append(culex_node(directory, name, nats.urls))
+    with one_server_and_nodes(tmp_path_factory.mktemp("cluster"), ("a", "b")) as (urls, started):
+        NATS_URLS[:] = [urls]
         yield started
-    finally:
-        for node in started:
-            node.stop()
-        nats.stop()
 
 
 @pytest.mark.parametrize("version", [mqtt.MQTTv311, mqtt.MQTTv5])

@@ -17,7 +17,7 @@ import nats
 import paho.mqtt.client as mqtt
 import pytest
 
-from nats_support import NatsServers, culex_node
+from nats_support import culex_node, one_server_and_nodes
 from paho_client import Paho
 from support import WAIT, BrokerProcess, mosquitto_sub
 
@@ -28,17 +28,9 @@ SERVERS: list[list[str]] = []
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[BrokerProcess]]:
     directory = tmp_path_factory.mktemp("sessions")
-    nats = NatsServers(directory).start()
-    SERVERS[:] = [nats.urls]
-    started: list[BrokerProcess] = []
-    try:
-        for name in ("sa", "sb"):
-            started.append(culex_node(directory, name, nats.urls, cluster=REDELIVER))
+    with one_server_and_nodes(directory, ("sa", "sb"), REDELIVER) as (urls, started):
+        SERVERS[:] = [urls]
         yield started
-    finally:
-        for node in started:
-            node.stop()
-        nats.stop()
 
 
 def persistent(port: int, version: int, client_id: str) -> Paho:
