@@ -144,13 +144,15 @@ def main() -> int:
         except KeyboardInterrupt:
             pass
         finally:
-            for process in [p for p, _ in nodes] + nats:
-                process.send_signal(signal.SIGTERM)
-            for process in [p for p, _ in nodes] + nats:
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            # The nodes first (each hands its sessions over through NATS), then NATS.
+            for group in ([p for p, _ in nodes], nats):
+                for process in group:
+                    process.send_signal(signal.SIGTERM)
+                for process in group:
+                    try:
+                        process.wait(10)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
     return 0
 
 

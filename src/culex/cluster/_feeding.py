@@ -28,11 +28,9 @@ FEED_BATCH = 64
 class Held:
     """A message pulled for a session, until its client completes it."""
 
-    __slots__ = ("client_id", "msg", "seq", "taken")
+    __slots__ = ("msg", "taken")
 
-    def __init__(self, client_id: str, seq: int, msg: Msg | None) -> None:
-        self.client_id = client_id
-        self.seq = seq
+    def __init__(self, msg: Msg | None) -> None:
         self.msg = msg  # the latest delivery of it from JetStream (None: not come again yet)
         self.taken = False  # the session keeps it (queued or in flight)
 
@@ -76,9 +74,9 @@ class Feeding:
             feed = self._feeds[client_id] = Feed(session)
             feed.task = self._loop.create_task(self._feed(feed))
         elif session.connection is None and feed is not None:
-            self._stop_feed(client_id, nak=False)  # what it holds is resent on its return
+            self._stop_feed(client_id)  # what it holds is resent on its return
 
-    def _stop_feed(self, client_id: str, nak: bool) -> None:
+    def _stop_feed(self, client_id: str) -> None:
         feed = self._feeds.pop(client_id, None)
         if feed is not None:
             feed.stopping = True
@@ -134,7 +132,7 @@ class Feeding:
         if message is None or broker is None:
             self._spawn(msg.ack())
             return
-        held = self._held[key] = Held(client_id, seq, msg)
+        held = self._held[key] = Held(msg)
         self._counts[client_id] = self._counts.get(client_id, 0) + 1
         self._keys[message] = key
         session = broker.sessions.get(client_id)

@@ -14,10 +14,12 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import nats
+import nats.errors
+import nats.js.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from ..broker import Message
@@ -41,12 +43,29 @@ if TYPE_CHECKING:
     from ..clusterconfig import ClusterConfig
 
 log = logging.getLogger("culex")
+T = TypeVar("T")
 
 FETCH_BATCH = 256
 # A filter subject that matches no topic (no encoded level is "_none"): the node's consumer
 # while no local subscription wants anything (an empty filter list would mean "all").
 NOTHING = "_none"
 TOMBSTONE_TTL = 86400.0  # seconds a retained message's deletion is kept in its stream
+# Seconds JetStream may take to answer at start: a NATS cluster starting with culex elects
+# its leaders first.
+SETUP_PATIENCE = 30.0
+
+
+async def patiently(make: Callable[[], Awaitable[T]]) -> T:
+    """``make()``, tried again while JetStream is not ready to answer yet."""
+    deadline = time.monotonic() + SETUP_PATIENCE
+    while True:
+        try:
+            return await make()
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.info("cluster: JetStream is not ready (%s); asking again", exc)
+            await asyncio.sleep(0.5)
 
 
 class ClusterNode(Storing):
@@ -126,24 +145,27 @@ class ClusterNode(Storing):
                                                  "name": f"culex {config.node} shared"}),
                            self._js)
         self.linked = True
-        await self._js.add_stream(StreamConfig(
+        js = self._js
+        await patiently(lambda: js.add_stream(StreamConfig(
             name=self._stream, subjects=[self._m + ".>"], storage=StorageType.FILE,
-            num_replicas=config.replicas, max_age=config.message_retention))
+            num_replicas=config.replicas, max_age=config.message_retention)))
         # One message kept per topic: the retained one, or an empty one for a deletion.
-        await self._js.add_stream(StreamConfig(
+        await patiently(lambda: js.add_stream(StreamConfig(
             name=self._retained_stream, subjects=[self._r + ".>"], storage=StorageType.FILE,
-            num_replicas=config.replicas, max_msgs_per_subject=1, allow_msg_ttl=True))
-        await self._follow_retained()
+            num_replicas=config.replicas, max_msgs_per_subject=1, allow_msg_ttl=True)))
+        await patiently(self._follow_retained)
+
+        def bucket(name: str) -> Any:
+            return patiently(lambda: js.create_key_value(
+                bucket=f"{config.prefix.upper()}_{name}", history=1, replicas=config.replicas))
+
         # Who owns each client id: one connection in the whole cluster.
-        await self._owners.start(await self._js.create_key_value(
-            bucket=f"{config.prefix.upper()}_CLIENTS", history=1, replicas=config.replicas))
-        await self.liveness.start(await self._js.create_key_value(
-            bucket=f"{config.prefix.upper()}_NODES", history=1, replicas=config.replicas))
+        await self._owners.start(await bucket("CLIENTS"))
+        await self.liveness.start(await bucket("NODES"))
         if self._sessions is not None:
-            self._sessions.bind(self._js, self._nc, await self._js.create_key_value(
-                bucket=f"{config.prefix.upper()}_SESSIONS", history=1,
-                replicas=config.replicas), self._broker, self._stored_message,
-                lambda: self.liveness.alive, self.stored_so_far)
+            self._sessions.bind(js, self._nc, await bucket("SESSIONS"), self._broker,
+                                self._stored_message, lambda: self.liveness.alive,
+                                self.stored_so_far)
             await self._sessions.serve_releases()
         for topic_filter, group in self._broker.attach_peers(self):
             if group is None:
@@ -151,7 +173,7 @@ class ClusterNode(Storing):
             else:
                 self._shared.wanted.add((topic_filter, group))
         self._wanted += 1
-        await self._apply()
+        await patiently(self._apply)
         pull = await self._js.pull_subscribe_bind(self._consumer, self._stream)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._consume(pull)), loop.create_task(self._watch())]
@@ -182,8 +204,10 @@ class ClusterNode(Storing):
                 await asyncio.sleep(0.01)
             with contextlib.suppress(Exception):
                 await self._nc.flush(1)
-            await self._nc.close()
-        await self._shared.close()
+            with contextlib.suppress(Exception):  # NATS gone: its client may not close cleanly
+                await self._nc.close()
+        with contextlib.suppress(Exception):
+            await self._shared.close()
         self.linked = False
 
     async def _disconnected(self) -> None:

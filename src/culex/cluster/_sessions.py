@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("culex")
 
+LEAVE_TIMEOUT = 3.0  # seconds a stopping node gives the records of its sessions
+
 NEVER_EXPIRES = 0xFFFFFFFF
 NOTHING = "_none"  # a filter subject no topic has (see _node)
 FEED_BATCH = 64
@@ -142,7 +144,7 @@ class SessionStore(Resuming, Feeding, Store):
 
     def restored(self, out: DeliveryState, stored: StoredDelivery) -> None:
         key = (stored.client_id, stored.message_id)  # the message id is its stream sequence
-        held = self._held[key] = Held(stored.client_id, stored.message_id, None)
+        held = self._held[key] = Held(None)
         held.taken = True
         self._counts[key[0]] = self._counts.get(key[0], 0) + 1
         self._keys[out.message] = key
@@ -173,14 +175,14 @@ class SessionStore(Resuming, Feeding, Store):
 
     def session_forgotten(self, session: SessionState) -> None:
         self._inbound.pop(session.client_id, None)
-        self._stop_feed(session.client_id, nak=False)
+        self._stop_feed(session.client_id)
         self._drop_held(session.client_id, nak=False)
         self._dirty[session.client_id] = None
         self._changed()
 
     def session_released(self, session: SessionState) -> None:
         client_id = session.client_id
-        self._stop_feed(client_id, nak=True)
+        self._stop_feed(client_id)
         self._drop_held(client_id, nak=True)
         if client_id in self._lost_ids:  # the record is another node's already
             self._lost_ids.discard(client_id)
@@ -246,8 +248,7 @@ class SessionStore(Resuming, Feeding, Store):
             elif isinstance(item, bytes):
                 jobs.append((client_id, item, None, 0))
             else:
-                subs = [sub for sub in item.subscriptions.values()]
-                filters = subjects(self._m, [[s.topic_filter] for s in subs])
+                filters = subjects(self._m, [[f] for f in item.subscriptions])
                 jobs.append((client_id, self._record(item, self._node), filters,
                              threshold(item.expiry_interval)))
         self._dirty = {}
@@ -357,8 +358,8 @@ class SessionStore(Resuming, Feeding, Store):
     # -- lifetime -------------------------------------------------------------------------------
 
     async def flush(self) -> None:
-        if self._loop is None or self._js is None:
-            return
+        if self._loop is None or self._js is None or not self._nc.is_connected:
+            return  # nothing can be written now; what waits for it waits for NATS
         while self._writing or self._dirty or self._touched or self._scheduled:
             waiter = self._loop.create_future()
             self._waiters.append(waiter)
@@ -383,14 +384,15 @@ class SessionStore(Resuming, Feeding, Store):
         self._leaving = True
         broker = self._broker
         for client_id in list(self._feeds):
-            self._stop_feed(client_id, nak=True)
+            self._stop_feed(client_id)
         for client_id in list(self._revisions):
             self._drop_held(client_id, nak=True)
             session = broker.sessions.get(client_id) if broker is not None else None
             if session is not None:
                 self._dirty[client_id] = self._record(session, self._node, left=True)
         self._changed()
-        await self.flush()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.flush(), LEAVE_TIMEOUT)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
 
