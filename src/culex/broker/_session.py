@@ -189,8 +189,7 @@ class Session:
         store, self.store = self.store, None
         if store is not None:
             store.session_released(self)
-        subs = self.end()
-        return subs
+        return self.end()
 
     # -- subscriptions ----------------------------------------------------------------------
 

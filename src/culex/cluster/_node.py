@@ -31,7 +31,7 @@ from ._owners import Owners
 from ._sessions import SessionStore
 from ._shared import SharedGroups
 from ._storing import Storing
-from ._subjects import filter_subjects, subject_topic, topic_subject
+from ._subjects import NOTHING, filter_subjects, subject_topic, topic_subject
 from ._tickets import Tickets
 
 if TYPE_CHECKING:
@@ -46,9 +46,6 @@ log = logging.getLogger("culex")
 T = TypeVar("T")
 
 FETCH_BATCH = 256
-# A filter subject that matches no topic (no encoded level is "_none"): the node's consumer
-# while no local subscription wants anything (an empty filter list would mean "all").
-NOTHING = "_none"
 TOMBSTONE_TTL = 86400.0  # seconds a retained message's deletion is kept in its stream
 # Seconds JetStream may take to answer at start: a NATS cluster starting with culex elects
 # its leaders first.
@@ -325,7 +322,8 @@ class ClusterNode(Storing):
         except ValueError as exc:
             log.warning("cluster: dropped a message on %s: %s", subject, exc)
             return None
-        self._counters.peer_messages_received += 1
+        if envelope.node != self._node:  # a session's queue has this node's messages too
+            self._counters.peer_messages_received += 1
         return self._message(topic, envelope)
 
     @staticmethod
@@ -469,7 +467,8 @@ class ClusterNode(Storing):
         except ValueError:
             log.warning("cluster: dropped a message on %s: not a culex subject", subject)
             return
-        self._counters.peer_messages_received += 1
+        if envelope.node != self._node:  # else a looped QoS 2 message of its own
+            self._counters.peer_messages_received += 1
         self._broker.publish_from_peers(self._message(topic, envelope))
 
     def _message(self, topic: str, envelope: Envelope) -> Message:

@@ -105,10 +105,9 @@ class Resuming:
             holder = record.get("holder")
             if holder and holder != self._node and holder not in gone \
                     and not record.get("left"):
-                if await self._ask_release(holder, client_id):
-                    continue  # read again: the holder wrote it last
-                gone.add(holder)  # dead, or not answering: taken from it
-                continue
+                if not await self._ask_release(holder, client_id):
+                    gone.add(holder)  # dead, or not answering: taken from it
+                continue  # read the record again: its holder wrote it last
             try:
                 if clean_start or expired(record):
                     await self._forget(client_id, entry.revision)
@@ -194,8 +193,11 @@ class Resuming:
         broker.let_go(client_id)
         await self._written_through(self._batch)  # the batch gathering now has its record
 
-    async def _forget(self, client_id: str, revision: int) -> None:
+    async def _forget(self, client_id: str, revision: int | None) -> None:
+        """End the session in the cluster: its consumer, and its record if ``revision`` is
+        still its last (compare-and-set)."""
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await self._js.delete_consumer(self._stream, consumer_name(client_id))
-        await self._kv.delete(encode_level(client_id), last=revision)
+        if revision is not None:
+            await self._kv.delete(encode_level(client_id), last=revision)
 

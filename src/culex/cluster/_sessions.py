@@ -49,7 +49,7 @@ from ._records import (
     threshold,
 )
 from ._resume import Resuming
-from ._subjects import encode_level
+from ._subjects import NOTHING, encode_level
 
 if TYPE_CHECKING:
 
@@ -61,12 +61,6 @@ log = logging.getLogger("culex")
 
 LEAVE_TIMEOUT = 3.0  # seconds a stopping node gives the records of its sessions
 
-NEVER_EXPIRES = 0xFFFFFFFF
-NOTHING = "_none"  # a filter subject no topic has (see _node)
-FEED_BATCH = 64
-RELEASE_WAIT = 2.0  # seconds a node has to let go of a session another one resumes
-RELEASE_ATTEMPTS = 3
-AWAITING_COMP = 1  # an Outgoing's state once its PUBREC came (see broker._session)
 
 
 class SessionStore(Resuming, Feeding, Store):
@@ -292,7 +286,7 @@ class SessionStore(Resuming, Feeding, Store):
         while True:
             try:
                 if value is None:
-                    await self._delete(client_id, key)
+                    await self._delete(client_id)
                     return
                 if filters is not None and (filters != self._filters.get(client_id)
                                             or threshold != self._limits.get(client_id)):
@@ -303,8 +297,7 @@ class SessionStore(Resuming, Feeding, Store):
                 else:
                     revision = await self._kv.update(key, value, last=revision)
                 if filters is None:  # let go: the record is another node's from now on
-                    self._revisions.pop(client_id, None)
-                    self._filters.pop(client_id, None)
+                    self._drop_state(client_id)
                 else:
                     self._revisions[client_id] = revision
                 return
@@ -319,15 +312,16 @@ class SessionStore(Resuming, Feeding, Store):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _delete(self, client_id: str, key: str) -> None:
-        revision = self._revisions.pop(client_id, None)
-        self._filters.pop(client_id, None)
-        self._limits.pop(client_id, None)
-        with contextlib.suppress(nats.js.errors.NotFoundError):
-            await self._js.delete_consumer(self._stream, consumer_name(client_id))
-        if revision is not None:
-            with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
-                await self._kv.delete(key, last=revision)
+    async def _delete(self, client_id: str) -> None:
+        revision = self._revisions.get(client_id)
+        self._drop_state(client_id)
+        with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+            await self._forget(client_id, revision)
+
+    def _drop_state(self, client_id: str) -> None:
+        """What this node kept of a session's record and consumer: not its any more."""
+        for kept in (self._revisions, self._filters, self._limits, self._inbound):
+            kept.pop(client_id, None)
 
     async def _consumer(self, client_id: str, filters: list[str], threshold: int) -> None:
         await self._js.add_consumer(self._stream, ConsumerConfig(
@@ -341,9 +335,7 @@ class SessionStore(Resuming, Feeding, Store):
     def _lost(self, client_id: str) -> None:
         """Another node took the session meanwhile: it is theirs."""
         log.warning("cluster: the session of %r was taken by another node", client_id)
-        self._revisions.pop(client_id, None)
-        self._filters.pop(client_id, None)
-        self._inbound.pop(client_id, None)
+        self._drop_state(client_id)
         if self._broker is not None and client_id in self._broker.sessions:
             self._lost_ids.add(client_id)
             self._broker.let_go(client_id)

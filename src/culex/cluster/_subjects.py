@@ -12,6 +12,9 @@ import re
 
 SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 EMPTY = "_"
+# A subject no topic has (no level encodes to "_none"): a consumer's filter while it wants
+# nothing (an empty filter list would mean everything).
+NOTHING = "_none"
 _ESCAPED = re.compile(r"_([0-9A-F]{2})")
 _TOKEN = re.compile(r"(?:[A-Za-z0-9-]|_[0-9A-F]{2})+|_")
 
