@@ -6,6 +6,7 @@
     python3 benchmarks/run.py --quick      # regression guard (under 2 minutes): prints the
                                            # throughput table and headline, writes nothing
     python3 benchmarks/run.py --persistent # QoS 1/2 to a persistent subscriber, printed
+    python3 benchmarks/run.py --pure       # any of these with culex installed as pure Python
     python3 benchmarks/run.py --in-place   # any of these with this interpreter's culex
 
 culex runs as a user gets it: installed by pip from this tree into a fresh virtualenv (with
@@ -86,12 +87,19 @@ def build_persistent_mqbench(compare: Path, directory: Path) -> Path:
     return binary
 
 
-def install(directory: Path) -> str:
-    """culex installed from this tree into a new virtualenv in ``directory``; its command."""
+def install(directory: Path, pure: bool = False) -> str:
+    """culex installed from this tree into a new virtualenv in ``directory`` (compiled, or
+    pure Python); its command."""
     subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
+    env = dict(os.environ)
+    env.pop("CULEX_PURE_PYTHON", None)
+    if pure:
+        env["CULEX_PURE_PYTHON"] = "1"
     subprocess.run([str(directory / "bin" / "python"), "-m", "pip", "install", "-q",
-                    "--disable-pip-version-check", f"{ROOT}[speed]"], check=True)
-    return str(directory / "bin" / "culex")
+                    "--disable-pip-version-check", f"{ROOT}[speed]"], check=True, env=env)
+    command = str(directory / "bin" / "culex")
+    print(_version([command, "--version"]), file=sys.stderr)
+    return command
 
 
 def compare(args: argparse.Namespace, only: str, extra: str = "", quick: bool = False,
@@ -135,6 +143,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=18940)
     parser.add_argument("--persistent", action="store_true",
                         help="only the QoS 1/2 scenarios to a persistent subscriber")
+    parser.add_argument("--pure", action="store_true",
+                        help="install culex as pure Python (not compiled); printed only")
     parser.add_argument("--in-place", action="store_true",
                         help="run the culex of this interpreter instead of installing one")
     args = parser.parse_args()
@@ -150,7 +160,7 @@ def main() -> int:
             args.culex = shutil.which("culex") or f"{sys.executable} -m culex"
             args.python = sys.executable
         else:
-            args.culex = install(Path(venv))
+            args.culex = install(Path(venv), args.pure)
             args.python = str(Path(venv) / "bin" / "python")
         return run(args)
 
@@ -163,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         table = compare(args, args.only or "fanin,fanout,qos1,qos2", quick=True)
     else:
         table = compare(args, args.only)
-    if args.quick or args.only:
+    if args.quick or args.only or args.pure:
         print(table)  # the last line is the headline ratio; a partial run is not recorded
         return 0
     persistent = persistent_tables(args)

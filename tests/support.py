@@ -19,18 +19,25 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from culex.broker import Broker, Connection
 from culex.config import Config
-from culex.protocol import Decoder, Packet
+from culex.protocol import NO_PROPERTIES, Decoder, Packet
 
 WAIT = 10.0  # seconds any single awaited event may take before a test fails
 
 
 # -- sans-IO harness -------------------------------------------------------------------------
+
+
+def bare(packets: list[Packet]) -> list[Packet]:
+    """The packets with their properties left out, to compare all they say but those (the
+    compiled packet classes take a Properties where one goes, never mock.ANY)."""
+    return [replace(packet, properties=NO_PROPERTIES)  # type: ignore[type-var]
+            if hasattr(packet, "properties") else packet for packet in packets]
 
 
 class _Handle:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -75,13 +76,22 @@ def test_licence_metadata_and_one_version() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", culex.__version__)
 
 
-def test_a_wheel_builds_installs_and_runs(tmp_path: Path) -> None:
+def test_a_wheel_builds_installs_and_runs_without_a_compiler(tmp_path: Path) -> None:
+    """On a machine with no C compiler (CC=false here) the wheel is pure Python, says so
+    when it is built, and at start."""
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
-                    "--no-build-isolation", "-w", str(wheels), "-q"], check=True,
-                   capture_output=True, timeout=300, cwd=tmp_path)
-    [wheel] = wheels.glob("culex-*.whl")
-    assert wheel.name == f"culex-{culex.__version__}-py3-none-any.whl"
+    env = dict(os.environ, CC="false")
+    env.pop("CULEX_PURE_PYTHON", None)
+    # A copy of the sources: a build in this tree would replace what the tests import.
+    tree = tmp_path / "culex"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
+        ".git", "build", "node_modules", "*.so", "__pycache__", ".*_cache", ".hypothesis"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(tree), "--no-deps",
+                            "--no-build-isolation", "-w", str(wheels), "-v"], check=True,
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert "culex build: compiling failed" in built.stdout + built.stderr
+    [wheel] = wheels.glob(f"culex-{culex.__version__}-*.whl")
+    assert not [name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".so")]
     venv = tmp_path / "venv"
     # The venv sees this machine's packages (the dependencies: no network in tests) but
     # imports culex from the wheel.
@@ -100,11 +110,14 @@ def test_a_wheel_builds_installs_and_runs(tmp_path: Path) -> None:
                             env=broker_env(str(tmp_path)), cwd=tmp_path)
     try:
         assert proc.stderr is not None
+        said = []
         for line in proc.stderr:
+            said.append(line)
             found = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
             if found:
                 break
         assert found
+        assert f"culex {culex.__version__} (pure Python)" in "".join(said)
         client = Paho(int(found.group(1)), mqtt.MQTTv5, "from-the-wheel").connect()
         client.subscribe("w/#", 1)
         client.publish("w/x", b"ok", qos=1)

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from . import __version__
+from ._build import build
 from .auth import AuthChain, Authenticator, AuthMethod, Authorizer
 from .broker import Broker
 from .config import Config, ConfigError, ListenerConfig
@@ -82,6 +83,7 @@ class Server:
             store = SessionStore(config.cluster)
         self.store = store if store is not None else open_store(config)
         snapshot = self.store.load()  # StoreError if it cannot be used at all
+        log.info("culex %s (%s)", __version__, build())
         log.info("persistence: %s", self.store.description)
         self.counters = Counters()
         self.broker = Broker(config, loop, auth, self.store, self.counters)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 
@@ -30,10 +30,27 @@ class _HelpFormatter(argparse.HelpFormatter):
         super().__init__(prog, width=width - 2)
 
 
+class _Version(argparse.Action):
+    """--version: the version and the build, compiled or pure Python (found only when asked
+    for: telling imports the protocol modules)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0,
+                         help="show the version, and whether culex runs compiled or pure "
+                              "Python, and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from ._build import build
+
+        print(f"culex {__version__} ({build()})")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="culex", description="An MQTT broker.",
                                      formatter_class=_HelpFormatter)
-    parser.add_argument("--version", action="version", version=f"culex {__version__}")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the broker", formatter_class=_HelpFormatter)
     serve.add_argument("--config", "-c", metavar="FILE",

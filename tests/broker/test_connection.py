@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from unittest.mock import ANY
 
 import pytest
 
@@ -29,7 +28,7 @@ from culex.protocol import (
     Will,
 )
 
-from support import MemoryClient, make_broker
+from support import MemoryClient, bare, make_broker
 
 
 def connect(broker: Any, client_id: str = "c", version: int = 4, **kw: Any) -> MemoryClient:
@@ -97,7 +96,7 @@ def test_second_connect_is_a_protocol_error(version: int) -> None:
     client.send(Connect("c", version))
     assert client.sink.closed  # MQTT-3.1.0-2
     if version == 5:
-        assert client.received() == [Disconnect(ReasonCode.PROTOCOL_ERROR, ANY)]
+        assert bare(client.received()) == [Disconnect(ReasonCode.PROTOCOL_ERROR)]
 
 
 def test_nothing_after_a_refused_connect_is_processed() -> None:
@@ -105,7 +104,7 @@ def test_nothing_after_a_refused_connect_is_processed() -> None:
     broker, _ = make_broker(allow_anonymous=False)
     client = MemoryClient(broker, 5)
     client.send(Connect("c", 5), Publish("t", b"x"))
-    assert client.received() == [ConnAck(False, ReasonCode.NOT_AUTHORIZED, ANY)]
+    assert bare(client.received()) == [ConnAck(False, ReasonCode.NOT_AUTHORIZED)]
     assert client.sink.closed  # MQTT-3.1.4-6
 
 
@@ -145,7 +144,7 @@ def test_keep_alive_closes_after_one_and_a_half_periods(version: int) -> None:
     clock.advance(0.2)
     assert client.sink.closed  # MQTT-3.1.2-22 (3.1.1: MQTT-3.1.2-24)
     if version == 5:
-        assert client.received() == [Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, ANY)]
+        assert bare(client.received()) == [Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT)]
     assert [p.payload for p in publishes(watcher)] == [b"gone"]
 
 
@@ -174,7 +173,7 @@ def test_session_takeover() -> None:
     subscribe(first, "t")
     second = connect(broker, "c", 5, clean_start=False,
                      properties=Properties(session_expiry_interval=60))
-    assert first.received() == [Disconnect(ReasonCode.SESSION_TAKEN_OVER, ANY)]  # MQTT-3.1.4-3
+    assert bare(first.received()) == [Disconnect(ReasonCode.SESSION_TAKEN_OVER)]  # MQTT-3.1.4-3
     assert first.sink.closed
     assert connack(second).session_present
     publisher = connect(broker, "p")
@@ -262,7 +261,7 @@ def test_disconnect_cannot_set_expiry_after_zero() -> None:
     client = connect(broker, "s", 5)
     connack(client)
     client.send(Disconnect(0, Properties(session_expiry_interval=10)))
-    assert client.received() == [Disconnect(ReasonCode.PROTOCOL_ERROR, ANY)]  # MQTT-3.14.2-2
+    assert bare(client.received()) == [Disconnect(ReasonCode.PROTOCOL_ERROR)]  # MQTT-3.14.2-2
 
 
 def test_disconnect_can_change_expiry() -> None:
@@ -413,7 +412,7 @@ def test_topic_alias() -> None:
     pub.send(Publish("", b"2", properties=Properties(topic_alias=3)))
     assert [(p.topic, p.payload) for p in publishes(sub)] == [("a/b", b"1"), ("a/b", b"2")]
     pub.send(Publish("a", b"3", properties=Properties(topic_alias=11)))
-    assert pub.received() == [Disconnect(ReasonCode.TOPIC_ALIAS_INVALID, ANY)]
+    assert bare(pub.received()) == [Disconnect(ReasonCode.TOPIC_ALIAS_INVALID)]
 
 
 def test_unknown_topic_alias_is_a_protocol_error() -> None:
@@ -421,7 +420,7 @@ def test_unknown_topic_alias_is_a_protocol_error() -> None:
     pub = connect(broker, "p", 5)
     connack(pub)
     pub.send(Publish("", b"2", properties=Properties(topic_alias=1)))
-    assert pub.received() == [Disconnect(ReasonCode.PROTOCOL_ERROR, ANY)]
+    assert bare(pub.received()) == [Disconnect(ReasonCode.PROTOCOL_ERROR)]
 
 
 def test_subscription_identifier_from_a_client_is_a_protocol_error() -> None:
@@ -429,7 +428,7 @@ def test_subscription_identifier_from_a_client_is_a_protocol_error() -> None:
     pub = connect(broker, "p", 5)
     connack(pub)
     pub.send(Publish("t", b"", properties=Properties(subscription_identifiers=[1])))
-    assert pub.received() == [Disconnect(ReasonCode.PROTOCOL_ERROR, ANY)]  # MQTT-3.3.4-6
+    assert bare(pub.received()) == [Disconnect(ReasonCode.PROTOCOL_ERROR)]  # MQTT-3.3.4-6
 
 
 def test_no_local() -> None:
@@ -702,7 +701,7 @@ def test_retain_not_available() -> None:
     client = connect(broker, "c", 5)
     assert connack(client).properties.retain_available == 0
     client.send(Publish("t", b"x", retain=True))
-    assert client.received() == [Disconnect(ReasonCode.RETAIN_NOT_SUPPORTED, ANY)]  # MQTT-3.2.2-14
+    assert bare(client.received()) == [Disconnect(ReasonCode.RETAIN_NOT_SUPPORTED)]  # MQTT-3.2.2-14
     assert broker.retained.count == 0
 
 
@@ -737,7 +736,7 @@ def test_response_topic_must_not_hold_wildcards() -> None:
     client = connect(broker, "c", 5)
     connack(client)
     client.send(Publish("t", b"", properties=Properties(response_topic="replies/+")))
-    assert client.received() == [Disconnect(ReasonCode.PROTOCOL_ERROR, ANY)]  # MQTT-3.3.2-14
+    assert bare(client.received()) == [Disconnect(ReasonCode.PROTOCOL_ERROR)]  # MQTT-3.3.2-14
     willing = connect(broker, "w", 5, will=Will("t", b"", 0, False,
                                                Properties(response_topic="r/#")))
     assert connack(willing).reason_code == ReasonCode.PROTOCOL_ERROR
@@ -789,7 +788,7 @@ def test_the_wrong_acknowledgement_for_a_delivery_is_a_protocol_error(
     replies = sub.received()
     assert not any(isinstance(p, PubRel) for p in replies)
     if version == 5:
-        assert replies == [Disconnect(ReasonCode.PROTOCOL_ERROR, ANY)]
+        assert bare(replies) == [Disconnect(ReasonCode.PROTOCOL_ERROR)]
 
 
 def test_large_packets_being_received_share_a_budget() -> None:
@@ -809,7 +808,7 @@ def test_large_packets_being_received_share_a_budget() -> None:
     assert broker.assembly.used == len(first)
     second = large("b", 120_000)
     b.send_raw(second[:70_000])
-    assert b.sink.closed and b.received() == [Disconnect(ReasonCode.QUOTA_EXCEEDED, ANY)]
+    assert b.sink.closed and bare(b.received()) == [Disconnect(ReasonCode.QUOTA_EXCEEDED)]
     assert broker.assembly.used == len(first)
     a.send_raw(first[70_000:])  # complete: handed over, its room given back
     assert a.received() == [PubAck(1, ReasonCode.NO_MATCHING_SUBSCRIBERS)]
@@ -823,4 +822,4 @@ def test_large_packets_being_received_share_a_budget() -> None:
     d = connect(broker, "d", 5)
     connack(d)
     d.send_raw(large("c", limit - 9)[:70_000])  # one byte more than there is room for
-    assert d.received() == [Disconnect(ReasonCode.QUOTA_EXCEEDED, ANY)]
+    assert bare(d.received()) == [Disconnect(ReasonCode.QUOTA_EXCEEDED)]

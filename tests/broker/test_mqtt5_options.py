@@ -3,8 +3,6 @@ Response Information, Payload Format Indicator. In memory, with a clock that mov
 
 from __future__ import annotations
 
-from unittest.mock import ANY
-
 import pytest
 from test_connection import connack, connect, publishes, subscribe
 
@@ -21,7 +19,7 @@ from culex.protocol import (
     Will,
 )
 
-from support import make_broker
+from support import bare, make_broker
 
 NOBODY = ReasonCode.NO_MATCHING_SUBSCRIBERS
 
@@ -66,7 +64,7 @@ def test_using_what_is_not_available_is_a_protocol_error(
     connack(client)
     filters = request_.pop("filters")
     assert isinstance(filters, list)
-    assert subscribe(client, *filters, **request_) == [Disconnect(reason, ANY)]
+    assert bare(subscribe(client, *filters, **request_)) == [Disconnect(reason)]
     assert client.sink.closed
 
 
@@ -101,7 +99,7 @@ def test_receive_maximum_is_enforced_for_qos2() -> None:
     client.send(Publish("t", b"3", qos=2, packet_id=3))  # two awaiting PUBREL again: fine
     assert client.received() == [PubRec(3, NOBODY)]
     client.send(Publish("t", b"4", qos=2, packet_id=4))  # a third: over the quota
-    assert client.received() == [Disconnect(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, ANY)]
+    assert bare(client.received()) == [Disconnect(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)]
 
 
 def test_receive_maximum_quota_starts_afresh_with_a_connection() -> None:
@@ -136,7 +134,7 @@ def test_a_payload_that_is_not_utf8_is_refused_when_it_says_it_is() -> None:
         PubRec(3, ReasonCode.PAYLOAD_FORMAT_INVALID), PubAck(4)]
     assert [p.payload for p in publishes(watcher)] == [b"caf\xc3\xa9", b"\xff"]
     client.send(Publish("t", b"\xc0\x80", properties=text))  # QoS 0: only DISCONNECT can tell
-    assert client.received() == [Disconnect(ReasonCode.PAYLOAD_FORMAT_INVALID, ANY)]
+    assert bare(client.received()) == [Disconnect(ReasonCode.PAYLOAD_FORMAT_INVALID)]
 
 
 def test_a_will_that_is_not_utf8_is_refused_when_it_says_it_is() -> None:

@@ -4,7 +4,6 @@ test naming the statements it shows. In memory, with a clock that moves when tol
 from __future__ import annotations
 
 from typing import Any
-from unittest.mock import ANY
 
 import pytest
 from test_connection import connack, connect, publishes, subscribe
@@ -30,7 +29,7 @@ from culex.protocol import (
     Will,
 )
 
-from support import MemoryClient, make_broker
+from support import MemoryClient, bare, make_broker
 
 NOBODY = ReasonCode.NO_MATCHING_SUBSCRIBERS
 V5_SESSION = Properties(session_expiry_interval=3600)
@@ -74,7 +73,7 @@ def test_a_refusal_has_no_session_and_closes() -> None:
     broker, _ = make_broker()
     client = connect(broker, "c", 5, clean_start=False, properties=Properties(
         authentication_method="unknown"))
-    assert client.received() == [ConnAck(False, ReasonCode.BAD_AUTHENTICATION_METHOD, ANY)]
+    assert bare(client.received()) == [ConnAck(False, ReasonCode.BAD_AUTHENTICATION_METHOD)]
     assert client.sink.closed
     old = connect(broker, "", 4, clean_start=False)
     assert old.received() == [ConnAck(False, 2)] and old.sink.closed
@@ -88,14 +87,14 @@ def test_maximum_qos_is_announced_and_subscriptions_still_accepted() -> None:
     assert subscribe(client, "a", qos=2) == [SubAck(1, [1])]
     will = Will("w", b"x", qos=2)
     refused = connect(broker, "d", 5, will=will)
-    assert refused.received() == [ConnAck(False, ReasonCode.QOS_NOT_SUPPORTED, ANY)]
+    assert bare(refused.received()) == [ConnAck(False, ReasonCode.QOS_NOT_SUPPORTED)]
 
 
 def test_a_retained_will_without_retain_support_is_refused() -> None:
     """MQTT-3.2.2-13."""
     broker, _ = make_broker(retain_available=False)
     client = connect(broker, "c", 5, will=Will("w", b"x", retain=True))
-    assert client.received() == [ConnAck(False, ReasonCode.RETAIN_NOT_SUPPORTED, ANY)]
+    assert bare(client.received()) == [ConnAck(False, ReasonCode.RETAIN_NOT_SUPPORTED)]
 
 
 def test_the_clients_keep_alive_is_used_when_no_server_keep_alive_is_sent() -> None:
@@ -106,7 +105,7 @@ def test_the_clients_keep_alive_is_used_when_no_server_keep_alive_is_sent() -> N
     clock.advance(14.9)
     assert not client.sink.closed
     clock.advance(0.2)
-    assert client.received() == [Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, ANY)]
+    assert bare(client.received()) == [Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT)]
 
 
 @pytest.mark.parametrize("retain", [False, True])
@@ -161,7 +160,7 @@ def test_inbound_topic_aliases_do_not_outlive_the_connection() -> None:
     again = connect(broker, "p", 5)
     connack(again)
     again.send(Publish("", b"2", properties=Properties(topic_alias=1)))
-    assert again.received() == [Disconnect(ReasonCode.PROTOCOL_ERROR, ANY)]
+    assert bare(again.received()) == [Disconnect(ReasonCode.PROTOCOL_ERROR)]
 
 
 def test_other_packets_are_not_held_back_by_a_full_send_quota() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from unittest.mock import ANY
 
 import pytest
 
@@ -18,7 +17,7 @@ from culex.protocol import (
     ReasonCode,
 )
 
-from support import RawClient, running_broker
+from support import RawClient, bare, running_broker
 
 
 def connected(port: int, version: int, client_id: str = "raw", **kw: object) -> RawClient:
@@ -53,7 +52,7 @@ def test_v5_violation_gets_disconnect_with_reason(broker: object, wire: bytes,
     port = broker.port  # type: ignore[attr-defined]
     client = connected(port, 5)
     client.send_raw(wire)
-    assert client.expect_closed() == [Disconnect(reason, ANY)]
+    assert bare(client.expect_closed()) == [Disconnect(reason)]
     still_serving(port)
 
 
@@ -110,7 +109,7 @@ def test_garbage_then_broker_still_serves(broker: object) -> None:
 def test_keep_alive_over_the_wire(broker: object, version: int) -> None:
     client = connected(broker.port, version, keep_alive=1)  # type: ignore[attr-defined]
     packets = client.expect_closed(timeout=5)
-    assert packets == ([Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, ANY)] if version == 5 else [])
+    assert bare(packets) == ([Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT)] if version == 5 else [])
 
 
 def _config(tmp_path: Path, text: str) -> str:
@@ -128,7 +127,7 @@ def test_oversized_packet_refused_from_its_header(tmp_path: Path) -> None:
         # Announce a 2000-byte PUBLISH but send only its first bytes: the broker must not
         # wait for the body.
         client.send_raw(b"\x30\xd0\x0f\x00\x01t")
-        assert client.expect_closed() == [Disconnect(ReasonCode.PACKET_TOO_LARGE, ANY)]
+        assert bare(client.expect_closed()) == [Disconnect(ReasonCode.PACKET_TOO_LARGE)]
         broker.wait_for_log(r"disconnected: client big .*packet_too_large, 0x95")
 
 
@@ -146,5 +145,5 @@ def test_connect_timeout_and_max_connections(tmp_path: Path) -> None:
 def test_sigterm_tells_v5_clients_and_exits(broker: object) -> None:
     client = connected(broker.port, 5)  # type: ignore[attr-defined]
     broker.proc.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
-    assert client.expect_closed() == [Disconnect(ReasonCode.SERVER_SHUTTING_DOWN, ANY)]
+    assert bare(client.expect_closed()) == [Disconnect(ReasonCode.SERVER_SHUTTING_DOWN)]
     assert broker.proc.wait(10) == 0  # type: ignore[attr-defined]

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from unittest.mock import ANY
 
 import pytest
 
@@ -22,7 +21,7 @@ from culex.protocol import (
     SubscriptionRequest,
 )
 
-from support import BrokerProcess, RawClient, broker_with_config
+from support import BrokerProcess, RawClient, bare, broker_with_config
 
 ACL = """\
 topic read public/#
@@ -76,8 +75,8 @@ def test_connack_codes(secured: BrokerProcess, version: int) -> None:
     bad = ReasonCode.BAD_USER_NAME_OR_PASSWORD if version == 5 else 4
     assert login(secured.port, version, "alice", "alice-pw")[1].reason_code == 0
     assert login(secured.port, version, "bob", "bob-pw")[1].reason_code == 0
-    assert login(secured.port, version, "alice", "wrong")[1] == ConnAck(False, bad, ANY)
-    assert login(secured.port, version, "nobody", "x")[1] == ConnAck(False, bad, ANY)
+    assert bare([login(secured.port, version, "alice", "wrong")[1]]) == [ConnAck(False, bad)]
+    assert bare([login(secured.port, version, "nobody", "x")[1]]) == [ConnAck(False, bad)]
     assert login(secured.port, version, None, None)[1].reason_code == 0  # allowed here
     line = secured.wait_for_log(r"refused: connection from 127\.0\.0\.1:\d+: client "
                                 r"'alice-\d', user 'alice': bad user name or password")
@@ -90,7 +89,7 @@ def test_anonymous_refused_where_not_allowed(tmp_path: Path, version: int) -> No
     config = 'password_file = "passwd"\nallow_anonymous = false\n'
     with broker_with_config(tmp_path, config) as broker:
         code = ReasonCode.NOT_AUTHORIZED if version == 5 else 5
-        assert login(broker.port, version, None, None)[1] == ConnAck(False, code, ANY)
+        assert bare([login(broker.port, version, None, None)[1]]) == [ConnAck(False, code)]
         assert login(broker.port, version, "alice", "pw")[1].reason_code == 0
         broker.wait_for_log(r"refused: .*anonymous clients are not allowed")
 

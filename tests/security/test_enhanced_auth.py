@@ -11,7 +11,6 @@ import base64
 import subprocess
 import sys
 from pathlib import Path
-from unittest.mock import ANY
 
 import pytest
 from scram_client import ScramClient
@@ -32,7 +31,14 @@ from culex.protocol import (
     SubscriptionRequest,
 )
 
-from support import WAIT, FakeScheduler, MemoryClient, RawClient, broker_with_config
+from support import (
+    WAIT,
+    FakeScheduler,
+    MemoryClient,
+    RawClient,
+    bare,
+    broker_with_config,
+)
 
 METHOD = "SCRAM-SHA-256"
 CONTINUE = ReasonCode.CONTINUE_AUTHENTICATION
@@ -156,7 +162,7 @@ def test_an_unknown_method_is_refused() -> None:
     """MQTT-4.12.0-1."""
     client = MemoryClient(make_broker(), 5)
     client.send(Connect("c", 5, properties=Properties(authentication_method="GS2-KRB5")))
-    assert client.received() == [ConnAck(False, ReasonCode.BAD_AUTHENTICATION_METHOD, ANY)]
+    assert bare(client.received()) == [ConnAck(False, ReasonCode.BAD_AUTHENTICATION_METHOD)]
 
 
 def test_auth_with_another_method_is_a_protocol_error() -> None:
@@ -165,7 +171,7 @@ def test_auth_with_another_method_is_a_protocol_error() -> None:
     client.received()
     client.send(Auth(CONTINUE, Properties(authentication_method="OTHER",
                                           authentication_data=b"x")))
-    assert client.received() == [ConnAck(False, ReasonCode.PROTOCOL_ERROR, ANY)]
+    assert bare(client.received()) == [ConnAck(False, ReasonCode.PROTOCOL_ERROR)]
 
 
 def re_authenticate(password: str) -> tuple[ScramClient, list[object]]:
@@ -192,13 +198,13 @@ def test_re_authentication() -> None:
 def test_failed_re_authentication_disconnects() -> None:
     """MQTT-4.12.1-2."""
     _, answer = re_authenticate("not-the-password")
-    assert answer == [Disconnect(ReasonCode.NOT_AUTHORIZED, ANY)]
+    assert bare(answer) == [Disconnect(ReasonCode.NOT_AUTHORIZED)]
 
 
 def test_continue_without_an_exchange_is_a_protocol_error() -> None:
     client, _ = scram_connect(make_broker())
     client.send(Auth(CONTINUE, auth_props(b"c=biws")))
-    assert client.received() == [Disconnect(ReasonCode.PROTOCOL_ERROR, ANY)]
+    assert bare(client.received()) == [Disconnect(ReasonCode.PROTOCOL_ERROR)]
 
 
 # -- over a socket, with a password file from `culex passwd --scram` ----------------------------

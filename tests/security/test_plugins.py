@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from unittest.mock import ANY
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -15,7 +14,7 @@ from culex.config import Config, ListenerConfig
 from culex.protocol import ConnAck, Connect, PubAck, Publish, ReasonCode
 
 from paho_client import Paho
-from support import WAIT, FakeScheduler, MemoryClient, broker_with_config
+from support import WAIT, FakeScheduler, MemoryClient, bare, broker_with_config
 
 
 class TokenAuthenticator:
@@ -49,11 +48,11 @@ def test_chain_order_and_verdicts() -> None:
     b = broker(AuthChain([TokenAuthenticator()], [ReadOnlyGuests()]))
     (ack,) = connect(b, "x", b"tok-good").received()
     assert isinstance(ack, ConnAck) and ack.reason_code == 0
-    assert connect(b, "x", b"tok-bad").received() == [
-        ConnAck(False, ReasonCode.BAD_USER_NAME_OR_PASSWORD, ANY)]
+    assert bare(connect(b, "x", b"tok-bad").received()) == [
+        ConnAck(False, ReasonCode.BAD_USER_NAME_OR_PASSWORD)]
     # Nobody claimed this user name: refused rather than let through.
-    assert connect(b, "x", b"plain").received() == [
-        ConnAck(False, ReasonCode.BAD_USER_NAME_OR_PASSWORD, ANY)]
+    assert bare(connect(b, "x", b"plain").received()) == [
+        ConnAck(False, ReasonCode.BAD_USER_NAME_OR_PASSWORD)]
     guest = connect(b, "guest", b"tok-good")
     guest.received()
     guest.send(Publish("t", b"", 1, packet_id=1))
@@ -71,7 +70,7 @@ def test_failing_plugin_refuses_with_server_unavailable() -> None:
             raise RuntimeError("database down")
 
     b = broker(AuthChain([Broken()]))
-    assert connect(b, "x", b"y").received() == [ConnAck(False, ReasonCode.SERVER_UNAVAILABLE, ANY)]
+    assert bare(connect(b, "x", b"y").received()) == [ConnAck(False, ReasonCode.SERVER_UNAVAILABLE)]
 
 
 @pytest.mark.parametrize(("bind", "listener_opt", "global_opt", "allowed"), [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from culex.auth import Action, AuthChain, ClientInfo, Verdict
 from culex.broker import Broker
 from culex.config import Config
 from culex.protocol import Connect, Publish, Subscribe, SubscriptionRequest
@@ -68,6 +69,19 @@ class FakeServer:
         pass
 
 
+class BuggyPlugin:
+    """An authorization plugin with a bug that one client's PUBLISH runs into, once."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def authorize(self, client: ClientInfo, action: Action, topic: str) -> Verdict:
+        if client.client_id == "faulty" and action is Action.PUBLISH and not self.failed:
+            self.failed = True
+            raise RuntimeError("a bug")
+        return Verdict.ALLOW
+
+
 def test_an_internal_error_costs_one_connection_only() -> None:
     """3.1.1: MQTT-4.8.0-2: a transient error while handling a packet closes that connection;
     the broker goes on serving the others."""
@@ -75,7 +89,8 @@ def test_an_internal_error_costs_one_connection_only() -> None:
     async def scenario() -> None:
         config = Config()
         config.validate()
-        broker = Broker(config, asyncio.get_running_loop())
+        plugin = BuggyPlugin()
+        broker = Broker(config, asyncio.get_running_loop(), AuthChain(authorizers=[plugin]))
         healthy, faulty = FakeTransport(), FakeTransport()
         protocols = []
         for transport, client_id in ((healthy, "healthy"), (faulty, "faulty")):
@@ -85,15 +100,8 @@ def test_an_internal_error_costs_one_connection_only() -> None:
             protocol.data_received(Connect(client_id).encode(4))
             protocols.append(protocol)
         protocols[0].data_received(Subscribe(1, [SubscriptionRequest("t")]).encode(4))
-        original = broker.publish_from_client
-
-        def failing(*args: Any) -> int:
-            broker.publish_from_client = original  # type: ignore[method-assign]
-            raise RuntimeError("a bug")
-
-        broker.publish_from_client = failing  # type: ignore[method-assign]
         protocols[1].data_received(Publish("t", b"lost").encode(4))
-        assert faulty.hung_up and not healthy.hung_up
+        assert plugin.failed and faulty.hung_up and not healthy.hung_up
         protocols[0].data_received(Publish("t", b"delivered").encode(4))  # flushed at its end
         assert b"delivered" in healthy.written and b"lost" not in healthy.written
 

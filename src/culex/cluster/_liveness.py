@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..broker import Message
 from ._envelope import Envelope, decode, encode
+from ._patience import patiently
 from ._subjects import decode_level, encode_level
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class Liveness:
 
     async def start(self, kv: Any) -> None:
         self._kv = kv
-        await kv.put(self._key, b"0")
+        await patiently(lambda: kv.put(self._key, b"0"))  # the bucket may be brand new
         watcher = await kv.watchall()
         loop = asyncio.get_running_loop()
         for coro in (self._beat(), self._listen(watcher), self._check()):

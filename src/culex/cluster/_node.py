@@ -14,8 +14,8 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import nats
 import nats.errors
@@ -28,6 +28,7 @@ from ._envelope import Envelope, EnvelopeError, decode, encode
 from ._fetch import batches
 from ._liveness import Liveness, will_record
 from ._owners import Owners
+from ._patience import patiently
 from ._sessions import SessionStore
 from ._shared import SharedGroups
 from ._storing import Storing
@@ -43,28 +44,9 @@ if TYPE_CHECKING:
     from ..clusterconfig import ClusterConfig
 
 log = logging.getLogger("culex")
-T = TypeVar("T")
 
 FETCH_BATCH = 256
 TOMBSTONE_TTL = 86400.0  # seconds a retained message's deletion is kept in its stream
-# Seconds JetStream may take to answer at start: a NATS cluster starting with culex elects
-# its leaders first.
-SETUP_PATIENCE = 30.0
-
-
-async def patiently(make: Callable[[], Awaitable[T]]) -> T:
-    """``make()``, tried again while JetStream is not ready to answer yet."""
-    deadline = time.monotonic() + SETUP_PATIENCE
-    while True:
-        try:
-            return await make()
-        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
-            if time.monotonic() > deadline:
-                raise
-            log.info("cluster: JetStream is not ready (%s); asking again", exc)
-            await asyncio.sleep(0.5)
-
-
 class ClusterNode(Storing):
     def __init__(self, config: ClusterConfig, broker: Broker) -> None:
         self.config = config

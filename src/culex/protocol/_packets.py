@@ -67,7 +67,13 @@ class Packet:
     """Base of all packet classes."""
 
     __slots__ = ()
+    # Declared here and set after each class rather than in its body: mypyc would make a
+    # class variable of a dataclass one of its fields (mypyc issue 1122).
     TYPE: ClassVar[PacketType]
+    # The first byte of the packets that have one form (acknowledgements, DISCONNECT, AUTH),
+    # and the whole of those that have no body (PINGREQ, PINGRESP).
+    FIRST_BYTE: ClassVar[int]
+    WIRE: ClassVar[bytes]
 
     def encode(self, version: int) -> bytes:
         raise NotImplementedError
@@ -88,7 +94,6 @@ class Will:
 
 @dataclass(slots=True)
 class Connect(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.CONNECT
     client_id: str
     protocol_version: int = MQTT_3_1_1
     clean_start: bool = True
@@ -184,9 +189,11 @@ class Connect(Packet):
                    password, properties, bridge)
 
 
+Connect.TYPE = PacketType.CONNECT
+
+
 @dataclass(slots=True)
 class ConnAck(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.CONNACK
     session_present: bool = False
     reason_code: int = 0  # a v3 return code (0-5) or a v5 reason code
     properties: Properties = NO_PROPERTIES
@@ -208,6 +215,9 @@ class ConnAck(Packet):
             properties, pos = decode_properties(data, pos, end, PacketType.CONNACK)
         _check_end(pos, end)
         return cls(bool(ack_flags), code, properties)
+
+
+ConnAck.TYPE = PacketType.CONNACK
 
 
 def encode_publish_header(topic: bytes, qos: int, retain: bool, dup: bool, packet_id: int,
@@ -239,7 +249,6 @@ def prefixed_topic(topic: str) -> bytes:
 
 @dataclass(slots=True)
 class Publish(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.PUBLISH
     topic: str
     payload: Payload = b""
     qos: int = 0
@@ -282,11 +291,13 @@ class Publish(Packet):
         return cls(topic, payload, qos, bool(flags & 0x01), dup, packet_id, properties)
 
 
+Publish.TYPE = PacketType.PUBLISH
+
+
 @dataclass(slots=True)
 class _Ack(Packet):
     """PUBACK, PUBREC, PUBREL and PUBCOMP share one layout (MQTT 5.0 3.4-3.7)."""
 
-    FIRST_BYTE: ClassVar[int]
     packet_id: int
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
@@ -316,33 +327,43 @@ class _Ack(Packet):
 
 @dataclass(slots=True)
 class PubAck(_Ack):
-    TYPE: ClassVar[PacketType] = PacketType.PUBACK
-    FIRST_BYTE: ClassVar[int] = 0x40
+    """PUBACK: a QoS 1 PUBLISH received (MQTT 5.0 3.4)."""
+
+
+PubAck.TYPE = PacketType.PUBACK
+PubAck.FIRST_BYTE = 0x40
 
 
 @dataclass(slots=True)
 class PubRec(_Ack):
-    TYPE: ClassVar[PacketType] = PacketType.PUBREC
-    FIRST_BYTE: ClassVar[int] = 0x50
+    """PUBREC: a QoS 2 PUBLISH received, first step (MQTT 5.0 3.5)."""
+
+
+PubRec.TYPE = PacketType.PUBREC
+PubRec.FIRST_BYTE = 0x50
 
 
 @dataclass(slots=True)
 class PubRel(_Ack):
-    TYPE: ClassVar[PacketType] = PacketType.PUBREL
-    FIRST_BYTE: ClassVar[int] = 0x62  # MQTT-3.6.1-1: flags 0010
+    """PUBREL: the QoS 2 message released, second step (MQTT 5.0 3.6)."""
+
+
+PubRel.TYPE = PacketType.PUBREL
+PubRel.FIRST_BYTE = 0x62  # MQTT-3.6.1-1: flags 0010
 
 
 @dataclass(slots=True)
 class PubComp(_Ack):
-    TYPE: ClassVar[PacketType] = PacketType.PUBCOMP
-    FIRST_BYTE: ClassVar[int] = 0x70
+    """PUBCOMP: the QoS 2 exchange complete, third step (MQTT 5.0 3.7)."""
+
+
+PubComp.TYPE = PacketType.PUBCOMP
+PubComp.FIRST_BYTE = 0x70
 
 
 @dataclass(slots=True)
 class _Empty(Packet):
     """PINGREQ and PINGRESP: a fixed header and nothing else."""
-
-    WIRE: ClassVar[bytes]
 
     def encode(self, version: int) -> bytes:
         return self.WIRE
@@ -355,14 +376,20 @@ class _Empty(Packet):
 
 @dataclass(slots=True)
 class PingReq(_Empty):
-    TYPE: ClassVar[PacketType] = PacketType.PINGREQ
-    WIRE: ClassVar[bytes] = b"\xc0\x00"
+    """PINGREQ (MQTT 5.0 3.12)."""
+
+
+PingReq.TYPE = PacketType.PINGREQ
+PingReq.WIRE = b"\xc0\x00"
 
 
 @dataclass(slots=True)
 class PingResp(_Empty):
-    TYPE: ClassVar[PacketType] = PacketType.PINGRESP
-    WIRE: ClassVar[bytes] = b"\xd0\x00"
+    """PINGRESP (MQTT 5.0 3.13)."""
+
+
+PingResp.TYPE = PacketType.PINGRESP
+PingResp.WIRE = b"\xd0\x00"
 
 
 @dataclass(slots=True)
@@ -370,7 +397,6 @@ class _ReasonOnly(Packet):
     """DISCONNECT and AUTH: an optional reason code and optional properties (MQTT 5.0 3.14,
     3.15); both shrink to a bare fixed header when they carry a success and nothing else."""
 
-    FIRST_BYTE: ClassVar[int]
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
@@ -394,12 +420,19 @@ class _ReasonOnly(Packet):
 
 @dataclass(slots=True)
 class Disconnect(_ReasonOnly):
-    TYPE: ClassVar[PacketType] = PacketType.DISCONNECT
-    FIRST_BYTE: ClassVar[int] = 0xE0
+    """DISCONNECT (MQTT 5.0 3.14)."""
+
+
+Disconnect.TYPE = PacketType.DISCONNECT
+Disconnect.FIRST_BYTE = 0xE0
 
 
 @dataclass(slots=True)
 class Auth(_ReasonOnly):
-    # Only MQTT 5 has AUTH: the decoder treats type 15 as reserved for earlier versions.
-    TYPE: ClassVar[PacketType] = PacketType.AUTH
-    FIRST_BYTE: ClassVar[int] = 0xF0
+    """AUTH (MQTT 5.0 3.15). Only MQTT 5 has it: the decoder treats type 15 as reserved for
+    earlier versions."""
+
+
+Auth.TYPE = PacketType.AUTH
+Auth.FIRST_BYTE = 0xF0
+

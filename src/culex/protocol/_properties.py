@@ -123,6 +123,11 @@ class Properties:
     subscription_identifier_available: int | None = None
     shared_subscription_available: int | None = None
 
+    def __reduce__(self) -> tuple[type[Properties], tuple[object, ...]]:
+        # Pickled by its constructor (culex bench sends properties to its worker processes):
+        # compiled by mypyc, a frozen dataclass refuses pickle's field by field restore.
+        return Properties, tuple(getattr(self, item.name) for item in fields(self))
+
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name, _, _ in
                           PROPERTY_TABLE.values() if getattr(self, name) not in (None, []))

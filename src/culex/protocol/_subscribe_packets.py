@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ._codec import Buffer, decode_byte, decode_utf8, encode_utf8
 from ._errors import malformed, protocol_error
@@ -21,6 +20,11 @@ class SubscriptionRequest:
     retain_as_published: bool = False
     retain_handling: int = 0
 
+    def __reduce__(self) -> tuple[type[SubscriptionRequest], tuple[object, ...]]:
+        # As Properties.__reduce__: pickled by its constructor.
+        return SubscriptionRequest, (self.topic_filter, self.qos, self.no_local,
+                                     self.retain_as_published, self.retain_handling)
+
     def options_byte(self) -> int:
         return (self.qos | (0x04 if self.no_local else 0)
                 | (0x08 if self.retain_as_published else 0) | (self.retain_handling << 4))
@@ -28,7 +32,6 @@ class SubscriptionRequest:
 
 @dataclass(slots=True)
 class Subscribe(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.SUBSCRIBE
     packet_id: int
     subscriptions: list[SubscriptionRequest]
     properties: Properties = NO_PROPERTIES
@@ -72,9 +75,11 @@ class Subscribe(Packet):
         return cls(packet_id, subs, properties)
 
 
+Subscribe.TYPE = PacketType.SUBSCRIBE
+
+
 @dataclass(slots=True)
 class SubAck(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.SUBACK
     packet_id: int
     reason_codes: list[int]
     properties: Properties = NO_PROPERTIES
@@ -95,9 +100,11 @@ class SubAck(Packet):
         return cls(packet_id, list(data[pos:end]), properties)
 
 
+SubAck.TYPE = PacketType.SUBACK
+
+
 @dataclass(slots=True)
 class Unsubscribe(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.UNSUBSCRIBE
     packet_id: int
     topic_filters: list[str]
     properties: Properties = NO_PROPERTIES
@@ -125,9 +132,11 @@ class Unsubscribe(Packet):
         return cls(packet_id, filters, properties)
 
 
+Unsubscribe.TYPE = PacketType.UNSUBSCRIBE
+
+
 @dataclass(slots=True)
 class UnsubAck(Packet):
-    TYPE: ClassVar[PacketType] = PacketType.UNSUBACK
     packet_id: int
     reason_codes: list[int] = field(default_factory=list)  # MQTT 5 only
     properties: Properties = NO_PROPERTIES
@@ -147,3 +156,7 @@ class UnsubAck(Packet):
             return cls(packet_id)
         properties, pos = decode_properties(data, pos, end, PacketType.UNSUBACK)
         return cls(packet_id, list(data[pos:end]), properties)
+
+
+UnsubAck.TYPE = PacketType.UNSUBACK
+
