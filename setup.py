@@ -37,6 +37,11 @@ COMPILED = [
     "src/culex/broker/_session.py",
     "src/culex/broker/_broker.py",
     "src/culex/broker/_flow.py",
+    "src/culex/broker/_parts.py",
+    "src/culex/broker/_held.py",
+    "src/culex/broker/_enhanced_auth.py",
+    "src/culex/broker/_handlers.py",
+    "src/culex/broker/_connection.py",
 ]
 GROUP = "culex"  # the shared library of the compiled modules: culex__mypyc
 

@@ -39,9 +39,8 @@ from ..protocol import (
     protocol_error,
 )
 from ._connect import identify
-from ._enhanced_auth import EnhancedAuth
 from ._handlers import Handlers
-from ._held import HeldWrites, Holds
+from ._held import HeldWrites
 from ._host import Host, Sink
 from ._message import Message
 from ._reasons import CLOSE_REASONS, explained, reason_name
@@ -72,14 +71,8 @@ _WAITING = 2
 _LOGIN_FAILURES = frozenset({ReasonCode.BAD_USER_NAME_OR_PASSWORD, ReasonCode.NOT_AUTHORIZED})
 
 
-class Connection(Handlers, EnhancedAuth, Holds):
-    __slots__ = ("_clean_exit", "_connect", "_counters", "_deferred", "_exchange", "_held",
-                 "_in_process", "_keepalive_limit", "_last_rx", "_method", "_peers_done",
-                 "_qos2_in", "_read_holds", "_store_done", "aliases", "auth_method",
-                 "auth_reply", "bridge", "cert_cn", "cert_subject", "client", "client_id",
-                 "connect_expiry", "decoder", "host", "keep_alive", "listener", "max_out_alias",
-                 "max_out_packet", "out_aliases", "paused", "peer", "send_window", "session",
-                 "sink", "state", "version")
+class Connection(Handlers):
+    __slots__ = ()  # ConnectionParts' (_parts)
 
     def __init__(self, host: Host, sink: Sink, peer: str,
                  listener: ListenerConfig | None = None, cert_subject: str | None = None,

@@ -4,7 +4,7 @@ connected client re-authenticates. A part of ``Connection``, kept apart from its
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..protocol import (
     Auth,
@@ -15,42 +15,18 @@ from ..protocol import (
     ReasonCode,
     protocol_error,
 )
+from ._held import Holds
 from ._states import AUTHENTICATING, CONNECTED
-
-if TYPE_CHECKING:
-    from ..auth import ClientInfo
-    from ..observability import Counters
-    from ..protocol import Decoder
-    from ._connect import Refusal
-    from ._host import Host
-    from ._states import State
 
 # Packets a client may send during its enhanced authentication, kept for after the CONNACK.
 MAX_DEFERRED = 1000
 
 
+class EnhancedAuth(Holds):
+    """The second part of Connection (see _parts)."""
 
-class EnhancedAuth:
-    if TYPE_CHECKING:  # what the exchange uses of the Connection it is part of
-        host: Host
-        _counters: Counters
-        state: State
-        decoder: Decoder
-        client: ClientInfo | None
-        auth_method: str | None
-        auth_reply: bytes | None
-        _method: Any
-        _exchange: Any
-        _connect: Connect | None
-        _deferred: list[Packet] | None
+    __slots__ = ()
 
-        def send(self, packet: Packet) -> None: ...
-        def close(self, reason: ReasonCode, why: str) -> None: ...
-        def authenticated(self, client: ClientInfo, refusal: Refusal | None) -> None: ...
-        def _refuse_quietly(self, why: str, counted_as: str = ...) -> None: ...
-        def _refuse_connect(self, packet: Connect, reason: int, why: str) -> None: ...
-    else:
-        __slots__ = ()  # the slots are Connection's
     def _process_exchange(self) -> None:
         """During an enhanced authentication at CONNECT, AUTH packets are answered and all
         else waits for the CONNACK (MQTT 5.0 3.1.4: nothing but AUTH is processed before)."""

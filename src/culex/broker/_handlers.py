@@ -5,7 +5,6 @@ from its life cycle and I/O so that each reads on its own."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from ..protocol import (
     MQTT_5,
@@ -30,46 +29,15 @@ from ..protocol import (
     is_valid_topic_name,
     protocol_error,
 )
+from ._enhanced_auth import EnhancedAuth
 from ._states import CONNECTED
 
-if TYPE_CHECKING:
-    from ..auth import ClientInfo
-    from ..observability import Counters
-    from ._host import Host, Sink
-    from ._session import Session
-    from ._states import State
 
+class Handlers(EnhancedAuth):
+    """The third part of Connection (see _parts)."""
 
-class Handlers:
-    if TYPE_CHECKING:  # what the handlers use of the Connection they are part of
-        host: Host
-        sink: Sink
-        state: State
-        version: int
-        bridge: bool
-        client_id: str
-        client: ClientInfo | None
-        session: Session | None
-        aliases: dict[int, str]
-        connect_expiry: int
-        _counters: Counters
-        _qos2_in: set[int] | None
-        _clean_exit: bool
+    __slots__ = ()
 
-        def send(self, packet: Packet) -> None: ...
-        def write(self, data: bytes | memoryview) -> None: ...
-        def send_pubrel(self, packet_id: int) -> None: ...
-        def _finish(self, why: str, counted_as: str) -> None: ...
-        def hold(self, batch: int) -> None: ...
-        def release(self, batch: int) -> None: ...
-        def waiting_for(self) -> int: ...
-        def hold_for_peers(self, ticket: int) -> None: ...
-        def release_for_peers(self, ticket: int) -> None: ...
-        def close(self, reason: ReasonCode, why: str) -> None: ...
-        def hold_reading(self) -> None: ...
-        def release_reading(self) -> None: ...
-    else:
-        __slots__ = ()  # the slots are Connection's
     # -- PUBLISH and its acknowledgements ----------------------------------------------------
 
     def _on_publish(self, packet: Publish) -> None:

@@ -4,13 +4,8 @@ the order they were written (MQTT-4.6.0-2, -3: acknowledgements in order)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ._parts import ConnectionParts
 from ._states import CLOSED
-
-if TYPE_CHECKING:
-    from ._host import Sink
-    from ._states import State
 
 
 class HeldWrites:
@@ -59,17 +54,10 @@ class HeldWrites:
         return not self._items and not self._store_until and not self._peers_until
 
 
-class Holds:
-    """The connection's side of it (a mixin of Connection, whose slots these are)."""
+class Holds(ConnectionParts):
+    """The connection's side of it (the first part of Connection, see _parts)."""
 
-    if TYPE_CHECKING:
-        _held: HeldWrites | None
-        _store_done: int
-        _peers_done: int
-        sink: Sink
-        state: State
-    else:
-        __slots__ = ()
+    __slots__ = ()
 
     def hold(self, batch: int) -> None:
         """From now on, writes wait until the store has committed ``batch`` (a durable store

@@ -247,7 +247,11 @@ def prefixed_topic(topic: str) -> bytes:
     return len(raw).to_bytes(2, "big") + raw
 
 
-@dataclass(slots=True)
+# The packets made once per message have their __init__ written out (init=False): mypyc
+# compiles it, where the one @dataclass writes would run as interpreted code.
+
+
+@dataclass(slots=True, init=False)
 class Publish(Packet):
     topic: str
     payload: Payload = b""
@@ -256,6 +260,17 @@ class Publish(Packet):
     dup: bool = False
     packet_id: int = 0
     properties: Properties = NO_PROPERTIES
+
+    def __init__(self, topic: str, payload: Payload = b"", qos: int = 0, retain: bool = False,
+                 dup: bool = False, packet_id: int = 0,
+                 properties: Properties = NO_PROPERTIES) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.dup = dup
+        self.packet_id = packet_id
+        self.properties = properties
 
     def encode(self, version: int) -> bytes:
         props = self.properties.encode() if version == MQTT_5 else None
@@ -294,13 +309,19 @@ class Publish(Packet):
 Publish.TYPE = PacketType.PUBLISH
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Ack(Packet):
     """PUBACK, PUBREC, PUBREL and PUBCOMP share one layout (MQTT 5.0 3.4-3.7)."""
 
     packet_id: int
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
+
+    def __init__(self, packet_id: int, reason_code: int = 0,
+                 properties: Properties = NO_PROPERTIES) -> None:
+        self.packet_id = packet_id
+        self.reason_code = reason_code
+        self.properties = properties
 
     def encode(self, version: int) -> bytes:
         pid = self.packet_id.to_bytes(2, "big")
@@ -325,7 +346,7 @@ class _Ack(Packet):
         return cls(packet_id, reason, properties)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class PubAck(_Ack):
     """PUBACK: a QoS 1 PUBLISH received (MQTT 5.0 3.4)."""
 
@@ -334,7 +355,7 @@ PubAck.TYPE = PacketType.PUBACK
 PubAck.FIRST_BYTE = 0x40
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class PubRec(_Ack):
     """PUBREC: a QoS 2 PUBLISH received, first step (MQTT 5.0 3.5)."""
 
@@ -343,7 +364,7 @@ PubRec.TYPE = PacketType.PUBREC
 PubRec.FIRST_BYTE = 0x50
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class PubRel(_Ack):
     """PUBREL: the QoS 2 message released, second step (MQTT 5.0 3.6)."""
 
@@ -352,7 +373,7 @@ PubRel.TYPE = PacketType.PUBREL
 PubRel.FIRST_BYTE = 0x62  # MQTT-3.6.1-1: flags 0010
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class PubComp(_Ack):
     """PUBCOMP: the QoS 2 exchange complete, third step (MQTT 5.0 3.7)."""
 
