@@ -177,6 +177,9 @@ def run(args: argparse.Namespace) -> int:
         print(table)  # the last line is the headline ratio; a partial run is not recorded
         return 0
     persistent = persistent_tables(args)
+    # The same scenarios on the same installation with the sources imported instead of the
+    # compiled modules (shorter runs: --quick sizes).
+    pure = compare(args, "", quick=True, env={"CULEX_PURE_PYTHON": "1"})
     commit = _version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     mosquitto = _version(["mosquitto", "-h"])
     mosquitto = re.sub(r"^mosquitto version ", "", mosquitto)
@@ -203,6 +206,16 @@ Written by `python3 benchmarks/run.py` on {now}; do not edit by hand.
 
 ```
 {table}
+```
+
+## Pure Python
+
+The same installation run with `CULEX_PURE_PYTHON=1`, which imports the sources instead of
+the modules mypyc compiled (what a machine without a C compiler installs), with the shorter
+runs of `compare.py --quick` (fewer messages, 1,000 and 2,000 connections):
+
+```
+{pure}
 ```
 
 ## QoS 1 and 2 to a persistent subscriber
