@@ -42,6 +42,13 @@ COMPILED = [
     "src/culex/broker/_enhanced_auth.py",
     "src/culex/broker/_handlers.py",
     "src/culex/broker/_connection.py",
+    "src/culex/broker/_connect.py",
+    "src/culex/broker/_deadlines.py",
+    "src/culex/broker/_lifetime.py",
+    "src/culex/broker/_throttle.py",
+    "src/culex/broker/_subscriptions.py",
+    "src/culex/broker/_retained.py",
+    "src/culex/broker/_reasons.py",
 ]
 GROUP = "culex"  # the shared library of the compiled modules: culex__mypyc
 
