@@ -13,7 +13,6 @@ import importlib.machinery
 import os
 import sys
 from collections.abc import Sequence
-from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
@@ -26,8 +25,10 @@ def pure_python_asked() -> bool:
     return os.environ.get("CULEX_PURE_PYTHON", "") not in ("", "0")
 
 
-class _SourcesFirst(MetaPathFinder):
-    """Finds culex's modules among the sources only, passing over any extension."""
+class _SourcesFirst:
+    """Finds culex's modules among the sources only, passing over any extension. (A meta
+    path finder by its method alone: importlib.abc would import importlib.resources, and
+    with it tempfile, shutil, zipfile and the compression modules, 3 MB of an idle broker.)"""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> ModuleSpec | None:
