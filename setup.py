@@ -49,6 +49,8 @@ COMPILED = [
     "src/culex/broker/_subscriptions.py",
     "src/culex/broker/_retained.py",
     "src/culex/broker/_reasons.py",
+    "src/culex/transport/_tcp.py",
+    "src/culex/transport/_setup.py",
 ]
 GROUP = "culex"  # the shared library of the compiled modules: culex__mypyc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._tcp import MQTTProtocol
 from ._tls_stream import TLSStream
@@ -31,7 +31,9 @@ async def start_listener(host: Host, gate: Gate, listener: ListenerConfig,
     loop = asyncio.get_running_loop()
     factory: Callable[[], asyncio.Protocol]
     if tls is None:
-        factory = lambda: MQTTProtocol(host, gate, listener, loop)  # noqa: E731
+        # An asyncio protocol by its methods, not its class (see _tcp).
+        factory = lambda: cast(asyncio.Protocol,  # noqa: E731
+                               MQTTProtocol(host, gate, listener, loop))
     else:
         factory = lambda: TLSStream(MQTTProtocol(host, gate, listener, loop),  # noqa: E731
                                     tls, host.counters, loop)

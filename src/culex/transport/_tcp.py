@@ -1,4 +1,4 @@
-"""The thin asyncio layer: one ``asyncio.Protocol`` per TCP connection.
+"""The thin asyncio layer: one asyncio protocol per TCP connection.
 
 ``data_received`` feeds the connection inline, so packets are handled in the order they came, with
 no task per packet. Writes are coalesced: everything a connection is given during one loop
@@ -35,7 +35,11 @@ READ_SLICE = 1 << 18
 JOIN_LIMIT = 1 << 18
 
 
-class MQTTProtocol(asyncio.Protocol):
+class MQTTProtocol:
+    """An asyncio protocol by its methods (what uvloop and asyncio call), not by subclassing
+    asyncio.Protocol: so mypyc compiles it (setup.py), as it cannot derive a native class
+    from one that is not."""
+
     __slots__ = ("_conn", "_counters", "_drain", "_flush_handle", "_gate", "_held", "_host",
                  "_listener", "_loop", "_out", "_read_this_turn", "_reading", "_sliced",
                  "_transport")
@@ -100,6 +104,9 @@ class MQTTProtocol(asyncio.Protocol):
             # Replies to what was just read (CONNACK, PUBACK, PINGRESP ...) go out now, in one
             # write, rather than one loop iteration later.
             self._flush()
+
+    def eof_received(self) -> bool | None:
+        return None  # the peer closed its side: the transport closes, connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._gate.release(self)

@@ -23,6 +23,7 @@ from ._setup import peer_name
 
 if TYPE_CHECKING:
     from ..observability import Counters
+    from ._tcp import MQTTProtocol
     from ._tls import TLSListener
 
 log = logging.getLogger("culex")
@@ -43,7 +44,7 @@ def failure_reason(exc: BaseException) -> tuple[str, str]:
 class TLSStream(asyncio.Protocol, asyncio.Transport):
     """One TLS server connection between a TCP transport and an application protocol."""
 
-    def __init__(self, app: asyncio.Protocol, listener: TLSListener, counters: Counters,
+    def __init__(self, app: MQTTProtocol, listener: TLSListener, counters: Counters,
                  loop: asyncio.AbstractEventLoop, timeout: float | None = None) -> None:
         super().__init__()
         self._app = app
