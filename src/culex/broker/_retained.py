@@ -48,7 +48,7 @@ class RetainedStore:
         else:
             self.bytes -= len(node.message.payload)
         self.bytes += len(message.payload)
-        node.message = message
+        node.message = message.kept()
 
     def _delete(self, levels: list[str]) -> None:
         path = [self._root]
