@@ -130,9 +130,10 @@ class MemoryClient:
 
     _peers = itertools.count(1)
 
-    def __init__(self, broker: Broker, version: int = 4, peer: str | None = None) -> None:
+    def __init__(self, broker: Broker, version: int = 4, peer: str | None = None,
+                 sink: MemorySink | None = None) -> None:
         self.version = version
-        self.sink = MemorySink()
+        self.sink = sink or MemorySink()
         # Each client from an address of its own, unless told: failed logins slow an address.
         self.peer = peer or f"memory-{next(self._peers)}"
         self.conn = Connection(broker, self.sink, self.peer)

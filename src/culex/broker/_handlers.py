@@ -175,9 +175,9 @@ class Handlers(EnhancedAuth):
                 for request in packet.subscriptions])
         codes, retained = self.host.subscribe(session, self.version, packet)
         self.send(SubAck(packet.packet_id, codes))
-        # Retained messages after the SUBACK, as Mosquitto does.
-        for message, qos, sub_ids in retained:
-            session.deliver(message, qos, True, sub_ids)  # MQTT-3.3.1-9 (3.1.1: -8)
+        # Retained messages after the SUBACK, as Mosquitto does (MQTT-3.3.1-9, 3.1.1: -8).
+        if retained:
+            session.stream_retained(retained, self.host.clock())
 
     def _on_unsubscribe(self, packet: Unsubscribe) -> None:
         assert self.session is not None

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._flow import Backpressure
     from ._message import Message
     from ._router import Subscription
+    from ._subscriptions import RetainedDelivery
     from ._target import DeliveryTarget
 
 log = logging.getLogger("culex")
@@ -70,10 +71,10 @@ class Limits:
 
 
 class Session:
-    __slots__ = ("_congesting", "_next_id", "awaiting_rel", "client", "client_id", "connection",
-                 "counters", "disconnected_at", "dropped", "expiry_interval", "flow", "inflight",
-                 "keeps_retained", "limits", "overflowing", "queue", "queued_bytes", "store",
-                 "subscriptions", "will", "will_delay", "will_expiry")
+    __slots__ = ("_congesting", "_next_id", "_stream", "awaiting_rel", "client", "client_id",
+                 "connection", "counters", "disconnected_at", "dropped", "expiry_interval",
+                 "flow", "inflight", "keeps_retained", "limits", "overflowing", "queue",
+                 "queued_bytes", "store", "subscriptions", "will", "will_delay", "will_expiry")
 
     def __init__(self, client_id: str, expiry_interval: int, limits: Limits,
                  counters: Counters, flow: Backpressure | None = None) -> None:
@@ -107,6 +108,9 @@ class Session:
         # Where a persistent session records its changes (None: not persistent, or no store).
         self.store: Store | None = None
         self.disconnected_at: float | None = None  # on the broker's clock
+        # Retained messages new subscriptions are still to receive, sent ahead of everything
+        # else as the client reads them (see stream_retained); None: none are.
+        self._stream: deque[RetainedDelivery] | None = None
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -128,6 +132,18 @@ class Session:
     def detach(self, now: float) -> None:
         self.connection = None
         self.disconnected_at = now
+        stream, self._stream = self._stream, None
+        if stream:
+            # Offline, QoS 0 is not kept (as for any message); the rest goes ahead of what
+            # waited behind the stream, in the order it would have been sent.
+            kept = [Outgoing(message, qos, True, sub_ids)
+                    for message, qos, sub_ids in stream if qos]
+            if kept:
+                queue = deque(kept)
+                if self.queue:
+                    queue.extend(self.queue)
+                self.queue = queue
+                self.queued_bytes += sum(len(out.message.payload) for out in kept)
         if self._congesting:
             self._uncongested()  # offline, it queues without making anyone wait
 
@@ -178,6 +194,7 @@ class Session:
             self._uncongested()
         subs = list(self.subscriptions.values())
         self.subscriptions.clear()
+        self._stream = None
         self.queue = None
         self.queued_bytes = 0
         self.inflight.clear()
@@ -225,10 +242,25 @@ class Session:
 
     # -- delivery ---------------------------------------------------------------------------
 
+    def stream_retained(self, retained: list[RetainedDelivery], now: float) -> None:
+        """Send a new subscription's retained messages (MQTT-3.3.1-9) as the client reads
+        them, not all at once: a subscription to "#" may match 100,000. Live messages wait in
+        the queue behind them, so that a retained value never arrives after a newer one. A
+        persistent session takes them at once, into its queue on disk like any message."""
+        if self.store is not None or self.connection is None:
+            for message, qos, sub_ids in retained:
+                self.deliver(message, qos, True, sub_ids)
+            return
+        if self._stream is None:
+            self._stream = deque(retained)
+        else:
+            self._stream.extend(retained)
+        self.pump(now)
+
     def deliver(self, message: Message, qos: int, retain: bool,
                 sub_ids: tuple[int, ...] = ()) -> None:
         conn = self.connection
-        if conn is not None and not conn.paused:
+        if conn is not None and not conn.paused and self._stream is None:
             if qos == 0:
                 if not conn.send_publish(message, 0, retain, False, 0, sub_ids):
                     self.counters.dropped["too_large"] += 1
@@ -300,8 +332,25 @@ class Session:
         raise RuntimeError("no free packet identifier")  # the window is at most 65,535
 
     def pump(self, now: float) -> None:
-        """Send queued messages while the in-flight window has room."""
+        """Send retained messages still to go, then queued messages, while the client reads
+        and the in-flight window has room."""
         conn = self.connection
+        stream = self._stream
+        if stream is not None and conn is not None:
+            while stream and not conn.paused:
+                message, qos, sub_ids = stream[0]
+                if qos and len(self.inflight) >= conn.send_window:
+                    return
+                stream.popleft()
+                if message.expired(now):  # MQTT-3.3.2-5: not delivered
+                    self.counters.dropped["expired"] += 1
+                elif qos:
+                    self._send_new(conn, Outgoing(message, qos, True, sub_ids))
+                elif not conn.send_publish(message, 0, True, False, 0, sub_ids):
+                    self.counters.dropped["too_large"] += 1
+            if stream:
+                return  # the queue waits behind it
+            self._stream = None
         queue = self.queue
         while (queue and conn is not None and not conn.paused
                and len(self.inflight) < conn.send_window):

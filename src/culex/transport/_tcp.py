@@ -41,8 +41,8 @@ class MQTTProtocol:
     from one that is not."""
 
     __slots__ = ("_conn", "_counters", "_drain", "_flush_handle", "_gate", "_held", "_host",
-                 "_listener", "_loop", "_out", "_read_this_turn", "_reading", "_sliced",
-                 "_transport")
+                 "_listener", "_loop", "_out", "_pending", "_read_this_turn", "_reading",
+                 "_sliced", "_transport")
 
     def __init__(self, host: Host, gate: Gate, listener: ListenerConfig | None,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -54,6 +54,7 @@ class MQTTProtocol:
         self._transport: asyncio.Transport | None = None
         self._conn: Connection | None = None
         self._out: list[bytes | memoryview] = []
+        self._pending = 0  # bytes in _out
         self._flush_handle: asyncio.Handle | None = None
         self._reading = False  # inside data_received, which flushes on its way out
         # Reading is paused while the connection holds it, and for the rest of a loop
@@ -116,6 +117,7 @@ class MQTTProtocol:
             self._flush_handle.cancel()
             self._flush_handle = None
         self._out.clear()
+        self._pending = 0
         conn = self._conn
         if conn is not None:
             try:
@@ -144,7 +146,13 @@ class MQTTProtocol:
 
     def write(self, data: bytes | memoryview) -> None:
         self._out.append(data)
-        if self._flush_handle is None and not self._reading:
+        self._pending += len(data)
+        if self._pending >= WRITE_BUFFER_HIGH:
+            # A burst (a new subscription's retained messages): out now rather than at the
+            # end of the turn, so that the transport says when its buffer is full
+            # (pause_writing) and the rest waits in the session, not here.
+            self._flush()
+        elif self._flush_handle is None and not self._reading:
             self._flush_handle = self._loop.call_soon(self._flush)
 
     def flush(self) -> None:
@@ -198,6 +206,7 @@ class MQTTProtocol:
         if (out and self._transport is not None and not self._transport.is_closing()
                 and self._drain is None):
             self._out = []
+            self._pending = 0
             if len(out) == 1:
                 self._counters.bytes_sent += len(out[0])
                 self._transport.write(out[0])
