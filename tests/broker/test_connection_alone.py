@@ -88,7 +88,7 @@ class StubHost:
         return ReasonCode.SUCCESS
 
     def subscribe(self, session: Session, version: int, packet: Subscribe) -> Any:
-        return [request.qos for request in packet.subscriptions], []
+        return [request.qos for request in packet.subscriptions], iter(())
 
     def unsubscribe(self, session: Session, packet: Unsubscribe) -> list[int]:
         return [0x11 for _ in packet.topic_filters]

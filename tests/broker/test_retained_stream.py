@@ -112,3 +112,30 @@ def test_a_client_gone_mid_stream_finds_the_rest_queued() -> None:
     seen = [p.topic for p in first] + [p.topic for p in rest if not p.dup]
     assert sorted(set(seen)) == sorted(f"r/{i}" for i in range(COUNT))
     back.send(*(PubAck(p.packet_id) for p in first + rest))
+
+
+def test_retained_messages_deleted_mid_stream_are_not_sent() -> None:
+    """The walk goes on across turns of the event loop while retained messages change: a
+    deleted one is not sent (nor does the walk break), a replaced one goes out as it is now."""
+    broker, _ = make_broker()
+    loader = load(broker)
+    sub, sink = slow_subscriber(broker, 4, "dashboard")
+    sub.send(Subscribe(1, [SubscriptionRequest("r/+")]))
+    got = publishes(sub.received())
+    pending = sorted({f"r/{i}" for i in range(COUNT)} - {p.topic for p in got})
+    deleted, replaced = pending[:10], pending[10:20]
+    loader.send(*(Publish(topic, b"", retain=True) for topic in deleted))
+    loader.send(*(Publish(topic, b"newer", retain=True) for topic in replaced))
+    for _ in range(COUNT):
+        sink.drain()
+        more = publishes(sub.received())
+        if not more:
+            break
+        got += more
+    # A deleted one: only the deletion itself, live (an empty payload goes to subscribers as
+    # any message, 3.1.1: MQTT-3.3.1-10), queued behind the stream; never its old value.
+    assert [(p.payload, p.retain) for p in got if p.topic in deleted] == [(b"", False)] * 10
+    # A replaced one: its new value, live, and as it is retained now when the stream reaches
+    # it - never the old value.
+    assert all(p.payload == b"newer" for p in got if p.topic in replaced)
+    assert {p.topic for p in got} == {f"r/{i}" for i in range(COUNT)}

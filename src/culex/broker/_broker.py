@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..auth import Action, AuthChain, ClientInfo
@@ -343,7 +343,7 @@ class Broker:
     # -- subscriptions ----------------------------------------------------------------------
 
     def subscribe(self, session: Session, version: int, packet: Subscribe
-                  ) -> tuple[list[int], list[RetainedDelivery]]:
+                  ) -> tuple[list[int], Iterator[RetainedDelivery]]:
         answer = self.subscriptions.subscribe(session, version, packet)
         conn = session.connection
         if self.peers is not None and isinstance(conn, Connection):

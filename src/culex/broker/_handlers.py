@@ -176,8 +176,7 @@ class Handlers(EnhancedAuth):
         codes, retained = self.host.subscribe(session, self.version, packet)
         self.send(SubAck(packet.packet_id, codes))
         # Retained messages after the SUBACK, as Mosquitto does (MQTT-3.3.1-9, 3.1.1: -8).
-        if retained:
-            session.stream_retained(retained, self.host.clock())
+        session.stream_retained(retained, self.host.clock())
 
     def _on_unsubscribe(self, packet: Unsubscribe) -> None:
         assert self.session is not None

@@ -4,7 +4,7 @@ connection can be built and driven in a test with neither a socket nor a ``Broke
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from ..persistence import Holder
@@ -98,6 +98,6 @@ class Host(Protocol):
         ...
 
     def subscribe(self, session: Session, version: int, packet: Subscribe
-                  ) -> tuple[list[int], list[RetainedDelivery]]: ...
+                  ) -> tuple[list[int], Iterator[RetainedDelivery]]: ...
 
     def unsubscribe(self, session: Session, packet: Unsubscribe) -> list[int]: ...

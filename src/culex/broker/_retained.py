@@ -93,7 +93,9 @@ class RetainedStore:
                 yield node.message
             yield from self._subtree(node, skip_dollar=index == 0)
         elif level == "+":
-            for name, child in node.children.items():
+            # A copy: the walk goes on across the event loop's turns (see
+            # Session.stream_retained), while retained messages come and go.
+            for name, child in list(node.children.items()):
                 if index == 0 and name.startswith("$"):
                     continue
                 yield from self._walk(child, levels, index + 1)

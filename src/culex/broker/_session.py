@@ -8,8 +8,10 @@ the rest wait in the queue, in order.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -71,10 +73,11 @@ class Limits:
 
 
 class Session:
-    __slots__ = ("_congesting", "_next_id", "_stream", "awaiting_rel", "client", "client_id",
-                 "connection", "counters", "disconnected_at", "dropped", "expiry_interval",
-                 "flow", "inflight", "keeps_retained", "limits", "overflowing", "queue",
-                 "queued_bytes", "store", "subscriptions", "will", "will_delay", "will_expiry")
+    __slots__ = ("_congesting", "_next_id", "_peeked", "_stream", "awaiting_rel", "client",
+                 "client_id", "connection", "counters", "disconnected_at", "dropped",
+                 "expiry_interval", "flow", "inflight", "keeps_retained", "limits",
+                 "overflowing", "queue", "queued_bytes", "store", "subscriptions", "will",
+                 "will_delay", "will_expiry")
 
     def __init__(self, client_id: str, expiry_interval: int, limits: Limits,
                  counters: Counters, flow: Backpressure | None = None) -> None:
@@ -110,7 +113,8 @@ class Session:
         self.disconnected_at: float | None = None  # on the broker's clock
         # Retained messages new subscriptions are still to receive, sent ahead of everything
         # else as the client reads them (see stream_retained); None: none are.
-        self._stream: deque[RetainedDelivery] | None = None
+        self._stream: Iterator[RetainedDelivery] | None = None
+        self._peeked: RetainedDelivery | None = None  # taken from it, waiting for a window
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -133,11 +137,13 @@ class Session:
         self.connection = None
         self.disconnected_at = now
         stream, self._stream = self._stream, None
-        if stream:
+        if stream is not None:
             # Offline, QoS 0 is not kept (as for any message); the rest goes ahead of what
             # waited behind the stream, in the order it would have been sent.
+            first = [self._peeked] if self._peeked is not None else []
+            self._peeked = None
             kept = [Outgoing(message, qos, True, sub_ids)
-                    for message, qos, sub_ids in stream if qos]
+                    for message, qos, sub_ids in itertools.chain(first, stream) if qos]
             if kept:
                 queue = deque(kept)
                 if self.queue:
@@ -194,7 +200,7 @@ class Session:
             self._uncongested()
         subs = list(self.subscriptions.values())
         self.subscriptions.clear()
-        self._stream = None
+        self._stream = self._peeked = None
         self.queue = None
         self.queued_bytes = 0
         self.inflight.clear()
@@ -242,7 +248,7 @@ class Session:
 
     # -- delivery ---------------------------------------------------------------------------
 
-    def stream_retained(self, retained: list[RetainedDelivery], now: float) -> None:
+    def stream_retained(self, retained: Iterator[RetainedDelivery], now: float) -> None:
         """Send a new subscription's retained messages (MQTT-3.3.1-9) as the client reads
         them, not all at once: a subscription to "#" may match 100,000. Live messages wait in
         the queue behind them, so that a retained value never arrives after a newer one. A
@@ -251,10 +257,8 @@ class Session:
             for message, qos, sub_ids in retained:
                 self.deliver(message, qos, True, sub_ids)
             return
-        if self._stream is None:
-            self._stream = deque(retained)
-        else:
-            self._stream.extend(retained)
+        self._stream = (retained if self._stream is None
+                        else itertools.chain(self._stream, retained))
         self.pump(now)
 
     def deliver(self, message: Message, qos: int, retain: bool,
@@ -337,20 +341,26 @@ class Session:
         conn = self.connection
         stream = self._stream
         if stream is not None and conn is not None:
-            while stream and not conn.paused:
-                message, qos, sub_ids = stream[0]
+            while not conn.paused:
+                item = self._peeked
+                if item is None:
+                    item = next(stream, None)
+                    if item is None:
+                        self._stream = None
+                        break
+                message, qos, sub_ids = item
                 if qos and len(self.inflight) >= conn.send_window:
+                    self._peeked = item
                     return
-                stream.popleft()
+                self._peeked = None
                 if message.expired(now):  # MQTT-3.3.2-5: not delivered
                     self.counters.dropped["expired"] += 1
                 elif qos:
                     self._send_new(conn, Outgoing(message, qos, True, sub_ids))
                 elif not conn.send_publish(message, 0, True, False, 0, sub_ids):
                     self.counters.dropped["too_large"] += 1
-            if stream:
+            if self._stream is not None:
                 return  # the queue waits behind it
-            self._stream = None
         queue = self.queue
         while (queue and conn is not None and not conn.paused
                and len(self.inflight) < conn.send_window):

@@ -3,7 +3,7 @@ messages a new subscription is sent (MQTT 5.0 3.8, 3.10; 3.1.1 3.8, 3.10)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ..auth import Action
@@ -45,16 +45,17 @@ class Subscriptions:
         self._clock = clock
 
     def subscribe(self, session: Session, version: int, packet: Subscribe
-                  ) -> tuple[list[int], list[RetainedDelivery]]:
-        """Add the subscriptions; the SUBACK codes and the retained messages to send."""
+                  ) -> tuple[list[int], Iterator[RetainedDelivery]]:
+        """Add the subscriptions; the SUBACK codes and the retained messages to send, found
+        as they are taken (a subscription to "#" may match 100,000: see
+        Session.stream_retained)."""
         ids = packet.properties.subscription_identifiers
         identifier = ids[0] if ids else None
         if identifier is not None and not self._config.subscription_identifiers_available:
             raise MQTTError(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
                             "subscription identifiers are not available")  # MQTT 5.0 3.2.2.3.12
-        now = self._clock()
         codes: list[int] = []
-        retained: list[RetainedDelivery] = []
+        wanted: list[tuple[str, int, tuple[int, ...]]] = []  # (filter, QoS, identifiers)
         for request in packet.subscriptions:
             refusal, group, match_filter = self._check(session, version, request)
             if refusal is not None:
@@ -72,13 +73,23 @@ class Subscriptions:
             # subscriptions get no retained messages (MQTT 5.0 4.8.2).
             handling = request.retain_handling
             if group is None and (handling == 0 or (handling == 1 and not existed)):
-                sub_ids = (identifier,) if identifier else ()
-                for message in self.retained_matching(match_filter, now):
-                    if self._auth.authorizers and not self._fanout.may_receive(session,
-                                                                               message.topic):
-                        continue
-                    retained.append((message, min(message.qos, qos), sub_ids))
-        return codes, retained
+                wanted.append((match_filter, qos, (identifier,) if identifier else ()))
+        return codes, self._retained_for(session, wanted)
+
+    def _retained_for(self, session: Session, wanted: list[tuple[str, int, tuple[int, ...]]]
+                      ) -> Iterator[RetainedDelivery]:
+        for match_filter, qos, sub_ids in wanted:
+            for message in self._retained.match(match_filter):
+                if message.expired(self._clock()):
+                    self._expire(message)  # MQTT-3.3.2-5: deleted, not sent
+                elif not (self._auth.authorizers
+                          and not self._fanout.may_receive(session, message.topic)):
+                    yield message, min(message.qos, qos), sub_ids
+
+    def _expire(self, message: Message) -> None:
+        if self._retained.get(message.topic) is message:
+            self._retained.set(Message(message.topic, b""))
+            self._store.retained_changed(message.topic, None)
 
     def _check(self, session: Session, version: int, request: SubscriptionRequest
                ) -> tuple[int | None, str | None, str]:
@@ -110,22 +121,6 @@ class Subscriptions:
                 and not self._auth.authorize(client, Action.SUBSCRIBE, match_filter)):
             return (ReasonCode.NOT_AUTHORIZED if v5 else 0x80), group, match_filter
         return None, group, match_filter
-
-    def retained_matching(self, topic_filter: str, now: float) -> list[Message]:
-        """The retained messages a new subscription to ``topic_filter`` is sent; expired ones
-        are deleted on the way (MQTT-3.3.2-5)."""
-        found = []
-        expired = []
-        for message in self._retained.match(topic_filter):
-            if message.expired(now):
-                expired.append(message)
-            else:
-                found.append(message)
-        for message in expired:
-            if self._retained.get(message.topic) is message:
-                self._retained.set(Message(message.topic, b""))
-                self._store.retained_changed(message.topic, None)
-        return found
 
     def unsubscribe(self, session: Session, packet: Unsubscribe) -> list[int]:
         codes: list[int] = []
