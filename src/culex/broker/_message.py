@@ -132,21 +132,19 @@ class Message:
         """The whole QoS 0 PUBLISH, without per-delivery properties: one bytes object for
         every subscriber of a protocol family (the caller keeps it to small payloads, which
         are worth copying once to be written in one buffer)."""
-        if not self._caching:
-            props = self._v5_properties((), 0.0) if version5 else None
-            return encode_publish_header(self.topic_bytes(), 0, retain, False, 0, props,
-                                         len(self.payload)) + self.payload
         key = 2 * version5 + retain + 4
         headers = self._headers
-        if headers is None:
-            headers = self._headers = {}
-        else:
+        if headers is not None:
             packet = headers.get(key)
             if packet is not None:
                 return packet
         props = self._v5_properties((), 0.0) if version5 else None
-        packet = headers[key] = encode_publish_header(
-            self.topic_bytes(), 0, retain, False, 0, props, len(self.payload)) + self.payload
+        packet = encode_publish_header(self.topic_bytes(), 0, retain, False, 0, props,
+                                       len(self.payload)) + self.payload
+        if self._caching:
+            if headers is None:
+                headers = self._headers = {}
+            headers[key] = packet
         return packet
 
     def aliased_header(self, alias: int, known: bool, qos: int, retain: bool, dup: bool,

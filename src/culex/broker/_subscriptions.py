@@ -79,8 +79,10 @@ class Subscriptions:
     def _retained_for(self, session: Session, wanted: list[tuple[str, int, tuple[int, ...]]]
                       ) -> Iterator[RetainedDelivery]:
         for match_filter, qos, sub_ids in wanted:
+            # Once per filter: the session checks expiry again as it sends each one.
+            now = self._clock()
             for message in self._retained.match(match_filter):
-                if message.expired(self._clock()):
+                if message.expired(now):
                     self._expire(message)  # MQTT-3.3.2-5: deleted, not sent
                 elif not (self._auth.authorizers
                           and not self._fanout.may_receive(session, message.topic)):
