@@ -30,20 +30,20 @@ from culex.protocol import (
 )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _rss_kb(pid: int) -> int:
+def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
 
 
-def _connect(port: int, client_id: str) -> socket.socket:
+def connect(port: int, client_id: str) -> socket.socket:
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -59,7 +59,7 @@ def _connect(port: int, client_id: str) -> socket.socket:
 
 
 def measure(port: int, pid: int, count: int) -> str:
-    loader = _connect(port, "loader")
+    loader = connect(port, "loader")
     loader.sendall(b"".join(Publish(f"maison/piece{i % 100}/capteur{i}", b"x" * 32,
                                     retain=True).encode(4) for i in range(count)))
     # A QoS 1 message after them: acknowledged once the broker has taken them all.
@@ -67,9 +67,9 @@ def measure(port: int, pid: int, count: int) -> str:
     decoder = Decoder(version=4)
     while not isinstance(decoder.next_packet(), PubAck):
         decoder.feed(loader.recv(64))
-    before = _rss_kb(pid)
+    before = rss_kb(pid)
     start = time.perf_counter()
-    sub = _connect(port, "dashboard")
+    sub = connect(port, "dashboard")
     sub.sendall(Subscribe(1, [SubscriptionRequest("maison/#")]).encode(4))
     decoder = Decoder(version=4)
     got, first, peak = 0, 0.0, before
@@ -80,9 +80,9 @@ def measure(port: int, pid: int, count: int) -> str:
                 got += 1
                 if got == 1:
                     first = time.perf_counter() - start
-                    peak = _rss_kb(pid)
+                    peak = rss_kb(pid)
     last = time.perf_counter() - start
-    peak = max(peak, _rss_kb(pid))
+    peak = max(peak, rss_kb(pid))
     sub.close()
     loader.close()
     return (f"first {first * 1000:6.0f} ms   all {last * 1000:6.0f} ms   "
@@ -109,12 +109,12 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="retained-") as tmp:
         conf = Path(tmp) / "mosquitto.conf"
-        port = _free_port()
+        port = free_port()
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
                         "persistence false\nlog_dest none\n")
         print(f"{args.count:,} retained messages, a new subscriber to maison/#:")
         print("mosquitto  ", run([mosquitto, "-c", str(conf)], port, args.count))
-        port = _free_port()
+        port = free_port()
         print("culex      ", run([sys.executable, "-m", "culex", "serve", "--listen",
                                   f"127.0.0.1:{port}", "--no-persistence"], port, args.count))
     return 0

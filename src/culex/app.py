@@ -95,8 +95,9 @@ class Server:
         self.config_path: str | None = None  # read again on SIGHUP, for the bridges
         self._reload_tasks: set[asyncio.Future[None]] = set()
         self._servers: list[Any] = []  # asyncio and websockets servers
-        # MQTTProtocol and WebSocketSink -> the name of their listener
-        self._protocols: dict[Any, str] = {}
+        # MQTTProtocol and WebSocketSink -> their listener (the configuration's own object,
+        # shared: a name made per connection cost 64 bytes each)
+        self._protocols: dict[Any, ListenerConfig | None] = {}
         self._http: list[set[Any]] = []  # each HTTP listener's open connections
         self._web: Any = None  # the HTTP application, made for the first HTTP listener
         self._dashboard_app: Any = None
@@ -109,7 +110,7 @@ class Server:
         limit = self.config.max_connections
         if 0 <= limit <= len(self._protocols):
             return False
-        self._protocols[sink] = listener.name if listener is not None else ""
+        self._protocols[sink] = listener
         return True
 
     def release(self, sink: Any) -> None:
@@ -235,8 +236,7 @@ class Server:
         return [(link.config.name, link.connected) for link in links]
 
     def _connections_counter(self, listener: ListenerConfig) -> Any:
-        name = listener.name
-        return lambda: sum(1 for owner in self._protocols.values() if owner == name)
+        return lambda: sum(1 for owner in self._protocols.values() if owner is listener)
 
     def _warn_about(self, listener: ListenerConfig) -> None:
         anonymous = self.config.anonymous_allowed(listener)

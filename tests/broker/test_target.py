@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from culex.broker import DeliveryTarget, Limits, Message, Session
 from culex.observability import Counters
 from culex.protocol import ReasonCode
@@ -125,3 +128,27 @@ def test_a_message_too_large_for_the_target_is_dropped_and_counted() -> None:
     session.deliver(Message("t", b"ok", 0), 0, False)
     assert target.sent == [Sent("publish", 0, b"ok", 0)] and not session.inflight
     assert counters.dropped["too_large"] == 1
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 8), st.lists(st.integers(0, 7), max_size=8)),
+                min_size=1, max_size=40),
+       st.one_of(st.integers(0, 10), st.just(65530)))
+def test_packet_ids_in_flight_are_distinct_non_zero_and_wrap(
+        rounds: list[tuple[int, list[int]]], start: int) -> None:
+    """MQTT-2.2.1-4 (ids of unacknowledged PUBLISHes distinct, never 0), across 65,535."""
+    target = PlainTarget(send_window=8)
+    session, _ = attached(target, max_queued_messages=0)
+    # The allocator picks the id after the last one given: begin anywhere, wrap included.
+    for _ in range(start):
+        session.deliver(Message("t", b"", 1), 1, False)
+        assert session.on_puback(target.sent[-1].packet_id, 0.0)
+    for count, acks in rounds:
+        for _ in range(count):
+            session.deliver(Message("t", b"", 1), 1, False)
+        in_flight = list(session.inflight)
+        assert 0 not in in_flight and len(in_flight) == len(set(in_flight)) <= 8
+        assert all(0 < s.packet_id <= 65535 for s in target.sent)
+        for index in sorted(set(acks)):
+            if index < len(in_flight):
+                assert session.on_puback(in_flight[index], 0.0)

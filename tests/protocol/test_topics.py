@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from culex.broker import Message, RetainedStore, Router, Session, Subscription
+from culex.broker._limits import Limits
 from culex.broker._router import MATCH_CACHE_SIZE
-from culex.broker._session import Limits
 from culex.observability import Counters
 from culex.protocol import is_valid_topic_filter, is_valid_topic_name, parse_shared, topic_matches
 

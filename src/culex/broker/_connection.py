@@ -99,7 +99,8 @@ class Connection(Handlers):
         # the first topics it is sent get one each, for the life of the connection.
         self.max_out_alias = 0
         self.out_aliases: dict[str, int] | None = None
-        self.aliases: dict[int, str] = {}  # inbound topic aliases (MQTT-3.3.2-7: per connection)
+        # Inbound topic aliases (MQTT-3.3.2-7: per connection), made on first use.
+        self.aliases: dict[int, str] | None = None
         self.paused = False  # the transport's buffer is full: queue instead of writing
         self._read_holds = 0  # why reading from the client is paused (_OUTPUT_FULL, _WAITING)
         # Writes waiting for a store commit (see hold) or, in a cluster, for the other nodes

@@ -27,14 +27,25 @@ class Due(Protocol):
     def deadline_passed(self, now: float) -> None: ...
 
 
+class _Slot:
+    """The deadlines that end in one tick; an item's entry points at its slot, not at its
+    key: an int of that size would be one more object (32 bytes) per connection."""
+
+    __slots__ = ("items", "key")
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+        self.items: dict[Due, None] = {}
+
+
 class Deadlines:
-    __slots__ = ("_clock", "_key_of", "_keys", "_scheduler", "_slots", "_timer", "_timer_key")
+    __slots__ = ("_clock", "_keys", "_scheduler", "_slot_of", "_slots", "_timer", "_timer_key")
 
     def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
         self._clock = scheduler.time
-        self._slots: dict[int, dict[Due, None]] = {}
-        self._key_of: dict[Due, int] = {}  # the slot each armed item is in
+        self._slots: dict[int, _Slot] = {}
+        self._slot_of: dict[Due, _Slot] = {}  # the slot each armed item is in
         self._keys: list[int] = []  # a heap of slot keys; a key whose slot is gone is skipped
         self._timer: Any = None
         self._timer_key = 0
@@ -42,41 +53,40 @@ class Deadlines:
     def arm(self, item: Due, at: float) -> None:
         """``item.deadline_passed`` is called once, at ``at`` or up to one tick later."""
         key = math.ceil(at / TICK)
-        old = self._key_of.get(item, 0)
-        if old == key:
-            return
-        if old:
+        old = self._slot_of.get(item)
+        if old is not None:
+            if old.key == key:
+                return
             self._remove(item, old)
         slot = self._slots.get(key)
         if slot is None:
-            slot = self._slots[key] = {}
+            slot = self._slots[key] = _Slot(key)
             heappush(self._keys, key)
-        slot[item] = None
-        self._key_of[item] = key
+        slot.items[item] = None
+        self._slot_of[item] = slot
         if not self._timer_key or key < self._timer_key:
             self._schedule(key)
 
     def arm_by(self, item: Due, at: float) -> None:
         """Like ``arm``, unless ``item`` is already armed for sooner: that deadline is kept
         (its ``deadline_passed`` must then re-arm for what is still to come)."""
-        key = self._key_of.get(item, 0)
-        if not key or key * TICK > at:
+        slot = self._slot_of.get(item)
+        if slot is None or slot.key * TICK > at:
             self.arm(item, at)
 
     def disarm(self, item: Due) -> None:
-        key = self._key_of.pop(item, 0)
-        if key:
-            self._remove(item, key)
+        slot = self._slot_of.pop(item, None)
+        if slot is not None:
+            self._remove(item, slot)
 
     def armed(self, item: Due) -> bool:
-        return item in self._key_of
+        return item in self._slot_of
 
-    def _remove(self, item: Due, key: int) -> None:
-        slot = self._slots.get(key)
-        if slot is not None:
-            slot.pop(item, None)
-            if not slot:
-                del self._slots[key]
+    def _remove(self, item: Due, slot: _Slot) -> None:
+        items = slot.items
+        items.pop(item, None)
+        if not items and self._slots.get(slot.key) is slot:
+            del self._slots[slot.key]
 
     def _schedule(self, key: int) -> None:
         if self._timer is not None:
@@ -95,10 +105,10 @@ class Deadlines:
             slot = slots.pop(key, None)
             if slot is None:
                 continue
-            for item in list(slot):
+            for item in list(slot.items):
                 # What an earlier item did may have moved or dropped this one.
-                if self._key_of.get(item) == key:
-                    del self._key_of[item]
+                if self._slot_of.get(item) is slot:
+                    del self._slot_of[item]
                     item.deadline_passed(now)
         while keys and keys[0] not in slots:
             heappop(keys)

@@ -117,10 +117,13 @@ class Handlers(EnhancedAuth):
             if not 0 < alias <= self.host.config.max_topic_alias:
                 raise MQTTError(ReasonCode.TOPIC_ALIAS_INVALID,
                                 f"topic alias {alias}")  # MQTT-3.2.2-17
+            aliases = self.aliases
             if topic:
-                self.aliases[alias] = topic
+                if aliases is None:
+                    aliases = self.aliases = {}
+                aliases[alias] = topic
             else:
-                topic = self.aliases.get(alias, "")
+                topic = aliases.get(alias, "") if aliases is not None else ""
                 if not topic:
                     raise protocol_error(f"unknown topic alias {alias}")
         return topic

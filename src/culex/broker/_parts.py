@@ -40,7 +40,7 @@ class ConnectionParts:
     client_id: str
     client: ClientInfo | None
     session: Session | None
-    aliases: dict[int, str]
+    aliases: dict[int, str] | None
     connect_expiry: int
     decoder: Decoder
     auth_method: str | None

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..observability import Counters
     from ..persistence import Snapshot, Store, StoredMessage
     from ._flow import Backpressure
-    from ._session import Limits
+    from ._limits import Limits
 
 log = logging.getLogger("culex")
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from ..auth import ClientInfo
     from ..observability import Counters
     from ..persistence import Store, StoredDelivery
     from ._flow import Backpressure
+    from ._limits import Limits
     from ._message import Message
     from ._router import Subscription
     from ._subscriptions import RetainedDelivery
@@ -30,6 +32,11 @@ NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5.0 3.1.2.11.2
 
 AWAITING_ACK = 0  # PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2)
 AWAITING_COMP = 1  # PUBREL sent, waiting for PUBCOMP
+
+# What a session without subscriptions or messages in flight shows (most never have either:
+# a sensor publishes, never subscribes; a QoS 0 subscriber has nothing in flight).
+_NO_SUBSCRIPTIONS: Final[Mapping[str, Subscription]] = MappingProxyType({})
+_NONE_IN_FLIGHT: Final[Mapping[int, Outgoing]] = MappingProxyType({})
 
 
 class Outgoing:
@@ -47,37 +54,12 @@ class Outgoing:
         self.state = state
 
 
-# With no queue limit, how many messages waiting for a connected client make its publishers
-# wait for it (see _flow).
-PRESSURE_UNLIMITED = 256
-
-
-class Limits:
-    """The queueing limits a session obeys (Mosquitto's option names; 0 means no limit)."""
-
-    __slots__ = ("max_inflight_messages", "max_queued_bytes", "max_queued_messages",
-                 "pressure_bytes", "pressure_messages", "queue_qos0_messages")
-
-    def __init__(self, max_inflight_messages: int = 20, max_queued_messages: int = 1000,
-                 max_queued_bytes: int = 0, queue_qos0_messages: bool = False) -> None:
-        self.max_inflight_messages = max_inflight_messages
-        self.max_queued_messages = max_queued_messages
-        self.max_queued_bytes = max_queued_bytes
-        self.queue_qos0_messages = queue_qos0_messages
-        # A quarter of the queue waiting for a connected client slows its publishers down:
-        # short waits (a window full for a moment) do not, a queue on its way to overflowing
-        # does, well before it drops anything.
-        self.pressure_messages = (max(1, max_queued_messages // 4) if max_queued_messages
-                                  else PRESSURE_UNLIMITED)
-        self.pressure_bytes = max_queued_bytes // 4 if max_queued_bytes else 0
-
-
 class Session:
-    __slots__ = ("_congesting", "_next_id", "_peeked", "_stream", "awaiting_rel", "client",
-                 "client_id", "connection", "counters", "disconnected_at", "dropped",
-                 "expiry_interval", "flow", "inflight", "keeps_retained", "limits",
-                 "overflowing", "queue", "queued_bytes", "store", "subscriptions", "will",
-                 "will_delay", "will_expiry")
+    __slots__ = ("_congesting", "_inflight", "_next_id", "_peeked", "_stream",
+                 "_subscriptions", "awaiting_rel", "client", "client_id", "connection",
+                 "counters", "disconnected_at", "dropped", "expiry_interval", "flow",
+                 "keeps_retained", "limits", "overflowing", "queue", "queued_bytes", "store",
+                 "will", "will_delay", "will_expiry")
 
     def __init__(self, client_id: str, expiry_interval: int, limits: Limits,
                  counters: Counters, flow: Backpressure | None = None) -> None:
@@ -89,10 +71,12 @@ class Session:
         self.flow = flow
         self._congesting = False
         self.connection: DeliveryTarget | None = None  # where messages go while attached
-        self.subscriptions: dict[str, Subscription] = {}  # full filter, $share/... included
-        self.inflight: dict[int, Outgoing] = {}  # in the order the PUBLISHes were sent
-        # The queue and the QoS 2 ids are made on first use: most sessions never need them,
-        # and an empty deque alone costs 760 bytes per client.
+        # Full filter ($share/... included) -> subscription, and packet id -> message in
+        # flight (in the order the PUBLISHes were sent). These, the queue and the QoS 2 ids
+        # are made on first use: many sessions never need them, and an empty dict costs 64
+        # bytes per client, an empty deque 760.
+        self._subscriptions: dict[str, Subscription] | None = None
+        self._inflight: dict[int, Outgoing] | None = None
         self.queue: deque[Outgoing] | None = None
         self.queued_bytes = 0
         # A bridge link's session keeps retained QoS 0 messages while it is away: they carry
@@ -115,6 +99,22 @@ class Session:
         # else as the client reads them (see stream_retained); None: none are.
         self._stream: Iterator[RetainedDelivery] | None = None
         self._peeked: RetainedDelivery | None = None  # taken from it, waiting for a window
+
+    @property
+    def subscriptions(self) -> Mapping[str, Subscription]:
+        """Its subscriptions by full filter (read only: changed by subscribe/unsubscribe)."""
+        subs = self._subscriptions
+        return subs if subs is not None else _NO_SUBSCRIPTIONS
+
+    @property
+    def inflight(self) -> Mapping[int, Outgoing]:
+        """Messages in flight by packet id, in the order sent (read only)."""
+        inflight = self._inflight
+        return inflight if inflight is not None else _NONE_IN_FLIGHT
+
+    def _in_flight_count(self) -> int:
+        inflight = self._inflight
+        return len(inflight) if inflight is not None else 0
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -198,12 +198,12 @@ class Session:
             self.store = None
         if self._congesting:
             self._uncongested()
-        subs = list(self.subscriptions.values())
-        self.subscriptions.clear()
+        subs = list(self._subscriptions.values()) if self._subscriptions is not None else []
+        self._subscriptions = None
         self._stream = self._peeked = None
         self.queue = None
         self.queued_bytes = 0
-        self.inflight.clear()
+        self._inflight = None
         return subs
 
     def let_go(self) -> list[Subscription]:
@@ -217,12 +217,15 @@ class Session:
     # -- subscriptions ----------------------------------------------------------------------
 
     def subscribe(self, sub: Subscription, written: bool = False) -> None:
-        self.subscriptions[sub.topic_filter] = sub
+        if self._subscriptions is None:
+            self._subscriptions = {}
+        self._subscriptions[sub.topic_filter] = sub
         if self.store is not None and not written:
             self.store.subscription_saved(self, sub)
 
     def unsubscribe(self, topic_filter: str) -> Subscription | None:
-        sub = self.subscriptions.pop(topic_filter, None)
+        subs = self._subscriptions
+        sub = subs.pop(topic_filter, None) if subs is not None else None
         if sub is not None and self.store is not None:
             self.store.subscription_removed(self, topic_filter)
         return sub
@@ -234,7 +237,7 @@ class Session:
         if self.store is not None:
             self.store.restored(out, stored)
         if out.packet_id:
-            self.inflight[out.packet_id] = out
+            self._track(out)
         else:
             if self.queue is None:
                 self.queue = deque()
@@ -269,7 +272,7 @@ class Session:
                 if not conn.send_publish(message, 0, retain, False, 0, sub_ids):
                     self.counters.dropped["too_large"] += 1
                 return
-            if not self.queue and len(self.inflight) < conn.send_window:
+            if not self.queue and self._in_flight_count() < conn.send_window:
                 self._send_new(conn, Outgoing(message, qos, retain, sub_ids))
                 return
         elif (conn is None and qos == 0 and not self.limits.queue_qos0_messages
@@ -317,22 +320,42 @@ class Session:
             store.outgoing_saved(self, out)
         if conn.send_publish(out.message, out.qos, out.retain, False, out.packet_id,
                              out.sub_ids):
-            self.inflight[out.packet_id] = out
+            self._track(out)
             return
         # Too large for this client: dropped as if delivered (MQTT-3.1.2-25).
         self.counters.dropped["too_large"] += 1
         if store is not None:
             store.outgoing_removed(self, out)
 
+    def _in_flight(self, packet_id: int) -> Outgoing | None:
+        inflight = self._inflight
+        return inflight.get(packet_id) if inflight is not None else None
+
+    def _track(self, out: Outgoing) -> None:
+        inflight = self._inflight
+        if inflight is None:
+            inflight = self._inflight = {}
+        inflight[out.packet_id] = out
+
+    def _untrack(self, packet_id: int) -> None:
+        inflight = self._inflight
+        if inflight is not None:
+            del inflight[packet_id]
+            if not inflight:
+                self._inflight = None  # a dict keeps the size it grew to
+
     def _allocate_id(self) -> int:
         # MQTT-2.2.1-4: non-zero and not in use by another unacknowledged PUBLISH.
-        pid = self._next_id
-        inflight = self.inflight
+        pid = self._next_id % 65535 + 1
+        inflight = self._inflight
+        if inflight is None:
+            self._next_id = pid
+            return pid
         for _ in range(65535):
-            pid = pid % 65535 + 1
             if pid not in inflight:
                 self._next_id = pid
                 return pid
+            pid = pid % 65535 + 1
         raise RuntimeError("no free packet identifier")  # the window is at most 65,535
 
     def pump(self, now: float) -> None:
@@ -349,7 +372,7 @@ class Session:
                         self._stream = None
                         break
                 message, qos, sub_ids = item
-                if qos and len(self.inflight) >= conn.send_window:
+                if qos and self._in_flight_count() >= conn.send_window:
                     self._peeked = item
                     return
                 self._peeked = None
@@ -363,7 +386,7 @@ class Session:
                 return  # the queue waits behind it
         queue = self.queue
         while (queue and conn is not None and not conn.paused
-               and len(self.inflight) < conn.send_window):
+               and self._in_flight_count() < conn.send_window):
             out = queue.popleft()
             self.queued_bytes -= len(out.message.payload)
             expired = out.message.expired(now)  # MQTT-3.3.2-5: not delivered
@@ -397,7 +420,7 @@ class Session:
             if out.state == AWAITING_ACK:
                 if not conn.send_publish(out.message, out.qos, out.retain, True, pid,
                                          out.sub_ids):
-                    del self.inflight[pid]
+                    self._untrack(pid)
                     self.counters.dropped["too_large"] += 1
                     if self.store is not None:
                         self.store.outgoing_removed(self, out)
@@ -430,26 +453,26 @@ class Session:
     # -- acknowledgements of outgoing messages ----------------------------------------------
 
     def on_puback(self, packet_id: int, now: float) -> bool:
-        out = self.inflight.get(packet_id)
+        out = self._in_flight(packet_id)
         if out is None or out.qos != 1:
             return False
         self._done(packet_id, out, now)
         return True
 
     def _done(self, packet_id: int, out: Outgoing, now: float) -> None:
-        del self.inflight[packet_id]
+        self._untrack(packet_id)
         if self.store is not None:
             self.store.outgoing_removed(self, out)
         self.pump(now)
 
     def in_flight_qos(self, packet_id: int) -> int:
         """The QoS of the message in flight under ``packet_id`` (0: none is)."""
-        out = self.inflight.get(packet_id)
+        out = self._in_flight(packet_id)
         return 0 if out is None else out.qos
 
     def on_pubrec(self, packet_id: int, failed: bool, now: float) -> bool:
         """Whether a PUBREL is to be sent for ``packet_id``."""
-        out = self.inflight.get(packet_id)
+        out = self._in_flight(packet_id)
         if out is None or out.qos != 2:
             return False
         if failed:  # a PUBREC reason code >= 0x80 ends the exchange (MQTT 4.3.3)
@@ -463,7 +486,7 @@ class Session:
         return True
 
     def on_pubcomp(self, packet_id: int, now: float) -> bool:
-        out = self.inflight.get(packet_id)
+        out = self._in_flight(packet_id)
         if out is None or out.state != AWAITING_COMP:
             return False
         self._done(packet_id, out, now)

@@ -156,6 +156,10 @@ class Decoder:
                 self._buf = b""
                 self._pos = 0
             return self._decode(buf[start], body, 0, len(body))
+        if end == size:
+            # Read to its end: not kept while the connection idles (a read is up to 256 KB).
+            self._buf = b""
+            self._pos = 0
         return self._decode(buf[start], buf, i, end)
 
     def _assemble(self, buf: bytes | bytearray, start: int, size: int, total: int) -> None:

@@ -53,7 +53,8 @@ class MQTTProtocol:
         self._loop = loop
         self._transport: asyncio.Transport | None = None
         self._conn: Connection | None = None
-        self._out: list[bytes | memoryview] = []
+        # What was written this turn, made on first use: an idle connection keeps no list.
+        self._out: list[bytes | memoryview] | None = None
         self._pending = 0  # bytes in _out
         self._flush_handle: asyncio.Handle | None = None
         self._reading = False  # inside data_received, which flushes on its way out
@@ -116,7 +117,7 @@ class MQTTProtocol:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        self._out.clear()
+        self._out = None
         self._pending = 0
         conn = self._conn
         if conn is not None:
@@ -145,7 +146,11 @@ class MQTTProtocol:
     # -- the Sink interface of Connection ----------------------------------------------------
 
     def write(self, data: bytes | memoryview) -> None:
-        self._out.append(data)
+        out = self._out
+        if out is None:
+            self._out = [data]
+        else:
+            out.append(data)
         self._pending += len(data)
         if self._pending >= WRITE_BUFFER_HIGH:
             # A burst (a new subscription's retained messages): out now rather than at the
@@ -205,7 +210,7 @@ class MQTTProtocol:
         out = self._out
         if (out and self._transport is not None and not self._transport.is_closing()
                 and self._drain is None):
-            self._out = []
+            self._out = None
             self._pending = 0
             if len(out) == 1:
                 self._counters.bytes_sent += len(out[0])
