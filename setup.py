@@ -34,7 +34,7 @@ COMPILED = [
     "src/culex/broker/_message.py",
     "src/culex/broker/_router.py",
     "src/culex/broker/_fanout.py",
-    "src/culex/broker/_limits.py",
+    "src/culex/broker/_outgoing.py",
     "src/culex/broker/_session.py",
     "src/culex/broker/_broker.py",
     "src/culex/broker/_flow.py",

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from culex.broker import Message, RetainedStore, Router, Session, Subscription
-from culex.broker._limits import Limits
+from culex.broker._outgoing import Limits
 from culex.broker._router import MATCH_CACHE_SIZE
 from culex.observability import Counters
 from culex.protocol import is_valid_topic_filter, is_valid_topic_name, parse_shared, topic_matches
@@ -87,7 +87,7 @@ def test_router_matches_like_the_reference(subscribed: list[str], topic: str) ->
         sessions.append(session)
         router.add(Subscription(session, topic_filter, 0))
     found, _ = router.match(topic)
-    got = sorted(cid for subs in found for cid in subs)
+    got = sorted(sub.session.client_id for node in found for sub in node.subscribers())
     expected = sorted(f"c{i}" for i, f in enumerate(subscribed) if topic_matches(f, topic))
     assert got == expected
 
@@ -129,33 +129,85 @@ def test_retained_store_replaces_and_deletes() -> None:
 
 
 operations = st.lists(st.tuples(st.sampled_from(["add", "remove", "match"]), filters(), topics,
-                                st.integers(0, 3), st.booleans()), max_size=40)
+                                st.integers(0, 3), st.booleans(), st.integers(0, 2)),
+                      max_size=40)
 
 
 @given(operations)
 def test_the_match_cache_stays_true_through_subscription_changes(
-        steps: list[tuple[str, str, str, int, bool]]) -> None:
+        steps: list[tuple[str, str, str, int, bool, int]]) -> None:
     """Cached results are forgotten only for what a changed filter matches: every match,
-    whatever came before, is still what the reference matcher says."""
+    whatever came before, is still what the reference matcher says, with the options of the
+    subscription that replaced another (a filter's one subscriber is held alone, several in a
+    dict, and back)."""
     router = Router()
     sessions = [Session(f"c{index}", 0, Limits(), Counters()) for index in range(4)]
-    live: set[tuple[int, str, str | None]] = set()
-    for step, topic_filter, topic, who, shared in steps:
+    live: dict[tuple[int, str, str | None], int] = {}  # -> QoS
+    for step, topic_filter, topic, who, shared, qos in steps:
         group = "g" if shared else None
         full = f"$share/g/{topic_filter}" if shared else topic_filter
-        sub = Subscription(sessions[who], full, 0, group=group, match_filter=topic_filter)
+        sub = Subscription(sessions[who], full, qos, group=group, match_filter=topic_filter)
         if step == "add":
             router.add(sub)
-            live.add((who, topic_filter, group))
+            live[(who, topic_filter, group)] = qos
         elif step == "remove":
             router.remove(sub)
-            live.discard((who, topic_filter, group))
+            live.pop((who, topic_filter, group), None)
         else:
             found, groups = router.match(topic)
-            assert sorted(cid for subs in found for cid in subs) == sorted(
-                f"c{w}" for w, f, g in live if g is None and topic_matches(f, topic))
+            assert sorted((sub.session.client_id, sub.match_filter, sub.qos)
+                          for node in found for sub in node.subscribers()) == sorted(
+                (f"c{w}", f, q) for (w, f, g), q in live.items()
+                if g is None and topic_matches(f, topic))
             assert sorted(cid for grp in groups for cid in grp.members) == sorted(
                 f"c{w}" for w, f, g in live if g is not None and topic_matches(f, topic))
+
+
+def test_a_cached_match_sees_a_replaced_subscription_and_a_second_subscriber() -> None:
+    """MQTT-3.8.4-3: a subscription to the same filter replaces the session's own, cached
+    match or not; a filter's subscriber held alone becomes two, and one again."""
+    router = Router()
+    one, two = (Session(name, 0, Limits(), Counters()) for name in ("one", "two"))
+
+    def matched() -> list[tuple[str, int]]:
+        found, _ = router.match("a/b")
+        return sorted((sub.session.client_id, sub.qos)
+                      for node in found for sub in node.subscribers())
+
+    assert not router.add(Subscription(one, "a/b", 0))
+    assert matched() == [("one", 0)]
+    assert router.add(Subscription(one, "a/b", 2))  # replaced
+    assert matched() == [("one", 2)]
+    assert not router.add(Subscription(two, "a/b", 1))
+    assert matched() == [("one", 2), ("two", 1)]
+    assert router.remove(Subscription(one, "a/b", 0))
+    assert matched() == [("two", 1)]
+    assert router.add(Subscription(two, "a/b", 0))
+    assert matched() == [("two", 0)]
+    assert router.remove(Subscription(two, "a/b", 0)) and matched() == []
+    assert router.count == 0
+
+
+def test_a_sessions_subscriptions_one_alone_several_and_back() -> None:
+    session = Session("c", 0, Limits(), Counters())
+
+    def held() -> list[tuple[str, int]]:
+        return sorted((f, sub.qos) for f, sub in session.subscriptions.items())
+
+    assert held() == [] and session.unsubscribe("a") is None
+    session.subscribe(Subscription(session, "a", 0))
+    session.subscribe(Subscription(session, "a", 1))  # MQTT-3.8.4-3: replaced
+    assert held() == [("a", 1)]
+    session.subscribe(Subscription(session, "b/#", 2))
+    assert held() == [("a", 1), ("b/#", 2)]
+    assert session.unsubscribe("z") is None and len(session.subscriptions) == 2
+    removed = session.unsubscribe("a")
+    assert removed is not None and removed.qos == 1 and held() == [("b/#", 2)]
+    assert session.unsubscribe("a") is None and held() == [("b/#", 2)]
+    session.subscribe(Subscription(session, "c", 0))
+    assert [sub.topic_filter for sub in sorted(session.end(), key=lambda s: s.topic_filter)] \
+        == ["b/#", "c"]
+    assert held() == []
 
 
 def test_a_full_match_cache_forgets_the_least_recently_used() -> None:

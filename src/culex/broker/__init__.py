@@ -10,11 +10,11 @@ from ._broker import Broker, Scheduler
 from ._connect import Accepted
 from ._connection import Connection
 from ._host import Host, Sink
-from ._limits import Limits
 from ._message import Message
+from ._outgoing import Limits, Outgoing
 from ._retained import RetainedStore
 from ._router import Router, Subscription
-from ._session import Outgoing, Session
+from ._session import Session
 from ._states import State
 from ._target import DeliveryTarget
 

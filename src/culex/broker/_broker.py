@@ -43,8 +43,8 @@ from ._deadlines import Deadlines
 from ._fanout import Fanout
 from ._flow import Backpressure
 from ._lifetime import Lifetime
-from ._limits import Limits
 from ._message import Message
+from ._outgoing import Limits
 from ._restore import rebuild
 from ._retained import RetainedStore
 from ._router import Router

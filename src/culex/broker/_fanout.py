@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..auth import Action
 from ..protocol import topic_matches
+from ._router import Subscription
 
 if TYPE_CHECKING:
     from ..auth import AuthChain
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from ..persistence import Store
     from ._message import Message
     from ._retained import RetainedStore
-    from ._router import Router, Subscription
+    from ._router import Node, Router
     from ._session import Session
 
 # Topics whose read answer is remembered per session, before that memory is emptied.
@@ -57,25 +58,20 @@ class Fanout:
             if not system:
                 self._store.retained_changed(message.topic, message)
         found, groups = self._router.match(message.topic)
-        sender = message.sender
         checked = bool(self._auth.authorizers)
         # In a cluster, a persistent session's QoS 1 and 2 messages come from its store
         # (JetStream), which keeps them for it wherever it goes: not from here as well.
-        streamed = message.qos and self._store.streams
+        streamed = bool(message.qos and self._store.streams)
         count = 0
         if len(found) == 1:
-            for client_id, sub in found[0].items():
-                if sub.no_local and client_id == sender:
-                    continue  # MQTT-3.8.3-3 (5.0)
-                if streamed and sub.session.store is not None:
-                    count += 1
-                    continue
-                if checked and not self.may_receive(sub.session, message.topic):
-                    continue
-                _deliver_one(message, sub)
-                count += 1
+            subs = found[0].subs
+            if isinstance(subs, Subscription):
+                count = self._offer(message, subs, subs.session.client_id, checked, streamed)
+            elif subs is not None:
+                for client_id, sub in subs.items():
+                    count += self._offer(message, sub, client_id, checked, streamed)
         elif found:
-            count += self._deliver_overlapping(message, found, checked, bool(streamed))
+            count += self._deliver_overlapping(message, found, checked, streamed)
         for group in () if clustered else groups:
             picked = group.pick()
             if picked is not None and not (checked and not self.may_receive(picked.session,
@@ -86,13 +82,30 @@ class Fanout:
             self._counters.dropped["no_subscribers"] += 1
         return count
 
-    def _deliver_overlapping(self, message: Message, found: list[dict[str, Subscription]],
-                             checked: bool, streamed: bool) -> int:
+    def _offer(self, message: Message, sub: Subscription, client_id: str, checked: bool,
+               streamed: bool) -> int:
+        """``message`` to one subscription of its client; 1 if it counts as delivered."""
+        if sub.no_local and client_id == message.sender:
+            return 0  # MQTT-3.8.3-3 (5.0)
+        if streamed and sub.session.store is not None:
+            return 1
+        if checked and not self.may_receive(sub.session, message.topic):
+            return 0
+        _deliver_one(message, sub)
+        return 1
+
+    def _deliver_overlapping(self, message: Message, found: list[Node], checked: bool,
+                             streamed: bool) -> int:
         sender = message.sender
         by_client: dict[str, list[Subscription]] = {}
         streamed_to: set[str] = set()
-        for subs in found:
-            for client_id, sub in subs.items():
+        for node in found:
+            subs = node.subs
+            if subs is None:
+                continue
+            pairs = (((subs.session.client_id, subs),) if isinstance(subs, Subscription)
+                     else subs.items())
+            for client_id, sub in pairs:
                 if sub.no_local and client_id == sender:
                     continue
                 if streamed and sub.session.store is not None:

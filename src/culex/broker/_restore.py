@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, NamedTuple
 from ..auth import ClientInfo
 from ..protocol import parse_filter
 from ._message import Message
+from ._outgoing import Outgoing
 from ._router import Subscription
-from ._session import Outgoing, Session
+from ._session import Session
 
 if TYPE_CHECKING:
     from ..observability import Counters
     from ..persistence import Snapshot, Store, StoredMessage
     from ._flow import Backpressure
-    from ._limits import Limits
+    from ._outgoing import Limits
 
 log = logging.getLogger("culex")
 

@@ -63,38 +63,53 @@ class SharedGroup:
         return sub
 
 
-class _Node:
+class Node:
+    """One level of the trie: the subscriptions to the filter that ends here, the shared
+    groups of that filter, the next levels."""
+
     __slots__ = ("children", "shared", "subs")
 
     def __init__(self) -> None:
         # Each made on first use: most nodes hold one kind of thing (a leaf no children, a
         # level on the way no subscriptions, nearly all no shared groups), and an empty dict
-        # costs 64 bytes, a quarter of what a subscription costs here otherwise.
-        self.children: dict[str, _Node] | None = None
-        self.subs: dict[str, Subscription] | None = None  # client id -> subscription
+        # costs 64 bytes. A filter of one subscriber (most are: a device's own topics) holds
+        # it alone: a dict of one entry costs 220 bytes, more than the subscription itself.
+        self.children: dict[str, Node] | None = None
+        self.subs: dict[str, Subscription] | Subscription | None = None  # by client id
         self.shared: dict[str, SharedGroup] | None = None  # share name -> group
 
+    def has_subscribers(self) -> bool:
+        subs = self.subs
+        return subs is not None and (isinstance(subs, Subscription) or len(subs) > 0)
+
+    def subscribers(self) -> list[Subscription]:
+        subs = self.subs
+        if subs is None:
+            return []
+        return [subs] if isinstance(subs, Subscription) else list(subs.values())
+
     def is_empty(self) -> bool:
-        return not (self.children or self.subs or self.shared)
+        return not (self.children or self.has_subscribers() or self.shared)
 
 
 # Topics whose match result is remembered: sensors publish on the same topics again and again,
-# and a hit skips the walk entirely. A result holds the matching nodes' own dicts and groups,
-# which subscriptions change in place, so it stays true until a filter gets its first
-# subscription (a node, or a group, no result holds yet): then only the topics that filter
-# matches are forgotten. Recency without bookkeeping on a hit: results live in two
-# generations of at most half the size each; a hit in the older one moves the result to the
-# newer, and when the newer is full the older (what was not used since) is dropped.
+# and a hit skips the walk entirely. A result holds the matching nodes (read for their
+# subscribers when a message is delivered) and groups, which subscriptions change in place,
+# so it stays true until a filter gets its first subscription (a node, or a group, no result
+# holds yet): then only the topics that filter matches are forgotten. Recency without
+# bookkeeping on a hit: results live in two generations of at most half the size each; a hit
+# in the older one moves the result to the newer, and when the newer is full the older (what
+# was not used since) is dropped.
 MATCH_CACHE_SIZE = 10_000
 GENERATION = MATCH_CACHE_SIZE // 2
 
-Match = tuple[list[dict[str, Subscription]], list[SharedGroup]]
+Match = tuple[list[Node], list[SharedGroup]]
 Interest = Callable[[str, str | None], None]  # (filter, share name or None)
 
 
 class Router:
     def __init__(self) -> None:
-        self._root = _Node()
+        self._root = Node()
         self.count = 0
         self.shared_count = 0  # of those, members of shared subscription groups
         self._cache: dict[str, Match] = {}  # the newer generation of results
@@ -109,11 +124,11 @@ class Router:
         those there are now."""
         self._interest = (added, removed)
         found: list[tuple[str, str | None]] = []
-        stack: list[tuple[_Node, str]] = [(child, level) for level, child
+        stack: list[tuple[Node, str]] = [(child, level) for level, child
                                           in (self._root.children or {}).items()]
         while stack:
             node, path = stack.pop()
-            if node.subs:
+            if node.has_subscribers():
                 found.append((path, None))
             found += [(path, group) for group in node.shared or ()]
             stack += [(child, path + "/" + level)
@@ -142,10 +157,11 @@ class Router:
                 children = node.children = {}
             child = children.get(level)
             if child is None:
-                child = children[level] = _Node()
+                child = children[level] = Node()
             node = child
         client_id = sub.session.client_id
-        first = not node.subs if sub.group is None else sub.group not in (node.shared or ())
+        first = (not node.has_subscribers() if sub.group is None
+                 else sub.group not in (node.shared or ()))
         if first:
             self._forget(sub.match_filter)  # no cached result holds this node's dict yet
             if self._interest is not None:
@@ -153,9 +169,13 @@ class Router:
         if sub.group is None:
             subs = node.subs
             if subs is None:
-                subs = node.subs = {}
-            existed = client_id in subs
-            subs[client_id] = sub
+                node.subs, existed = sub, False
+            elif isinstance(subs, Subscription):
+                existed = subs.session.client_id == client_id
+                node.subs = sub if existed else {subs.session.client_id: subs, client_id: sub}
+            else:
+                existed = client_id in subs
+                subs[client_id] = sub
         else:
             shared = node.shared
             if shared is None:
@@ -172,7 +192,7 @@ class Router:
         return existed
 
     def remove(self, sub: Subscription) -> bool:
-        # Cached results need no change: the subscription leaves the dict (or group) they
+        # Cached results need no change: the subscription leaves the node (or group) they
         # hold; an emptied one matches nobody, and a new one for that filter is a first.
         client_id, topic_filter, group = sub.session.client_id, sub.match_filter, sub.group
         path = [self._root]
@@ -185,7 +205,18 @@ class Router:
         node = path[-1]
         subs, shared = node.subs, node.shared
         if group is None:
-            removed = subs is not None and subs.pop(client_id, None) is not None
+            if isinstance(subs, Subscription):
+                removed = subs.session.client_id == client_id
+                if removed:
+                    node.subs = None
+            elif subs is not None:
+                removed = subs.pop(client_id, None) is not None
+                if len(subs) == 1:
+                    node.subs = next(iter(subs.values()))  # alone again: no dict
+                elif not subs:
+                    node.subs = None
+            else:
+                removed = False
         else:
             members = shared.get(group) if shared else None
             removed = members is not None and members.members.pop(client_id, None) is not None
@@ -196,7 +227,8 @@ class Router:
             if group is not None:
                 self.shared_count -= 1
             if self._interest is not None and (
-                    not subs if group is None else group not in (shared or ())):
+                    not node.has_subscribers() if group is None
+                    else group not in (shared or ())):
                 self._interest[1](topic_filter, group)
         # Prune the branch back up to the first node that still holds something.
         levels = topic_filter.split("/")
@@ -209,9 +241,10 @@ class Router:
         return removed
 
     def match(self, topic: str) -> Match:
-        """Every node's subscriptions that match ``topic``, and its matching shared groups.
+        """The nodes whose subscriptions match ``topic``, and its matching shared groups.
 
-        The lists are shared with later calls: read them, never change them.
+        The lists are shared with later calls: read them, never change them; a node's
+        ``subs`` are read when delivering (they may have changed since).
         """
         cached = self._cache.get(topic)
         if cached is not None:
@@ -243,7 +276,7 @@ class Router:
                     del cache[topic]
 
     def _walk(self, topic: str) -> Match:
-        found: list[dict[str, Subscription]] = []
+        found: list[Node] = []
         groups: list[SharedGroup] = []
         nodes = [self._root]
         levels = topic.split("/")
@@ -251,7 +284,7 @@ class Router:
         # with "$", so at the first level only the literal child is tried for such topics.
         wild = not topic.startswith("$")
         for level in levels:
-            following: list[_Node] = []
+            following: list[Node] = []
             for node in nodes:
                 children = node.children
                 if not children:
@@ -265,8 +298,8 @@ class Router:
                         following.append(child)
                     child = children.get("#")
                     if child is not None:
-                        if child.subs:
-                            found.append(child.subs)
+                        if child.subs is not None:
+                            found.append(child)
                         if child.shared:
                             groups.extend(child.shared.values())
             wild = True
@@ -274,15 +307,15 @@ class Router:
             if not nodes:
                 return found, groups
         for node in nodes:
-            if node.subs:
-                found.append(node.subs)
+            if node.subs is not None:
+                found.append(node)
             if node.shared:
                 groups.extend(node.shared.values())
             # "a/#" also matches "a" itself (MQTT 4.7.1.2).
             child = node.children.get("#") if node.children else None
             if child is not None:
-                if child.subs:
-                    found.append(child.subs)
+                if child.subs is not None:
+                    found.append(child)
                 if child.shared:
                     groups.extend(child.shared.values())
         return found, groups

@@ -15,14 +15,15 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
+from ._outgoing import AWAITING_ACK, AWAITING_COMP, Limits, Outgoing
+from ._router import Subscription
+
 if TYPE_CHECKING:
     from ..auth import ClientInfo
     from ..observability import Counters
     from ..persistence import Store, StoredDelivery
     from ._flow import Backpressure
-    from ._limits import Limits
     from ._message import Message
-    from ._router import Subscription
     from ._subscriptions import RetainedDelivery
     from ._target import DeliveryTarget
 
@@ -30,28 +31,10 @@ log = logging.getLogger("culex")
 
 NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5.0 3.1.2.11.2
 
-AWAITING_ACK = 0  # PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2)
-AWAITING_COMP = 1  # PUBREL sent, waiting for PUBCOMP
-
 # What a session without subscriptions or messages in flight shows (most never have either:
 # a sensor publishes, never subscribes; a QoS 0 subscriber has nothing in flight).
 _NO_SUBSCRIPTIONS: Final[Mapping[str, Subscription]] = MappingProxyType({})
 _NONE_IN_FLIGHT: Final[Mapping[int, Outgoing]] = MappingProxyType({})
-
-
-class Outgoing:
-    """One message on its way to one session."""
-
-    __slots__ = ("message", "packet_id", "qos", "retain", "state", "sub_ids")
-
-    def __init__(self, message: Message, qos: int, retain: bool, sub_ids: tuple[int, ...],
-                 packet_id: int = 0, state: int = AWAITING_ACK) -> None:
-        self.message = message
-        self.qos = qos
-        self.retain = retain
-        self.sub_ids = sub_ids
-        self.packet_id = packet_id  # 0 while queued
-        self.state = state
 
 
 class Session:
@@ -74,8 +57,9 @@ class Session:
         # Full filter ($share/... included) -> subscription, and packet id -> message in
         # flight (in the order the PUBLISHes were sent). These, the queue and the QoS 2 ids
         # are made on first use: many sessions never need them, and an empty dict costs 64
-        # bytes per client, an empty deque 760.
-        self._subscriptions: dict[str, Subscription] | None = None
+        # bytes per client, an empty deque 760. One subscription (a device's own commands
+        # topic) is held alone: a dict of one costs 184 bytes.
+        self._subscriptions: dict[str, Subscription] | Subscription | None = None
         self._inflight: dict[int, Outgoing] | None = None
         self.queue: deque[Outgoing] | None = None
         self.queued_bytes = 0
@@ -104,7 +88,9 @@ class Session:
     def subscriptions(self) -> Mapping[str, Subscription]:
         """Its subscriptions by full filter (read only: changed by subscribe/unsubscribe)."""
         subs = self._subscriptions
-        return subs if subs is not None else _NO_SUBSCRIPTIONS
+        if subs is None:
+            return _NO_SUBSCRIPTIONS
+        return {subs.topic_filter: subs} if isinstance(subs, Subscription) else subs
 
     @property
     def inflight(self) -> Mapping[int, Outgoing]:
@@ -198,7 +184,7 @@ class Session:
             self.store = None
         if self._congesting:
             self._uncongested()
-        subs = list(self._subscriptions.values()) if self._subscriptions is not None else []
+        subs = list(self.subscriptions.values())
         self._subscriptions = None
         self._stream = self._peeked = None
         self.queue = None
@@ -217,15 +203,27 @@ class Session:
     # -- subscriptions ----------------------------------------------------------------------
 
     def subscribe(self, sub: Subscription, written: bool = False) -> None:
-        if self._subscriptions is None:
-            self._subscriptions = {}
-        self._subscriptions[sub.topic_filter] = sub
+        subs = self._subscriptions
+        if subs is None or (isinstance(subs, Subscription)
+                            and subs.topic_filter == sub.topic_filter):
+            self._subscriptions = sub
+        elif isinstance(subs, Subscription):
+            self._subscriptions = {subs.topic_filter: subs, sub.topic_filter: sub}
+        else:
+            subs[sub.topic_filter] = sub
         if self.store is not None and not written:
             self.store.subscription_saved(self, sub)
 
     def unsubscribe(self, topic_filter: str) -> Subscription | None:
         subs = self._subscriptions
-        sub = subs.pop(topic_filter, None) if subs is not None else None
+        sub: Subscription | None = None
+        if isinstance(subs, Subscription):
+            if subs.topic_filter == topic_filter:
+                sub, self._subscriptions = subs, None
+        elif subs is not None:
+            sub = subs.pop(topic_filter, None)
+            if len(subs) == 1:
+                self._subscriptions = next(iter(subs.values()))
         if sub is not None and self.store is not None:
             self.store.subscription_removed(self, topic_filter)
         return sub

@@ -1,6 +1,31 @@
-"""How much a session may keep waiting for its client: the queueing limits."""
+"""A message on its way to a session, and how many a session may keep waiting: the queueing
+limits."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._message import Message
+
+AWAITING_ACK = 0  # PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2)
+AWAITING_COMP = 1  # PUBREL sent, waiting for PUBCOMP
+
+
+class Outgoing:
+    """One message on its way to one session."""
+
+    __slots__ = ("message", "packet_id", "qos", "retain", "state", "sub_ids")
+
+    def __init__(self, message: Message, qos: int, retain: bool, sub_ids: tuple[int, ...],
+                 packet_id: int = 0, state: int = AWAITING_ACK) -> None:
+        self.message = message
+        self.qos = qos
+        self.retain = retain
+        self.sub_ids = sub_ids
+        self.packet_id = packet_id  # 0 while queued
+        self.state = state
+
 
 # With no queue limit, how many messages waiting for a connected client make its publishers
 # wait for it (see _flow).
