@@ -23,7 +23,8 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 
-# The path of a PUBLISH through the broker: decoding, routing, delivery, encoding.
+# The path of a PUBLISH through the broker: decoding, routing, delivery, encoding (and the
+# counters it increments on its way).
 COMPILED = [
     "src/culex/protocol/_codec.py",
     "src/culex/protocol/_decoder.py",
@@ -50,6 +51,7 @@ COMPILED = [
     "src/culex/broker/_subscriptions.py",
     "src/culex/broker/_retained.py",
     "src/culex/broker/_reasons.py",
+    "src/culex/observability/_counters.py",
     "src/culex/transport/_tcp.py",
     "src/culex/transport/_setup.py",
 ]
