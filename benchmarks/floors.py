@@ -97,7 +97,9 @@ def main() -> int:
         servers = {
             "mosquitto": lambda port: [mosquitto, "-c", str(conf)],
             "uvloop alone": lambda port: [sys.executable, str(bare), str(port)],
-            "culex": lambda port: [sys.executable, "-m", "culex", "serve", "--listen",
+            # As the yardstick runs it (warnings only in the log: not a line per connection).
+            "culex": lambda port: [sys.executable, "-m", "culex", "serve", "--config",
+                                   str(ROOT / "benchmarks" / "culex-bench.toml"), "--listen",
                                    f"127.0.0.1:{port}", "--no-persistence"],
         }
         print(f"medians of {args.runs} runs; idle connections held by the shared load "

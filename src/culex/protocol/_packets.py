@@ -92,7 +92,11 @@ class Will:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(slots=True)
+# CONNECT and CONNACK, made once per connection, have their __init__ written out as well (see
+# Publish below): a storm of connections runs them thousands of times a second.
+
+
+@dataclass(slots=True, init=False)
 class Connect(Packet):
     client_id: str
     protocol_version: int = MQTT_3_1_1
@@ -106,6 +110,20 @@ class Connect(Packet):
     # top bit set (3.x only). The broker then neither echoes its own messages back to it nor
     # clears the retain flag of what it forwards.
     bridge: bool = False
+
+    def __init__(self, client_id: str, protocol_version: int = MQTT_3_1_1,
+                 clean_start: bool = True, keep_alive: int = 60, will: Will | None = None,
+                 username: str | None = None, password: bytes | None = None,
+                 properties: Properties = NO_PROPERTIES, bridge: bool = False) -> None:
+        self.client_id = client_id
+        self.protocol_version = protocol_version
+        self.clean_start = clean_start
+        self.keep_alive = keep_alive
+        self.will = will
+        self.username = username
+        self.password = password
+        self.properties = properties
+        self.bridge = bridge
 
     def encode(self, version: int | None = None) -> bytes:
         version = self.protocol_version if version is None else version
@@ -192,11 +210,17 @@ class Connect(Packet):
 Connect.TYPE = PacketType.CONNECT
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ConnAck(Packet):
     session_present: bool = False
     reason_code: int = 0  # a v3 return code (0-5) or a v5 reason code
     properties: Properties = NO_PROPERTIES
+
+    def __init__(self, session_present: bool = False, reason_code: int = 0,
+                 properties: Properties = NO_PROPERTIES) -> None:
+        self.session_present = session_present
+        self.reason_code = reason_code
+        self.properties = properties
 
     def encode(self, version: int) -> bytes:
         flags = 1 if self.session_present else 0
