@@ -98,25 +98,31 @@ def run(cmd: list[str], port: int, count: int) -> str:
         proc.wait(10)
 
 
+def side_by_side(directory: str, mosquitto_options: str = "") -> list[tuple[str, list[str], int]]:
+    """Mosquitto (in memory only, no log) and culex (this interpreter's, no persistence), each
+    with its command and a free loopback port; SystemExit if Mosquitto is not installed."""
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(mosquitto).exists():
+        raise SystemExit("benchmarks: Mosquitto is needed: apt-get install -y mosquitto")
+    conf = Path(directory) / "mosquitto.conf"
+    port = free_port()
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                    f"persistence false\nlog_dest none\n{mosquitto_options}")
+    culex_port = free_port()
+    return [("mosquitto", [mosquitto, "-c", str(conf)], port),
+            ("culex", [sys.executable, "-m", "culex", "serve", "--listen",
+                       f"127.0.0.1:{culex_port}", "--no-persistence"], culex_port)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=100_000)
     args = parser.parse_args()
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(mosquitto).exists():
-        print("benchmarks: Mosquitto is needed: apt-get install -y mosquitto", file=sys.stderr)
-        return 2
     with tempfile.TemporaryDirectory(prefix="retained-") as tmp:
-        conf = Path(tmp) / "mosquitto.conf"
-        port = free_port()
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\nlog_dest none\n")
         print(f"{args.count:,} retained messages, a new subscriber to maison/#:")
-        print("mosquitto  ", run([mosquitto, "-c", str(conf)], port, args.count))
-        port = free_port()
-        print("culex      ", run([sys.executable, "-m", "culex", "serve", "--listen",
-                                  f"127.0.0.1:{port}", "--no-persistence"], port, args.count))
+        for name, cmd, port in side_by_side(tmp):
+            print(f"{name:11}", run(cmd, port, args.count))
     return 0
 
 

@@ -12,14 +12,12 @@ their own, kept by benchmarks/run.py).
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from retained import connect, free_port, rss_kb
+from retained import connect, rss_kb, side_by_side
 
 from culex.protocol import Decoder, Subscribe, SubscriptionRequest
 
@@ -97,23 +95,12 @@ def main() -> int:
     parser.add_argument("--subscriptions", type=int, default=50_000)
     parser.add_argument("--connections", type=int, default=10_000)
     args = parser.parse_args()
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(mosquitto).exists():
-        print("benchmarks: Mosquitto is needed: apt-get install -y mosquitto", file=sys.stderr)
-        return 2
     with tempfile.TemporaryDirectory(prefix="routing-") as tmp:
-        conf = Path(tmp) / "mosquitto.conf"
-        port = free_port()
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\nlog_dest none\nmax_queued_messages 0\n")
         print(f"{args.subscriptions:,} subscriptions of one client; {args.connections:,} "
               "connections with one subscription each:")
-        print("mosquitto  ", run([mosquitto, "-c", str(conf)], port, args))
-        port = free_port()
-        print("culex      ", run([sys.executable, "-m", "culex", "serve", "--listen",
-                                  f"127.0.0.1:{port}", "--no-persistence"], port, args))
+        for name, cmd, port in side_by_side(tmp, "max_queued_messages 0\n"):
+            print(f"{name:11}", run(cmd, port, args))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
