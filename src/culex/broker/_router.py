@@ -74,7 +74,8 @@ class Node:
         # level on the way no subscriptions, nearly all no shared groups), and an empty dict
         # costs 64 bytes. A filter of one subscriber (most are: a device's own topics) holds
         # it alone: a dict of one entry costs 220 bytes, more than the subscription itself.
-        self.children: dict[str, Node] | None = None
+        # So is a node's one child (a device's own level, then a fixed one): (level, node).
+        self.children: dict[str, Node] | tuple[str, Node] | None = None
         self.subs: dict[str, Subscription] | Subscription | None = None  # by client id
         self.shared: dict[str, SharedGroup] | None = None  # share name -> group
 
@@ -90,6 +91,57 @@ class Node:
 
     def is_empty(self) -> bool:
         return not (self.children or self.has_subscribers() or self.shared)
+
+    def child(self, level: str) -> Node | None:
+        children = self.children
+        if children is None:
+            return None
+        if isinstance(children, tuple):
+            return children[1] if children[0] == level else None
+        return children.get(level)
+
+    def child_items(self) -> list[tuple[str, Node]]:
+        children = self.children
+        if children is None:
+            return []
+        return [children] if isinstance(children, tuple) else list(children.items())
+
+    def child_made(self, level: str) -> Node:
+        """The child for ``level``, made if there is none."""
+        children = self.children
+        if children is None:
+            child = Node()
+            self.children = (level, child)
+        elif isinstance(children, tuple):
+            if children[0] == level:
+                return children[1]
+            child = Node()
+            self.children = {children[0]: children[1], level: child}
+        else:
+            found = children.get(level)
+            if found is not None:
+                return found
+            child = children[level] = Node()
+        return child
+
+    def drop_child(self, level: str) -> None:
+        children = self.children
+        if isinstance(children, tuple):
+            if children[0] == level:
+                self.children = None
+        elif children is not None:
+            children.pop(level, None)
+            if len(children) == 1:
+                self.children = next(iter(children.items()))  # alone again: no dict
+            elif not children:
+                self.children = None
+
+    def take(self, found: list[Node], groups: list[SharedGroup]) -> None:
+        """Add this node to a match: it, if it has subscribers, and its shared groups."""
+        if self.subs is not None:
+            found.append(self)
+        if self.shared:
+            groups.extend(self.shared.values())
 
 
 # Topics whose match result is remembered: sensors publish on the same topics again and again,
@@ -124,22 +176,21 @@ class Router:
         those there are now."""
         self._interest = (added, removed)
         found: list[tuple[str, str | None]] = []
-        stack: list[tuple[Node, str]] = [(child, level) for level, child
-                                          in (self._root.children or {}).items()]
+        stack: list[tuple[Node, str]] = [(child, level)
+                                          for level, child in self._root.child_items()]
         while stack:
             node, path = stack.pop()
             if node.has_subscribers():
                 found.append((path, None))
             found += [(path, group) for group in node.shared or ()]
-            stack += [(child, path + "/" + level)
-                      for level, child in (node.children or {}).items()]
+            stack += [(child, path + "/" + level) for level, child in node.child_items()]
         return found
 
     def shared_group(self, topic_filter: str, group: str) -> SharedGroup | None:
         """The members of ``$share/group/topic_filter``, if any."""
         node = self._root
         for level in topic_filter.split("/"):
-            child = node.children.get(level) if node.children else None
+            child = node.child(level)
             if child is None:
                 return None
             node = child
@@ -152,13 +203,7 @@ class Router:
         """
         node = self._root
         for level in sub.match_filter.split("/"):
-            children = node.children
-            if children is None:
-                children = node.children = {}
-            child = children.get(level)
-            if child is None:
-                child = children[level] = Node()
-            node = child
+            node = node.child_made(level)
         client_id = sub.session.client_id
         first = (not node.has_subscribers() if sub.group is None
                  else sub.group not in (node.shared or ()))
@@ -197,8 +242,7 @@ class Router:
         client_id, topic_filter, group = sub.session.client_id, sub.match_filter, sub.group
         path = [self._root]
         for level in topic_filter.split("/"):
-            children = path[-1].children
-            child = children.get(level) if children else None
+            child = path[-1].child(level)
             if child is None:
                 return False
             path.append(child)
@@ -235,9 +279,7 @@ class Router:
         for depth in range(len(levels), 0, -1):
             if not path[depth].is_empty():
                 break
-            parent = path[depth - 1].children
-            assert parent is not None  # it holds path[depth]
-            del parent[levels[depth - 1]]
+            path[depth - 1].drop_child(levels[depth - 1])
         return removed
 
     def match(self, topic: str) -> Match:
@@ -287,7 +329,15 @@ class Router:
             following: list[Node] = []
             for node in nodes:
                 children = node.children
-                if not children:
+                if children is None:
+                    continue
+                if isinstance(children, tuple):
+                    # A topic has no "+" or "#" of its own (MQTT-3.3.2-2): one test each.
+                    only_level, only = children
+                    if only_level == level or (wild and only_level == "+"):
+                        following.append(only)
+                    elif wild and only_level == "#":
+                        only.take(found, groups)
                     continue
                 child = children.get(level)
                 if child is not None:
@@ -298,24 +348,15 @@ class Router:
                         following.append(child)
                     child = children.get("#")
                     if child is not None:
-                        if child.subs is not None:
-                            found.append(child)
-                        if child.shared:
-                            groups.extend(child.shared.values())
+                        child.take(found, groups)
             wild = True
             nodes = following
             if not nodes:
                 return found, groups
         for node in nodes:
-            if node.subs is not None:
-                found.append(node)
-            if node.shared:
-                groups.extend(node.shared.values())
+            node.take(found, groups)
             # "a/#" also matches "a" itself (MQTT 4.7.1.2).
-            child = node.children.get("#") if node.children else None
+            child = node.child("#")
             if child is not None:
-                if child.subs is not None:
-                    found.append(child)
-                if child.shared:
-                    groups.extend(child.shared.values())
+                child.take(found, groups)
         return found, groups
