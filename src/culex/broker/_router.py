@@ -75,13 +75,13 @@ class Node:
         # costs 64 bytes. A filter of one subscriber (most are: a device's own topics) holds
         # it alone: a dict of one entry costs 220 bytes, more than the subscription itself.
         # So is a node's one child (a device's own level, then a fixed one): (level, node).
+        # A dict here always holds two or more: one left goes back to being held alone.
         self.children: dict[str, Node] | tuple[str, Node] | None = None
         self.subs: dict[str, Subscription] | Subscription | None = None  # by client id
         self.shared: dict[str, SharedGroup] | None = None  # share name -> group
 
     def has_subscribers(self) -> bool:
-        subs = self.subs
-        return subs is not None and (isinstance(subs, Subscription) or len(subs) > 0)
+        return self.subs is not None
 
     def subscribers(self) -> list[Subscription]:
         subs = self.subs
@@ -133,8 +133,6 @@ class Node:
             children.pop(level, None)
             if len(children) == 1:
                 self.children = next(iter(children.items()))  # alone again: no dict
-            elif not children:
-                self.children = None
 
     def take(self, found: list[Node], groups: list[SharedGroup]) -> None:
         """Add this node to a match: it, if it has subscribers, and its shared groups."""
@@ -208,7 +206,7 @@ class Router:
         first = (not node.has_subscribers() if sub.group is None
                  else sub.group not in (node.shared or ()))
         if first:
-            self._forget(sub.match_filter)  # no cached result holds this node's dict yet
+            self._forget(sub.match_filter)  # no cached result holds this node yet
             if self._interest is not None:
                 self._interest[0](sub.match_filter, sub.group)
         if sub.group is None:
@@ -257,8 +255,6 @@ class Router:
                 removed = subs.pop(client_id, None) is not None
                 if len(subs) == 1:
                     node.subs = next(iter(subs.values()))  # alone again: no dict
-                elif not subs:
-                    node.subs = None
             else:
                 removed = False
         else:
