@@ -24,7 +24,9 @@ from setuptools.command.build_ext import build_ext
 HERE = Path(__file__).resolve().parent
 
 # The path of a PUBLISH through the broker: decoding, routing, delivery, encoding (and the
-# counters it increments on its way).
+# counters it increments on its way); for a persistent session, the store's bookkeeping of each
+# message and acknowledgement (the writer thread and the file stay interpreted: they wait on
+# SQLite and the disk).
 COMPILED = [
     "src/culex/protocol/_codec.py",
     "src/culex/protocol/_decoder.py",
@@ -52,6 +54,8 @@ COMPILED = [
     "src/culex/broker/_retained.py",
     "src/culex/broker/_reasons.py",
     "src/culex/observability/_counters.py",
+    "src/culex/persistence/_changes.py",
+    "src/culex/persistence/_sqlite.py",
     "src/culex/transport/_tcp.py",
     "src/culex/transport/_setup.py",
 ]

@@ -193,7 +193,8 @@ class BrokerProcess:
         env = broker_env(self.state_home)
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, env=env)
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pumping = threading.Thread(target=self._pump, daemon=True)
+        self._pumping.start()
         line = self.wait_for_log(r"listening on 127\.0\.0\.1:(\d+)")
         match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
         assert match
@@ -239,6 +240,14 @@ class BrokerProcess:
                                  ) from None
         finally:
             shutil.rmtree(self.state_home, ignore_errors=True)
+
+    def assert_no_traceback(self) -> None:
+        """Whatever the test checked, an exception the broker did not handle (an error in an
+        event loop callback, a task that died) fails it: call after stop()."""
+        self._pumping.join(timeout=WAIT)  # the rest of the log, up to the pipe's end
+        if any("Traceback (most recent call last)" in line for line in self.lines):
+            raise AssertionError("the broker logged an unhandled exception:\n"
+                                 + "".join(self.lines))
 
     def kill(self) -> int:
         """SIGKILL: no shutdown code runs, as in a crash."""
@@ -331,6 +340,7 @@ def running_broker(*args: str, listen: bool = True) -> Iterator[BrokerProcess]:
         yield process
     finally:
         process.stop()
+    process.assert_no_traceback()
 
 
 # -- raw sockets -----------------------------------------------------------------------------

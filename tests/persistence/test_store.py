@@ -517,3 +517,14 @@ def test_lingering_stops_when_clients_are_slow_to_acknowledge(tmp_path: Path) ->
         assert rows(tmp_path, "deliveries") == 1
     finally:
         h.close()
+
+
+def test_a_change_made_while_a_commit_is_written_goes_into_the_next(harness: Harness) -> None:
+    offline_subscriber(harness, "sub", ("t", 1))
+    pub = harness.client("pub")
+    pub.send(Publish("t", b"1", qos=1, packet_id=1))
+    harness.loop.run_until_complete(asyncio.sleep(0))  # the first batch goes to the writer
+    # Its completion cannot be handled before the loop runs again: this one waits for the next.
+    pub.send(Publish("t", b"2", qos=1, packet_id=2))
+    harness.commit()  # both; the first's completion hands the second over
+    assert pub.received() == [PubAck(1), PubAck(2)]

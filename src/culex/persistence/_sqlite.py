@@ -79,10 +79,16 @@ class _Batch:
 
 
 class SqliteStore(Store):
-    persistent = True
+    # Declared here as well as in Store: compiled, this class keeps them in its own fields.
+    persistent: bool
+    durable: bool
+    description: str
+    changes: int
 
     def __init__(self, directory: str | os.PathLike[str], durability: str = "full",
                  autosave_interval: float = 1.0) -> None:
+        self.persistent = True
+        self.changes = 0
         self.durable = durability == "full"
         self.file = StoreFile(os.fspath(directory), self.durable)
         self.path = self.file.path
@@ -324,11 +330,17 @@ class SqliteStore(Store):
                 self._hand_off()
             elif not self._scheduled:
                 self._schedule()
-        if self._writing is None:
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+        # In a method of its own: here, mypy would take self._writing for the None assigned
+        # above, and the compiled code would check that it still is after _hand_off.
+        self._wake_flushers()
+
+    def _wake_flushers(self) -> None:
+        if self._writing is not None:
+            return
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def flush(self) -> None:
         if self._loop is None:
