@@ -10,7 +10,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ import pytest
 from culex.broker import Broker
 from culex.config import Config
 from culex.persistence import StoreError
-from culex.persistence._sqlite import LINGER_OFF_BATCHES, SqliteStore
+from culex.persistence._sqlite import ANSWER_WAIT, LINGER_OFF_BATCHES, SqliteStore
 from culex.protocol import (
     ConnAck,
     Connect,
@@ -42,13 +42,15 @@ class Harness:
     """A broker with a SQLite store on a real loop, stepped by the test."""
 
     def __init__(self, directory: Path, durability: str = "full",
-                 wall_now: float | None = None, **options: object) -> None:
+                 wall_now: float | None = None, answer_wait: float = ANSWER_WAIT,
+                 **options: object) -> None:
         self.loop = asyncio.new_event_loop()
-        self.store = SqliteStore(directory, durability, autosave_interval=3600)
+        self.store = SqliteStore(directory, durability, autosave_interval=3600,
+                                 answer_wait=answer_wait)
         snapshot = self.store.load()
         config = Config(**options)  # type: ignore[arg-type]
         self.broker = Broker(config, self.loop, store=self.store)
-        self.store.start(self.loop)
+        self.store.start(self.loop, self.broker.counters)
         self.broker.restore(snapshot, time.time() if wall_now is None else wall_now)
 
     def client(self, client_id: str, version: int = 4, clean: bool = True,
@@ -63,6 +65,14 @@ class Harness:
 
     def commit(self) -> None:
         self.loop.run_until_complete(self.store.flush())
+
+    def run_until(self, done: Callable[[], bool]) -> None:
+        """Run the loop, without asking for a commit, until ``done()``."""
+        async def wait() -> None:
+            while not done():
+                await asyncio.sleep(0.001)
+
+        self.loop.run_until_complete(asyncio.wait_for(wait(), WAIT))
 
     def close(self) -> None:
         self.loop.run_until_complete(self.store.close())
@@ -528,3 +538,54 @@ def test_a_change_made_while_a_commit_is_written_goes_into_the_next(harness: Har
     pub.send(Publish("t", b"2", qos=1, packet_id=2))
     harness.commit()  # both; the first's completion hands the second over
     assert pub.received() == [PubAck(1), PubAck(2)]
+
+
+def test_the_next_commit_waits_for_the_clients_the_last_one_answered(tmp_path: Path) -> None:
+    # A QoS 2 exchange between two persistent sessions, both online: each step needs a commit.
+    # The answers are waited for as long as the test takes (not 1 ms): they come when it says.
+    harness = Harness(tmp_path, answer_wait=WAIT)
+    try:
+        _two_answers_one_commit(harness)
+    finally:
+        harness.close()
+
+
+def _two_answers_one_commit(harness: Harness) -> None:
+    sub = harness.client("sub", clean=False)
+    sub.send(Subscribe(1, [SubscriptionRequest("t", 2)]))
+    harness.commit()
+    assert isinstance(sub.received()[-1], SubAck)
+    pub = harness.client("pub", clean=False)
+    pub.send(Publish("t", b"m", qos=2, packet_id=5))
+    pub_got: list[object] = []
+    sub_got: list[object] = []
+    harness.run_until(lambda: bool(pub_got.extend(pub.received()) or pub_got)
+                      and bool(sub_got.extend(sub.received()) or sub_got))
+    assert pub_got == [PubRec(5)]  # this commit released both
+    [publish] = sub_got
+    assert isinstance(publish, Publish) and publish.packet_id
+    commits = harness.broker.counters.commits
+    # Both answer, one after the other (separate reads); what each answer changed goes to
+    # disk in one commit, not in two.
+    pub.send(PubRel(5))
+    harness.loop.run_until_complete(asyncio.sleep(0))
+    sub.send(PubRec(publish.packet_id))
+    harness.run_until(lambda: bool(pub_got.extend(pub.received()) or len(pub_got) > 1)
+                      and bool(sub_got.extend(sub.received()) or len(sub_got) > 1))
+    assert pub_got[1:] == [PubComp(5)] and sub_got[1:] == [PubRel(publish.packet_id)]
+    assert harness.broker.counters.commits == commits + 1
+
+
+def test_a_client_that_does_not_answer_delays_the_next_commit_only_briefly(
+        harness: Harness) -> None:
+    offline_subscriber(harness, "sub", ("t", 1))
+    quiet = harness.client("quiet")
+    quiet.send(Publish("t", b"1", qos=1, packet_id=1))
+    got: list[object] = []
+    harness.run_until(lambda: bool(got.extend(quiet.received()) or got))
+    assert got == [PubAck(1)]  # the commit released it; the store now waits for its answer
+    other = harness.client("other")  # ... which does not come: another client's publish
+    other.send(Publish("t", b"2", qos=1, packet_id=2))
+    start = time.monotonic()
+    harness.run_until(lambda: other.received() == [PubAck(2)])
+    assert time.monotonic() - start < WAIT

@@ -9,9 +9,12 @@ In ``full`` durability the broker holds back each reply that follows a change (P
 PUBCOMP, SUBACK, CONNACK, a QoS 2 PUBLISH or PUBREL to a persistent session) until the commit
 that contains the change is done: whatever a client was told is on disk. A reply that waited
 only for messages which every persistent session has since acknowledged is released without
-waiting any longer: those messages need no disk. In ``periodic`` durability changes are
-written every ``autosave_interval`` seconds and nothing waits; a crash (not a clean stop) loses
-what was acknowledged since the last write.
+waiting any longer: those messages need no disk. After a commit, the next batch waits (up to a
+millisecond) for the clients it released replies to, so that their answers go into it: else
+each step of an exchange (PUBLISH, PUBREC, PUBREL ...) would take two commits.
+
+In ``periodic`` durability changes are written every ``autosave_interval`` seconds and nothing
+waits; a crash (not a clean stop) loses what was acknowledged since the last write.
 
 The file (``_file``) is created when there is first something to write: until then (clean
 sessions only, no retained message) neither the file nor ``sqlite3`` is loaded, which spares an
@@ -55,6 +58,13 @@ LINGER = 0.005
 # When lingering did not pay (most rows still unacknowledged at its end), how many batches are
 # written without it before it is tried again.
 LINGER_OFF_BATCHES = 8
+# The clients a commit released replies to usually answer within a round trip (a PUBREL after
+# a PUBREC, a PUBREC after a QoS 2 PUBLISH, the next PUBLISH after a PUBACK), and what they
+# answer needs the next commit. Handed over at once, that commit would hold only what came in
+# while the last one was written, and the answers would wait for the one after it: every step of
+# an exchange would cost two commits. So the next batch waits for those clients, this long at
+# most (a client may have nothing to say).
+ANSWER_WAIT = 0.001
 
 
 class _Batch:
@@ -72,10 +82,12 @@ class _Batch:
         self.live = 0
         self.only_deliveries = True
 
-    def release(self) -> None:
+    def release(self) -> set[Holder]:
+        """Release what waited for this batch; the connections it was written to."""
         touched, self.touched = self.touched, set()
         for conn in touched:
             conn.release(self.seq)
+        return touched
 
 
 class SqliteStore(Store):
@@ -86,13 +98,14 @@ class SqliteStore(Store):
     changes: int
 
     def __init__(self, directory: str | os.PathLike[str], durability: str = "full",
-                 autosave_interval: float = 1.0) -> None:
+                 autosave_interval: float = 1.0, answer_wait: float = ANSWER_WAIT) -> None:
         self.persistent = True
         self.changes = 0
         self.durable = durability == "full"
         self.file = StoreFile(os.fspath(directory), self.durable)
         self.path = self.file.path
         self.autosave_interval = autosave_interval
+        self.answer_wait = answer_wait
         self.description = (f"{self.path} ({durability} durability"
                             + ("" if self.durable else f", every {autosave_interval:g}s") + ")")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -108,6 +121,10 @@ class SqliteStore(Store):
         self._linger_off = 0
         self._cancelled_before = 0
         self._writing: _Batch | None = None  # the batch the writer thread has now
+        # The clients the last commit released replies to, until each has been heard from
+        # (a change recorded for it) or ANSWER_WAIT has passed: the next batch waits for them.
+        self._answering: set[Holder] = set()
+        self._answer_timer: asyncio.TimerHandle | None = None
         self._create_failed: str | None = None  # why the file could not be made, until it is
         self._closing = False
         self._waiters: list[asyncio.Future[None]] = []
@@ -184,6 +201,26 @@ class SqliteStore(Store):
         if conn is not None and self.durable:
             conn.hold(self._batch_seq)
             self._touched.add(conn)
+            if self._answering:
+                self._heard(conn)
+
+    def _heard(self, conn: Holder | None) -> None:
+        """A change came from ``conn``: if the next batch waited for it alone, it goes now."""
+        answering = self._answering
+        if conn is None or conn not in answering:
+            return
+        answering.discard(conn)
+        if not answering:
+            self._answered()
+
+    def _answered(self) -> None:
+        self._answering = set()
+        timer, self._answer_timer = self._answer_timer, None
+        if timer is not None:
+            timer.cancel()
+        if not self._scheduled and self._writing is None and (
+                self._changes.pending() or self._touched):
+            self._schedule()  # at the end of this loop iteration: what else came in joins
 
     def restored(self, out: DeliveryState, stored: StoredDelivery) -> None:
         self._changes.restored(out, stored)
@@ -237,6 +274,8 @@ class SqliteStore(Store):
             self.touch(session.connection)
 
     def outgoing_removed(self, session: SessionState, out: DeliveryState) -> None:
+        if self._answering:
+            self._heard(session.connection)  # a PUBACK or PUBCOMP
         written_by = self._changes.delivery_removed(out)
         if written_by is None:
             return
@@ -269,6 +308,8 @@ class SqliteStore(Store):
         self._scheduled = False
         if self._writing is not None:
             return
+        if self._answering and not (force or self._closing or self._waiters):
+            return  # _answered hands it over (a flush, or closing, waits for nobody)
         changes = self._changes
         if self._lingered:
             self._lingered = False
@@ -324,8 +365,14 @@ class SqliteStore(Store):
         self._writing = None
         if self._counters is not None:
             self._counters.commit(seconds)
-        batch.release()
-        if self._changes.pending() or self._touched:
+        released = batch.release()
+        if (released and self.durable and not self._closing and not self._waiters
+                and self._loop is not None):  # a flush waits for nobody's answers
+            if self._answer_timer is not None:
+                self._answer_timer.cancel()
+            self._answering = released
+            self._answer_timer = self._loop.call_later(self.answer_wait, self._answered)
+        elif self._changes.pending() or self._touched:
             if self.durable or self._closing:
                 self._hand_off()
             elif not self._scheduled:
@@ -355,6 +402,8 @@ class SqliteStore(Store):
     async def close(self) -> None:
         """Write everything still pending, stop the writer thread, close the file."""
         self._closing = True
+        if self._answer_timer is not None:
+            self._answer_timer.cancel()
         await self.flush()
         if self._writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._writer.stop)
