@@ -10,7 +10,12 @@ from urllib.parse import urlsplit
 
 
 class ClusterConfigError(ValueError):
-    pass
+    """What is wrong with a [cluster] table: for each problem, the option it is about ("" for
+    the table as a whole) and the reason, which names it."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(reason for _, reason in problems))
+        self.problems = problems
 
 
 @dataclass
@@ -41,31 +46,33 @@ class ClusterConfig:
     tls_key: str | None = None
 
     def validate(self) -> None:
-        problems = []
+        problems: list[tuple[str, str]] = []
         if not self.servers:
-            problems.append("servers: at least one NATS server is needed")
+            problems.append(("servers", "servers: at least one NATS server is needed"))
         for server in self.servers:
             parts = urlsplit(server)
             if parts.scheme not in ("nats", "tls") or not parts.hostname:
-                problems.append(f"servers: {server!r} is not a nats:// or tls:// address")
+                problems.append(("servers",
+                                 f"servers: {server!r} is not a nats:// or tls:// address"))
         if not self.node or any(c in self.node for c in ". *>\t\r\n"):
-            problems.append(f"node: {self.node!r} must be a name without dots, spaces, * or >")
+            problems.append(("node", f"node: {self.node!r} must be a name without dots, "
+                                     "spaces, * or >"))
         if not 1 <= self.replicas <= 5:
-            problems.append("replicas: 1 to 5")
+            problems.append(("replicas", "replicas: 1 to 5"))
         if not self.prefix or not all(c.isalnum() or c in "-_" for c in self.prefix):
-            problems.append("prefix: letters, digits, - and _")
+            problems.append(("prefix", "prefix: letters, digits, - and _"))
         if self.max_subject < 64:
-            problems.append("max_subject: at least 64")
+            problems.append(("max_subject", "max_subject: at least 64"))
         if self.message_retention <= 0:
-            problems.append("message_retention: more than 0 seconds")
+            problems.append(("message_retention", "message_retention: more than 0 seconds"))
         if not 1 <= self.redeliver_after <= 3600:
-            problems.append("redeliver_after: 1 to 3600 seconds")
+            problems.append(("redeliver_after", "redeliver_after: 1 to 3600 seconds"))
         if (self.user is None) != (self.password is None):
-            problems.append("user and password go together")
+            problems.append(("user", "user and password go together"))
         if (self.tls_cert is None) != (self.tls_key is None):
-            problems.append("tls_cert and tls_key go together")
+            problems.append(("tls_cert", "tls_cert and tls_key go together"))
         if problems:
-            raise ClusterConfigError("; ".join(problems))
+            raise ClusterConfigError(problems)
 
 
 def _default_node() -> str:
@@ -79,22 +86,22 @@ def cluster_from_mapping(table: dict[str, Any]) -> ClusterConfig:
     for key, value in table.items():
         spec = known.get(key)
         if spec is None:
-            raise ClusterConfigError(f"unknown cluster option {key!r}")
+            raise ClusterConfigError([(key, f"unknown cluster option {key!r}")])
         kind = str(spec.type)
         if key == "servers":
             if isinstance(value, str):
                 value = [value]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ClusterConfigError("servers: a list of nats:// addresses")
+                raise ClusterConfigError([(key, "servers: a list of nats:// addresses")])
         elif kind.startswith("int"):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ClusterConfigError(f"{key}: expected an integer")
+                raise ClusterConfigError([(key, f"{key}: expected an integer")])
         elif kind.startswith("float"):
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ClusterConfigError(f"{key}: expected a number")
+                raise ClusterConfigError([(key, f"{key}: expected a number")])
             value = float(value)
         elif not isinstance(value, str):
-            raise ClusterConfigError(f"{key}: expected a string")
+            raise ClusterConfigError([(key, f"{key}: expected a string")])
         setattr(config, key, value)
     config.validate()
     return config

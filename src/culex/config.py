@@ -283,23 +283,29 @@ def parse_duration(value: object, key: str) -> int:
 
 
 def _line_of(text: str, option: str) -> int | None:
-    """The line (from 1) where a TOML document sets ``option`` ("key", "listener.N" or
-    "listener.N.key"), if it can be found."""
+    """The line (from 1) where a TOML document sets ``option`` ("key", "listener.N",
+    "listener.N.key", "bridge.N", "cluster" or "cluster.key"), if it can be found; the
+    table's header for a table as a whole."""
     lines = text.splitlines()
     parts = option.split(".")
     start, end = 0, len(lines)
     headers = [number for number, line in enumerate(lines) if line.strip().startswith("[")]
-    if parts[0] == "listener" and len(parts) >= 2 and parts[1].isdigit():
-        tables = [number for number in headers if lines[number].strip() == "[[listener]]"]
-        index = int(parts[1])
-        if index >= len(tables):
-            return None
+    table, index, rest = None, 0, parts[1:]
+    if parts[0] == "cluster":
+        table, index, rest = re.compile(r"^\s*\[\s*cluster\s*\]"), 0, parts[1:]
+    elif parts[0] in ("listener", "bridge") and len(parts) >= 2 and parts[1].isdigit():
+        table = re.compile(rf"^\s*\[\[\s*{parts[0]}\s*\]\]")
+        index, rest = int(parts[1]), parts[2:]
+    tables = [number for number in headers if table.match(lines[number])] if table else []
+    if index < len(tables):
         start = tables[index]
         end = next((number for number in headers if number > start), len(lines))
-        if len(parts) == 2 or not parts[2]:
+        if not rest or not rest[0]:
             return start + 1
-        key = parts[2]
-    else:
+        key = rest[0]
+    elif table is not None and parts[0] != "cluster":
+        return None
+    else:  # a top-level option (or "cluster = ..." where a table belongs)
         end = headers[0] if headers else len(lines)
         key = parts[0]
     pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
@@ -366,7 +372,8 @@ def config_from_mapping(data: dict[str, Any]) -> Config:
             try:
                 config.cluster = cluster_from_mapping(value)
             except ClusterConfigError as exc:
-                problems.append(Problem(f"cluster: {exc}", key))
+                problems += [Problem(f"cluster: {reason}", f"cluster.{option}" if option
+                                     else "cluster") for option, reason in exc.problems]
             continue
         if key == "listener":
             if not isinstance(value, list):
@@ -399,11 +406,11 @@ def _bridges(config: Config, value: Any) -> list[Problem]:
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         return [Problem("bridge: expected [[bridge]] tables", "bridge")]
     problems = []
-    for item in value:
+    for index, item in enumerate(value):
         try:
             config.bridges.append(bridge_from_mapping(item))
         except BridgeConfigError as exc:
-            problems.append(Problem(str(exc), "bridge"))
+            problems.append(Problem(str(exc), f"bridge.{index}"))
     return problems
 
 

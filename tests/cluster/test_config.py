@@ -44,3 +44,19 @@ def test_check_config_does_not_print_the_nats_password(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "s3cr3t-nats" not in result.stdout + result.stderr
     assert "# password is set (not shown)" in result.stdout
+
+
+def test_problems_in_cluster_and_bridge_tables_are_given_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "culex.toml"
+    path.write_text('max_connections = 10\n\n[[bridge]]\nname = "a"\naddress = "127.0.0.1"\n'
+                    'colour = "red"\n\n[cluster]  # three NATS servers\n'
+                    'servers = ["nats://127.0.0.1:4222"]\nreplicas = 9\nnode = "a.b"\n')
+    result = run_culex("check-config", str(path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert f"error: {path}:10: cluster: replicas: 1 to 5 [cluster.replicas]" in lines
+    assert any(line.startswith(f"error: {path}:11: cluster: node: 'a.b' must be")
+               for line in lines), lines
+    # A bridge's problem: the line of its table.
+    assert any(line.startswith(f"error: {path}:3: ") and "colour" in line
+               for line in lines), lines
