@@ -292,7 +292,7 @@ def _line_of(text: str, option: str) -> int | None:
     headers = [number for number, line in enumerate(lines) if line.strip().startswith("[")]
     table, index, rest = None, 0, parts[1:]
     if parts[0] == "cluster":
-        table, index, rest = re.compile(r"^\s*\[\s*cluster\s*\]"), 0, parts[1:]
+        table = re.compile(r"^\s*\[\s*cluster\s*\]")
     elif parts[0] in ("listener", "bridge") and len(parts) >= 2 and parts[1].isdigit():
         table = re.compile(rf"^\s*\[\[\s*{parts[0]}\s*\]\]")
         index, rest = int(parts[1]), parts[2:]
