@@ -542,8 +542,8 @@ def test_a_change_made_while_a_commit_is_written_goes_into_the_next(harness: Har
 
 def test_the_next_commit_waits_for_the_clients_the_last_one_answered(tmp_path: Path) -> None:
     # A QoS 2 exchange between two persistent sessions, both online: each step needs a commit.
-    # The answers are waited for as long as the test takes (not 1 ms): they come when it says.
-    harness = Harness(tmp_path, answer_wait=WAIT)
+    # The answers are waited for longer than the test takes (not 1 ms): they come when it says.
+    harness = Harness(tmp_path, answer_wait=10 * WAIT)
     try:
         _two_answers_one_commit(harness)
     finally:
@@ -578,14 +578,37 @@ def _two_answers_one_commit(harness: Harness) -> None:
 
 def test_a_client_that_does_not_answer_delays_the_next_commit_only_briefly(
         harness: Harness) -> None:
-    offline_subscriber(harness, "sub", ("t", 1))
-    quiet = harness.client("quiet")
-    quiet.send(Publish("t", b"1", qos=1, packet_id=1))
+    sub = harness.client("sub", clean=False)
+    sub.send(Subscribe(1, [SubscriptionRequest("t", 2)]))
+    harness.commit()
+    assert isinstance(sub.received()[-1], SubAck)
+    pub = harness.client("pub")
+    pub.send(Publish("t", b"1", qos=2, packet_id=1))
     got: list[object] = []
-    harness.run_until(lambda: bool(got.extend(quiet.received()) or got))
-    assert got == [PubAck(1)]  # the commit released it; the store now waits for its answer
-    other = harness.client("other")  # ... which does not come: another client's publish
+    harness.run_until(lambda: bool(got.extend(sub.received()) or got))
+    assert isinstance(got[0], Publish)  # released by a commit: the store waits for its PUBREC
+    other = harness.client("other")  # ... which does not come; another client publishes
     other.send(Publish("t", b"2", qos=1, packet_id=2))
     acks: list[object] = []
     harness.run_until(lambda: bool(acks.extend(other.received()) or acks))
     assert acks == [PubAck(2)]  # written when the wait for the quiet one ran out
+
+
+def test_a_client_without_a_persistent_session_is_not_waited_for(tmp_path: Path) -> None:
+    # What it would answer (here, its next PUBLISH) is waited for longer than the test takes,
+    # if it is waited for at all.
+    harness = Harness(tmp_path, answer_wait=10 * WAIT)
+    try:
+        offline_subscriber(harness, "sub", ("t", 1))
+        pub = harness.client("pub")  # a clean session
+        pub.send(Publish("t", b"1", qos=1, packet_id=1))
+        got: list[object] = []
+        harness.run_until(lambda: bool(got.extend(pub.received()) or got))
+        assert got == [PubAck(1)]
+        other = harness.client("other")
+        other.send(Publish("t", b"2", qos=1, packet_id=2))
+        acks: list[object] = []
+        harness.run_until(lambda: bool(acks.extend(other.received()) or acks))
+        assert acks == [PubAck(2)]
+    finally:
+        harness.close()

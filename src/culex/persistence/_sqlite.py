@@ -58,24 +58,26 @@ LINGER = 0.005
 # When lingering did not pay (most rows still unacknowledged at its end), how many batches are
 # written without it before it is tried again.
 LINGER_OFF_BATCHES = 8
-# The clients a commit released replies to usually answer within a round trip (a PUBREL after
-# a PUBREC, a PUBREC after a QoS 2 PUBLISH, the next PUBLISH after a PUBACK), and what they
-# answer needs the next commit. Handed over at once, that commit would hold only what came in
-# while the last one was written, and the answers would wait for the one after it: every step of
-# an exchange would cost two commits. So the next batch waits for those clients, this long at
-# most (a client may have nothing to say).
+# The persistent sessions a commit released replies to usually answer within a round trip (a
+# PUBREL after a PUBREC, a PUBREC after a QoS 2 PUBLISH, a PUBCOMP after a PUBREL), and what
+# they answer needs the next commit. Handed over at once, that commit would hold only what came
+# in while the last one was written, and the answers would wait for the one after it: every step
+# of an exchange would cost two commits. So the next batch waits for those clients, this long at
+# most (a client may have nothing to say). A client without a persistent session is not waited
+# for: what it answers (a PUBREL of its own) changes nothing here.
 ANSWER_WAIT = 0.001
 
 
 class _Batch:
     """Changes on their way to disk, and the connections whose writes wait for them."""
 
-    __slots__ = ("live", "only_deliveries", "ops", "seq", "touched")
+    __slots__ = ("answering", "live", "only_deliveries", "ops", "seq", "touched")
 
-    def __init__(self, seq: int, touched: set[Holder]) -> None:
+    def __init__(self, seq: int, touched: set[Holder], answering: set[Holder]) -> None:
         self.seq = seq
         self.ops: Ops = []
         self.touched = touched
+        self.answering = answering  # those of them whose answers change the store
         # Deliveries written by this batch and not yet acknowledged. When a batch holds nothing
         # else and they have all been acknowledged while it was being written, what waited for
         # it is released early: those messages reached every persistent session they were for.
@@ -83,11 +85,12 @@ class _Batch:
         self.only_deliveries = True
 
     def release(self) -> set[Holder]:
-        """Release what waited for this batch; the connections it was written to."""
+        """Release what waited for this batch; the connections whose answers the store waits
+        for (none if it was released already)."""
         touched, self.touched = self.touched, set()
         for conn in touched:
             conn.release(self.seq)
-        return touched
+        return self.answering if touched else set()
 
 
 class SqliteStore(Store):
@@ -114,6 +117,7 @@ class SqliteStore(Store):
         self._writer: Writer | None = None
         self._changes = Changes()
         self._touched: set[Holder] = set()
+        self._answers: set[Holder] = set()  # of those, the persistent sessions' connections
         self._batch_seq = 1  # the batch now gathering changes
         self._scheduled = False
         self._lingered = False
@@ -204,6 +208,13 @@ class SqliteStore(Store):
             if self._answering:
                 self._heard(conn)
 
+    def _touch_session(self, session: SessionState) -> None:
+        """``touch`` for a change of a persistent session: its client will answer."""
+        conn = session.connection
+        if conn is not None and self.durable:
+            self.touch(conn)
+            self._answers.add(conn)
+
     def _heard(self, conn: Holder | None) -> None:
         """A change came from ``conn``: if the next batch waited for it alone, it goes now."""
         answering = self._answering
@@ -228,7 +239,7 @@ class SqliteStore(Store):
     def session_saved(self, session: SessionState) -> None:
         self._changes.session(session, True)
         self._changed()
-        self.touch(session.connection)
+        self._touch_session(session)
 
     def session_adopted(self, session: SessionState) -> None:
         self.session_saved(session)
@@ -257,7 +268,7 @@ class SqliteStore(Store):
     def subscription_saved(self, session: SessionState, sub: SubscriptionState) -> None:
         self._changes.subscription(session.client_id, sub.topic_filter, sub)
         self._changed()
-        self.touch(session.connection)
+        self._touch_session(session)
 
     def subscription_removed(self, session: SessionState, topic_filter: str) -> None:
         self._changes.subscription(session.client_id, topic_filter, None)
@@ -271,7 +282,7 @@ class SqliteStore(Store):
             # or the message would come back under a new id: a duplicate. A QoS 1 message may
             # go out before its row is written: if the broker dies first, the publisher has
             # not been acknowledged and sends it again, which QoS 1 allows.
-            self.touch(session.connection)
+            self._touch_session(session)
 
     def outgoing_removed(self, session: SessionState, out: DeliveryState) -> None:
         if self._answering:
@@ -295,7 +306,7 @@ class SqliteStore(Store):
     def release_awaited(self, session: SessionState, packet_id: int, awaited: bool) -> None:
         self._changes.awaiting(session.client_id, packet_id, awaited)
         self._changed()
-        self.touch(session.connection)
+        self._touch_session(session)
 
     def retained_changed(self, topic: str, message: MessageState | None) -> None:
         self._changes.retained(topic, message if message is not None and message.payload
@@ -332,9 +343,9 @@ class SqliteStore(Store):
             return
         if self.file.db is None and changes.pending() and not self._create():
             return
-        batch = _Batch(self._batch_seq, self._touched)
+        batch = _Batch(self._batch_seq, self._touched, self._answers)
         self._batch_seq += 1
-        self._touched = set()
+        self._touched, self._answers = set(), set()
         if not changes.pending():
             # What the touched connections waited for cancelled out (a message stored and
             # acknowledged within the same batch): nothing to wait for.
@@ -360,6 +371,7 @@ class SqliteStore(Store):
             else:
                 waiting.add(conn)
         self._touched = waiting
+        self._answers &= waiting
 
     def _committed(self, batch: _Batch, seconds: float) -> None:
         self._writing = None
