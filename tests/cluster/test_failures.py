@@ -99,9 +99,12 @@ class Publisher:
 
 def run_stream(nats: NatsServers, tmp_path: Path, qos: int, kill: str) -> None:
     directory = tmp_path
-    # Names of their own: each test's nodes have durable consumers of their own.
-    a = culex_node(directory, f"a-q{qos}-{kill}", nats.urls[:1], replicas=3)
-    b = culex_node(directory, f"b-q{qos}-{kill}", nats.urls[1:2], replicas=3)
+    # Names of their own: each test's nodes have durable consumers of their own. A message
+    # JetStream handed to a node as its server died comes again after redeliver_after: by
+    # default 10 s, as long as the test waits for each message.
+    redeliver = "redeliver_after = 2"
+    a = culex_node(directory, f"a-q{qos}-{kill}", nats.urls[:1], replicas=3, cluster=redeliver)
+    b = culex_node(directory, f"b-q{qos}-{kill}", nats.urls[1:2], replicas=3, cluster=redeliver)
     nodes = [a, b]
     try:
         topic = f"flux/q{qos}/{kill}"
