@@ -10,8 +10,9 @@ PUBCOMP, SUBACK, CONNACK, a QoS 2 PUBLISH or PUBREL to a persistent session) unt
 that contains the change is done: whatever a client was told is on disk. A reply that waited
 only for messages which every persistent session has since acknowledged is released without
 waiting any longer: those messages need no disk. After a commit, the next batch waits (up to a
-millisecond) for the clients it released replies to, so that their answers go into it: else
-each step of an exchange (PUBLISH, PUBREC, PUBREL ...) would take two commits.
+millisecond) for the persistent sessions' clients it released replies to, so that their
+answers go into it: else each step of an exchange (PUBLISH, PUBREC, PUBREL ...) would take two
+commits.
 
 In ``periodic`` durability changes are written every ``autosave_interval`` seconds and nothing
 waits; a crash (not a clean stop) loses what was acknowledged since the last write.
@@ -125,8 +126,9 @@ class SqliteStore(Store):
         self._linger_off = 0
         self._cancelled_before = 0
         self._writing: _Batch | None = None  # the batch the writer thread has now
-        # The clients the last commit released replies to, until each has been heard from
-        # (a change recorded for it) or ANSWER_WAIT has passed: the next batch waits for them.
+        # The persistent sessions' clients the last commit released replies to, until each has
+        # been heard from (a change recorded for it) or answer_wait has passed: the next batch
+        # waits for them.
         self._answering: set[Holder] = set()
         self._answer_timer: asyncio.TimerHandle | None = None
         self._create_failed: str | None = None  # why the file could not be made, until it is
@@ -377,12 +379,12 @@ class SqliteStore(Store):
         self._writing = None
         if self._counters is not None:
             self._counters.commit(seconds)
-        released = batch.release()
-        if (released and self.durable and not self._closing and not self._waiters
+        answering = batch.release()
+        if (answering and self.durable and not self._closing and not self._waiters
                 and self._loop is not None):  # a flush waits for nobody's answers
             if self._answer_timer is not None:
                 self._answer_timer.cancel()
-            self._answering = released
+            self._answering = answering
             self._answer_timer = self._loop.call_later(self.answer_wait, self._answered)
         elif self._changes.pending() or self._touched:
             if self.durable or self._closing:
