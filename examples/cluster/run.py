@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -102,8 +103,9 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         writer.close()
 
 
-async def front(port: int, nodes: list[int], ready: asyncio.Event) -> None:
-    """Each new client connection goes to the next node, bytes copied both ways."""
+async def front(port: int, nodes: list[int], ready: asyncio.Future[int]) -> None:
+    """Each new client connection goes to the next node, bytes copied both ways; ``ready``
+    gets the port once the front listens."""
     turn = itertools.cycle(nodes)
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -115,7 +117,7 @@ async def front(port: int, nodes: list[int], ready: asyncio.Event) -> None:
         await asyncio.gather(pipe(reader, node_writer), pipe(node_reader, writer))
 
     server = await asyncio.start_server(client, "127.0.0.1", port)
-    ready.set()
+    ready.set_result(int(server.sockets[0].getsockname()[1]))
     async with server:
         await server.serve_forever()
 
@@ -133,14 +135,11 @@ def main() -> int:
             for index, node in enumerate(("culex-a", "culex-b", "culex-c")):
                 # Each node knows one NATS server; it learns the others from it.
                 nodes.append(start_node(directory, node, [urls[index]]))
-            port = args.port or free_port()
             print(f"NATS:  {', '.join(urls)} (JetStream, 3 replicas)")
             for (_, node_port), node in zip(nodes, ("culex-a", "culex-b", "culex-c"),
                                             strict=True):
                 print(f"node:  {node} on mqtt://127.0.0.1:{node_port}")
-            print(f"front: mqtt://127.0.0.1:{port}  (round robin over the three nodes)",
-                  flush=True)
-            asyncio.run(run_front(port, [p for _, p in nodes], args.duration))
+            asyncio.run(run_front(args.port, [p for _, p in nodes], args.duration))
         except KeyboardInterrupt:
             pass
         finally:
@@ -157,9 +156,15 @@ def main() -> int:
 
 
 async def run_front(port: int, nodes: list[int], duration: float) -> None:
-    ready = asyncio.Event()
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(front(port, nodes, ready))
-    await ready.wait()
+    first: list[asyncio.Future[Any]] = [ready, task]
+    await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.done():  # the front could not listen: its error
+        task.result()
+    # Said once it listens: a client that reads this line can connect at once.
+    print(f"front: mqtt://127.0.0.1:{ready.result()}  (round robin over the three nodes)",
+          flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

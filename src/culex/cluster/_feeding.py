@@ -1,17 +1,25 @@
 """Feeding a cluster session: the node holding a connected persistent session pulls its
 queue (its JetStream consumer) and delivers each message through the session's
 subscriptions; a message stays held until its client completes it, then is acknowledged to
-JetStream (see _sessions, a mixin of whose class this is)."""
+JetStream (see _sessions, a mixin of whose class this is).
+
+The node pulls through an inbox of the feed's own, one request at a time for as many messages
+as the session has room for, each for half a second at most. When the session goes to another
+node, the feed asks for no more, takes what its last request still brings until that request
+ends, unsubscribes, and hands back (NAK) what it held and was brought, in the queue's order,
+before the other node is answered: JetStream redelivers in that order, before anything newer,
+so the session's client gets its messages in order across nodes (MQTT-4.6.0-6)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._fetch import batches
 from ._records import consumer_name
 
 if TYPE_CHECKING:
@@ -23,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("culex")
 
 FEED_BATCH = 64
+PULL_EXPIRES = 0.5  # seconds a pull request waits at the server for messages
 
 
 class Held:
@@ -38,29 +47,34 @@ class Held:
 class Feed:
     """A connected session's consumer being pulled."""
 
-    __slots__ = ("room", "session", "stopping", "task")
+    __slots__ = ("asked", "asked_at", "give_back", "room", "session", "stopping", "task")
 
     def __init__(self, session: SessionState) -> None:
         self.session = session
         self.stopping = False
-        self.room = asyncio.Event()
+        self.room = asyncio.Event()  # something changed: the feed looks whether to ask more
+        self.asked = 0  # messages the pending request may still bring
+        self.asked_at = 0.0
+        self.give_back: list[Msg] = []  # to hand back to JetStream once nothing more comes
         self.task: asyncio.Task[None] | None = None
 
 
 class Feeding:
     if TYPE_CHECKING:
         _js: Any
+        _nc: Any
         _stream: str
         _broker: Broker | None
         _loop: asyncio.AbstractEventLoop | None
         _leaving: bool
         _filters: dict[str, list[str]]
         _feeds: dict[str, Feed]
+        _draining: dict[str, Feed]
         _held: dict[tuple[str, int], Held]
         _keys: dict[object, tuple[str, int]]
         _counts: dict[str, int]
         _completed: set[tuple[str, int]]
-        _tasks: set[asyncio.Task[Any]]
+        _acks: set[asyncio.Task[Any]]
 
         _to_message: Callable[[str, bytes], Message | None]
 
@@ -81,30 +95,100 @@ class Feeding:
         if feed is not None:
             feed.stopping = True
             feed.room.set()
+            if feed.task is not None and not feed.task.done():
+                self._draining[client_id] = feed
+                feed.task.add_done_callback(lambda _: self._drained(feed))
+
+    def _drained(self, feed: Feed) -> None:
+        client_id = feed.session.client_id
+        if self._draining.get(client_id) is feed:
+            del self._draining[client_id]
 
     async def _feed(self, feed: Feed) -> None:
+        try:
+            await self._pull(feed)
+        finally:
+            if feed.give_back:
+                await self._hand_back(feed.session.client_id, feed.give_back)
+
+    async def _hand_back(self, client_id: str, msgs: list[Msg]) -> None:
+        """Hand ``msgs`` back to JetStream (NAK), in the queue's order: it redelivers them in
+        the order they come back. The consumer's info is asked first: JetStream then drops
+        the pull requests nobody listens to any more (this node's, stopped), where a NAK
+        that found one would be put at the end of the redelivery queue, after the others."""
+        latest = {msg.metadata.sequence.stream: msg for msg in msgs}
+        with contextlib.suppress(Exception):
+            await self._js.consumer_info(self._stream, consumer_name(client_id))
+        for seq in sorted(latest):
+            with contextlib.suppress(Exception):
+                await latest[seq].nak()
+
+    async def _pull(self, feed: Feed) -> None:
         session = feed.session
         client_id = session.client_id
-        name = consumer_name(client_id)
         if client_id not in self._filters:
             await self.flush()  # the consumer is made with the session's first record
+        if feed.stopping:
+            return
+        inbox = self._nc.new_inbox()
+
+        async def delivered(msg: Msg) -> None:
+            self._delivered(feed, msg)
+
         try:
-            pull = await self._js.pull_subscribe_bind(name, self._stream)
+            sub = await self._nc.subscribe(inbox, cb=delivered)
         except Exception as exc:
             log.warning("cluster: cannot read the queue of %r: %s", client_id, exc)
             return
+        subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{consumer_name(client_id)}"
         limit = self._window()
         try:
-            async for messages in batches(pull, FEED_BATCH, lambda: feed.stopping,
-                                          f"the queue of {client_id!r}"):
-                for msg in messages:
-                    self._arrived(feed, msg)
-                while not feed.stopping and self._counts.get(client_id, 0) >= limit:
-                    feed.room.clear()
-                    await feed.room.wait()
+            while not feed.stopping:
+                now = time.monotonic()
+                if feed.asked and now - feed.asked_at > PULL_EXPIRES + 1.0:
+                    feed.asked = 0  # its end never came (NATS reconnected): ask again
+                want = min(FEED_BATCH, limit - self._counts.get(client_id, 0))
+                if not feed.asked and want > 0:
+                    feed.asked, feed.asked_at = want, now
+                    request = {"batch": want, "expires": int(PULL_EXPIRES * 1e9)}
+                    try:
+                        await self._nc.publish(subject, json.dumps(request).encode(), inbox)
+                    except Exception as exc:  # NATS away: asked again once it is back
+                        log.debug("cluster: pulling the queue of %r: %s", client_id, exc)
+                feed.room.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(feed.room.wait(), PULL_EXPIRES + 1.0)
+            # The last request may bring messages until it ends (all it asked for, or its
+            # expiry). Only then does nothing more come: had the inbox gone first, JetStream
+            # would give the next message to the request left behind, find nobody there, and
+            # redeliver it later, after messages handed back before it.
+            end = feed.asked_at + PULL_EXPIRES + 0.5
+            while feed.asked and (left := end - time.monotonic()) > 0:
+                feed.room.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(feed.room.wait(), left)
         finally:
+            # The server stops giving to this inbox once it has the unsubscription; what it
+            # sent before comes in meanwhile (to be handed back with the rest: see above).
             with contextlib.suppress(Exception):
-                await pull.unsubscribe()
+                await sub.drain()
+
+    def _delivered(self, feed: Feed, msg: Msg) -> None:
+        status = msg.headers.get("Status") if msg.headers else None
+        if status is None:
+            feed.asked = max(0, feed.asked - 1)
+            self._arrived(feed, msg)
+        elif status == "100":
+            return  # a heartbeat
+        elif status in ("404", "408"):  # the request ended (expired): another, now
+            feed.asked = 0
+        else:  # 409: the consumer went, or changed leader: asked again in a while
+            log.debug("cluster: pulling the queue of %r: %s %s", feed.session.client_id,
+                      status, msg.headers.get("Description") if msg.headers else "")
+            feed.asked_at = time.monotonic() - PULL_EXPIRES
+            return
+        if not feed.asked:
+            feed.room.set()
 
     def _window(self) -> int:
         broker = self._broker
@@ -114,8 +198,10 @@ class Feeding:
 
     def _arrived(self, feed: Feed, msg: Msg) -> None:
         client_id = feed.session.client_id
-        if feed.stopping or self._feeds.get(client_id) is not feed:
-            self._spawn(msg.nak())  # for whoever holds the session next
+        broker = self._broker
+        session = broker.sessions.get(client_id) if broker is not None else None
+        if session is None or session is not feed.session or session.store is None:
+            feed.give_back.append(msg)  # let go of (or ended): for whoever holds it next
             return
         seq = msg.metadata.sequence.stream
         key = (client_id, seq)
@@ -128,16 +214,13 @@ class Feeding:
             self._spawn(msg.ack())
             return
         message = self._to_message(msg.subject, msg.data)
-        broker = self._broker
         if message is None or broker is None:
             self._spawn(msg.ack())
             return
         held = self._held[key] = Held(msg)
         self._counts[client_id] = self._counts.get(client_id, 0) + 1
         self._keys[message] = key
-        session = broker.sessions.get(client_id)
-        if session is not None and session.store is not None:
-            broker.deliver_to_session(session, message)
+        broker.deliver_to_session(session, message)
         if not held.taken:  # delivered at QoS 0, or not wanted: nothing more to wait for
             self._keys.pop(message, None)
             self._done(key)
@@ -153,10 +236,16 @@ class Feeding:
             self._completed.add(key)
 
     def _drop_held(self, client_id: str, nak: bool) -> None:
+        """Forget what is held for the session (``nak``: handed back to JetStream, once its
+        feed has stopped receiving: else what it hands back could come to it again)."""
+        feed = self._draining.get(client_id)
+        give_back = feed.give_back if feed is not None else []
         for key in [key for key in self._held if key[0] == client_id]:
             held = self._held.pop(key)
             if nak and held.msg is not None:
-                self._spawn(held.msg.nak())
+                give_back.append(held.msg)
+        if give_back and feed is None:
+            self._spawn(self._hand_back(client_id, give_back))
         for message in [m for m, key in self._keys.items() if key[0] == client_id]:
             del self._keys[message]
         self._counts.pop(client_id, None)
@@ -167,11 +256,21 @@ class Feeding:
             coro.close()
             return
         task = self._loop.create_task(coro)
-        self._tasks.add(task)
+        self._acks.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
+        self._acks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.debug("cluster: acknowledgement to JetStream failed: %s", task.exception())
 
+    async def _handed_back(self, feeds: list[Feed], timeout: float) -> None:
+        """Until the stopped ``feeds`` have nothing more coming from JetStream and what they
+        held is handed back to it: then another node pulls their queues in order."""
+        tasks = [feed.task for feed in feeds if feed.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        if self._acks:
+            await asyncio.wait(list(self._acks), timeout=timeout)
+        with contextlib.suppress(Exception):
+            await self._nc.flush(timeout)  # the server has them before the other node asks

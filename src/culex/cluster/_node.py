@@ -83,7 +83,7 @@ class ClusterNode(Storing):
         self._filters: set[str] = set()
         self._core: dict[str, Subscription] = {}
         self._shared = SharedGroups(self._q0, self._m, self._stream, self._to_group,
-                                    lambda: self._stopping)
+                                    lambda: self._stopping, config.redeliver_after)
         self._wanted = 0  # generation of the filters
         self._applied = 0  # generation NATS knows
         self._settling: list[tuple[int, PeerHolder, int]] = []
@@ -362,7 +362,8 @@ class ClusterNode(Storing):
                 self._core[subject] = await self._nc.subscribe(subject, cb=self._on_core)
             await self._js.add_consumer(self._stream, ConsumerConfig(
                 durable_name=self._consumer, ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.NEW, max_ack_pending=10_000, ack_wait=30,
+                deliver_policy=DeliverPolicy.NEW, max_ack_pending=10_000,
+                ack_wait=self.config.redeliver_after,
                 filter_subjects=stored or [f"{self._m}.{NOTHING}"]))
             await self._shared.apply()
             await self._nc.flush()

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ..broker import Broker, Message
     from ..clusterconfig import ClusterConfig
+    from ._feeding import Feed
 
 log = logging.getLogger("culex")
 
@@ -48,6 +49,7 @@ class Resuming:
         _revisions: dict[str, int]
         _inbound: dict[str, list[Any]]
         _tasks: set[asyncio.Task[Any]]
+        _draining: dict[str, Feed]
         _to_message: Callable[[str, bytes], Message | None]
         _alive: Callable[[], list[str]]
 
@@ -55,6 +57,8 @@ class Resuming:
                             threshold: int) -> None: ...
 
         async def _written_through(self, batch: int) -> None: ...
+
+        async def _handed_back(self, feeds: list[Feed], timeout: float) -> None: ...
 
     def admit_then(self, client_id: str, clean_start: bool,
                    then: Callable[[tuple[int, str] | None], None]) -> None:
@@ -191,7 +195,9 @@ class Resuming:
         broker = self._broker
         assert broker is not None
         broker.let_go(client_id)
+        feed = self._draining.get(client_id)  # its feed, stopped (now, or when it went away)
         await self._written_through(self._batch)  # the batch gathering now has its record
+        await self._handed_back([feed] if feed is not None else [], RELEASE_WAIT / 2)
 
     async def _forget(self, client_id: str, revision: int | None) -> None:
         """End the session in the cluster: its consumer, and its record if ``revision`` is

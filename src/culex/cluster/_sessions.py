@@ -96,6 +96,7 @@ class SessionStore(Resuming, Feeding, Store):
         self._filters: dict[str, list[str]] = {}  # each consumer's filter subjects
         self._limits: dict[str, int] = {}  # each consumer's inactivity threshold (seconds)
         self._feeds: dict[str, Feed] = {}
+        self._draining: dict[str, Feed] = {}  # stopped feeds, until nothing more comes to them
         self._held: dict[tuple[str, int], Held] = {}  # (client id, stream sequence)
         self._keys: dict[object, tuple[str, int]] = {}  # the held messages (Message objects)
         self._counts: dict[str, int] = {}  # held messages per session
@@ -106,6 +107,7 @@ class SessionStore(Resuming, Feeding, Store):
         self._inbound: dict[str, list[Any]] = {}
         self._leaving = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._acks: set[asyncio.Task[Any]] = set()  # acknowledgements on their way to JetStream
 
     # -- joining ---------------------------------------------------------------------------------
 
@@ -177,12 +179,14 @@ class SessionStore(Resuming, Feeding, Store):
     def session_released(self, session: SessionState) -> None:
         client_id = session.client_id
         self._stop_feed(client_id)
-        self._drop_held(client_id, nak=True)
         if client_id in self._lost_ids:  # the record is another node's already
             self._lost_ids.discard(client_id)
             self._dirty.pop(client_id, None)
+            self._drop_held(client_id, nak=True)
             return
+        # The record first: it names the QoS 2 messages in flight by what is held of them.
         self._dirty[client_id] = self._record(session, None)
+        self._drop_held(client_id, nak=True)
         self._inbound.pop(client_id, None)
         self._changed()
 
@@ -377,14 +381,16 @@ class SessionStore(Resuming, Feeding, Store):
         broker = self._broker
         for client_id in list(self._feeds):
             self._stop_feed(client_id)
+        feeds = list(self._draining.values())
         for client_id in list(self._revisions):
-            self._drop_held(client_id, nak=True)
             session = broker.sessions.get(client_id) if broker is not None else None
-            if session is not None:
+            if session is not None:  # (before what is held of it is dropped: see above)
                 self._dirty[client_id] = self._record(session, self._node, left=True)
+            self._drop_held(client_id, nak=True)
         self._changed()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.flush(), LEAVE_TIMEOUT)
+        await self._handed_back(feeds, 1.0)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
 

@@ -37,8 +37,9 @@ Group = tuple[str, str]  # (filter, share name)
 class SharedGroups:
     def __init__(self, q0: str, m: str, stream: str,
                  deliver: Callable[[str, Envelope, Group], bool],
-                 stopping: Callable[[], bool]) -> None:
+                 stopping: Callable[[], bool], redeliver_after: float) -> None:
         self._q0, self._m, self._stream = q0, m, stream
+        self._redeliver_after = redeliver_after  # a member's node gone: its messages again
         self._deliver = deliver  # (topic, envelope, group): whether a member here took it
         self._stopping = stopping
         self.wanted: set[Group] = set()  # the groups with local members
@@ -75,8 +76,9 @@ class SharedGroups:
             digest = hashlib.sha256(f"{group}\0{topic_filter}".encode()).hexdigest()[:20]
             await self._js.add_consumer(self._stream, ConsumerConfig(
                 durable_name="share-" + digest, ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.NEW, max_ack_pending=10_000, ack_wait=30,
-                inactive_threshold=IDLE, filter_subjects=filter_subjects(self._m, topic_filter)))
+                deliver_policy=DeliverPolicy.NEW, max_ack_pending=10_000,
+                ack_wait=self._redeliver_after, inactive_threshold=IDLE,
+                filter_subjects=filter_subjects(self._m, topic_filter)))
             pull = await self._js.pull_subscribe_bind("share-" + digest, self._stream)
             self.tasks[key] = asyncio.get_running_loop().create_task(self._pull(pull, key))
 
