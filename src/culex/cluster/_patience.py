@@ -18,6 +18,9 @@ T = TypeVar("T")
 # Seconds JetStream may take to answer at start: a NATS cluster starting with culex elects
 # its leaders first.
 SETUP_PATIENCE = 30.0
+# JetStream's "no suitable peers for placement": fewer servers are up than the replicas asked
+# for (one is restarting); it passes when they are back.
+NO_PEERS_YET = 10005
 
 
 async def patiently(make: Callable[[], Awaitable[T]]) -> T:
@@ -30,7 +33,12 @@ async def patiently(make: Callable[[], Awaitable[T]]) -> T:
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
                 nats.js.errors.ServiceUnavailableError,
                 nats.js.errors.NoStreamResponseError) as exc:
-            if time.monotonic() > deadline:
+            problem: Exception = exc
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != NO_PEERS_YET:
                 raise
-            log.info("cluster: JetStream is not ready (%s); asking again", exc)
-            await asyncio.sleep(0.5)
+            problem = exc
+        if time.monotonic() > deadline:
+            raise problem
+        log.info("cluster: JetStream is not ready (%s); asking again", problem)
+        await asyncio.sleep(0.5)
