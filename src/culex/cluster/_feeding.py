@@ -96,20 +96,19 @@ class Feeding:
             feed.stopping = True
             feed.room.set()
             if feed.task is not None and not feed.task.done():
-                self._draining[client_id] = feed
-                feed.task.add_done_callback(lambda _: self._drained(feed))
-
-    def _drained(self, feed: Feed) -> None:
-        client_id = feed.session.client_id
-        if self._draining.get(client_id) is feed:
-            del self._draining[client_id]
+                self._draining[client_id] = feed  # until nothing more comes to it
 
     async def _feed(self, feed: Feed) -> None:
         try:
             await self._pull(feed)
         finally:
+            # No longer draining before its hand-back starts: what is let go of from now on
+            # is handed back on its own (_drop_held), not added to a list already read.
+            client_id = feed.session.client_id
+            if self._draining.get(client_id) is feed:
+                del self._draining[client_id]
             if feed.give_back:
-                await self._hand_back(feed.session.client_id, feed.give_back)
+                await self._hand_back(client_id, feed.give_back)
 
     async def _hand_back(self, client_id: str, msgs: list[Msg]) -> None:
         """Hand ``msgs`` back to JetStream (NAK), in the queue's order: it redelivers them in
