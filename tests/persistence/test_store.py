@@ -529,6 +529,68 @@ def test_lingering_stops_when_clients_are_slow_to_acknowledge(tmp_path: Path) ->
         h.close()
 
 
+def _online_subscriber(h: Harness) -> MemoryClient:
+    sub = h.client("sub", clean=False)
+    sub.send(Subscribe(1, [SubscriptionRequest("t", 1)]))
+    h.commit()
+    assert isinstance(sub.received()[-1], SubAck)
+    return sub
+
+
+def test_an_acknowledged_message_releases_its_puback_without_a_commit(tmp_path: Path) -> None:
+    """MQTT 4.3.2: once every persistent session it was for has acknowledged a QoS 1 message,
+    the broker owns nothing more of it: its publisher is acknowledged without a write."""
+    h = Harness(tmp_path)
+    try:
+        sub = _online_subscriber(h)
+        pub = h.client("pub")
+        commits = h.broker.counters.commits
+        # Always one message in flight beside the one acknowledged, as under a steady load:
+        # each is released by its own acknowledgement, not by the others'.
+        pub.send(Publish("t", b"1", qos=1, packet_id=1))
+        h.loop.run_until_complete(asyncio.sleep(0))  # its batch lingers
+        unacknowledged = [p.packet_id for p in sub.received()]  # type: ignore[attr-defined]
+        for packet_id in (2, 3, 4):
+            pub.send(Publish("t", b"m", qos=1, packet_id=packet_id))
+            h.loop.run_until_complete(asyncio.sleep(0))
+            unacknowledged += [p.packet_id for p in sub.received()]  # type: ignore[attr-defined]
+            assert pub.received() == []  # neither on disk nor acknowledged yet
+            sub.send(PubAck(unacknowledged.pop(0)))
+            assert pub.received() == [PubAck(packet_id - 1)]
+        sub.send(PubAck(unacknowledged.pop(0)))
+        assert pub.received() == [PubAck(4)]
+        assert h.broker.counters.commits == commits
+        h.commit()
+        assert rows(tmp_path, "deliveries") == 0 and rows(tmp_path, "messages") == 0
+    finally:
+        h.close()
+
+
+def test_lingering_acknowledgements_keep_their_order(tmp_path: Path) -> None:
+    """PUBACKs in the order of the PUBLISHes (MQTT 4.6), though the subscriber acknowledges
+    the second message first; the first, never acknowledged, is written after LINGER."""
+    h = Harness(tmp_path)
+    try:
+        sub = _online_subscriber(h)
+        pub = h.client("pub")
+        for packet_id in (1, 2):
+            pub.send(Publish("t", str(packet_id).encode(), qos=1, packet_id=packet_id))
+            h.loop.run_until_complete(asyncio.sleep(0))  # a lingering batch each
+        first, second = sub.received()
+        sub.send(PubAck(second.packet_id))  # type: ignore[attr-defined]
+        h.loop.run_until_complete(asyncio.sleep(0))
+        assert pub.received() == []  # the first message is neither acknowledged nor written
+        got: list[object] = []
+        h.run_until(lambda: bool(got.extend(pub.received()) or got))
+        assert got == [PubAck(1), PubAck(2)]  # once the first was written
+        assert rows(tmp_path, "deliveries") == 1
+        sub.send(PubAck(first.packet_id))  # type: ignore[attr-defined]
+        h.commit()
+        assert rows(tmp_path, "deliveries") == 0  # its row is deleted once acknowledged
+    finally:
+        h.close()
+
+
 def test_a_change_made_while_a_commit_is_written_goes_into_the_next(harness: Harness) -> None:
     offline_subscriber(harness, "sub", ("t", 1))
     pub = harness.client("pub")

@@ -41,11 +41,12 @@ _CHUNKS = (128, 32, 8, 1)
 
 
 class _DeliveryRow:
-    __slots__ = ("batch", "seq")
+    __slots__ = ("batch", "born", "seq")
 
-    def __init__(self, seq: int, batch: int) -> None:
+    def __init__(self, seq: int, batch: int, born: int = 0) -> None:
         self.seq = seq  # its row: the order messages were given to the session in
         self.batch = batch  # the batch that last wrote the row (NOT_WRITTEN, WRITTEN_BEFORE)
+        self.born = born  # the batch that was gathering changes when it was made
 
 
 class _MessageRow:
@@ -73,6 +74,9 @@ class Changes:
         self._retained: dict[str, MessageState | None] = {}
         self._rows: dict[DeliveryState, _DeliveryRow] = {}
         self._message_rows: dict[MessageState, _MessageRow] = {}
+        # Per batch, the rows made while it gathered changes that are neither written nor
+        # removed yet: what an acknowledgement held for that batch still depends on.
+        self._unsettled: dict[int, int] = {}
         self.upserts = 0  # entries of _deliveries that write a row (not None)
         self.cancelled = 0  # delivery rows never written because removed first
         self.next_seq = 1
@@ -91,6 +95,15 @@ class Changes:
             return False
         return all(entry is None or (entry[1].qos == 1 and entry[1].packet_id)
                    for entry in self._deliveries.values())
+
+    def deletions(self) -> bool:
+        """Whether rows written before are to be deleted."""
+        return None in self._deliveries.values() or None in self._messages.values()
+
+    def unsettled(self, batch: int) -> int:
+        """How many rows made while ``batch`` gathered changes are neither written nor
+        removed."""
+        return self._unsettled.get(batch, 0)
 
     # -- recording ------------------------------------------------------------------------------
 
@@ -116,11 +129,13 @@ class Changes:
         self.next_seq = max(self.next_seq, stored.seq + 1)
         self.next_message_id = max(self.next_message_id, stored.message_id + 1)
 
-    def delivery_saved(self, client_id: str, out: DeliveryState) -> None:
+    def delivery_saved(self, client_id: str, out: DeliveryState, batch: int = 0) -> None:
+        """``out`` was given to the session, or changed, while ``batch`` gathers changes."""
         row = self._rows.get(out)
         if row is None:
-            row = self._rows[out] = _DeliveryRow(self.next_seq, NOT_WRITTEN)
+            row = self._rows[out] = _DeliveryRow(self.next_seq, NOT_WRITTEN, batch)
             self.next_seq += 1
+            self._unsettled[batch] = self._unsettled.get(batch, 0) + 1
             message = out.message
             message_row = self._message_rows.get(message)
             if message_row is None:
@@ -147,6 +162,11 @@ class Changes:
         else:
             deliveries.pop(row.seq, None)  # never written: nothing to undo
             self.cancelled += 1
+            left = self._unsettled[row.born] - 1
+            if left:
+                self._unsettled[row.born] = left
+            else:
+                del self._unsettled[row.born]
         message = out.message
         message_row = self._message_rows[message]
         message_row.refs -= 1
@@ -208,6 +228,7 @@ class Changes:
         self._sessions, self._subs, self._messages = {}, {}, {}
         self._deliveries, self._awaiting, self._retained = {}, {}, {}
         self.upserts = 0
+        self._unsettled = {}  # every row made so far is written by this batch
         return Built(ops, len(deliveries), only_deliveries)
 
 

@@ -72,7 +72,7 @@ ANSWER_WAIT = 0.001
 class _Batch:
     """Changes on their way to disk, and the connections whose writes wait for them."""
 
-    __slots__ = ("answering", "live", "only_deliveries", "ops", "seq", "touched")
+    __slots__ = ("answering", "live", "only_deliveries", "ops", "sealed_at", "seq", "touched")
 
     def __init__(self, seq: int, touched: set[Holder], answering: set[Holder]) -> None:
         self.seq = seq
@@ -82,8 +82,9 @@ class _Batch:
         # Deliveries written by this batch and not yet acknowledged. When a batch holds nothing
         # else and they have all been acknowledged while it was being written, what waited for
         # it is released early: those messages reached every persistent session they were for.
-        self.live = 0
+        self.live = 0  # (of a lingering batch: the rows it had when it stopped gathering)
         self.only_deliveries = True
+        self.sealed_at = 0.0  # a lingering batch: when it stopped gathering changes
 
     def release(self) -> set[Holder]:
         """Release what waited for this batch; the connections whose answers the store waits
@@ -121,10 +122,13 @@ class SqliteStore(Store):
         self._answers: set[Holder] = set()  # of those, the persistent sessions' connections
         self._batch_seq = 1  # the batch now gathering changes
         self._scheduled = False
-        self._lingered = False
-        self._lingering_rows = 0
+        # Batches of QoS 1 messages in flight, oldest first, that no longer gather changes and
+        # wait (LINGER at most) for their acknowledgements instead of a commit. Each is let go
+        # as soon as its rows are acknowledged, in order; the first not acknowledged in time
+        # is written, with everything after it.
+        self._lingering: list[_Batch] = []
+        self._linger_timer: asyncio.TimerHandle | None = None
         self._linger_off = 0
-        self._cancelled_before = 0
         self._writing: _Batch | None = None  # the batch the writer thread has now
         # The persistent sessions' clients the last commit released replies to, until each has
         # been heard from (a change recorded for it) or answer_wait has passed: the next batch
@@ -277,7 +281,7 @@ class SqliteStore(Store):
         self._changed()
 
     def outgoing_saved(self, session: SessionState, out: DeliveryState) -> None:
-        self._changes.delivery_saved(session.client_id, out)
+        self._changes.delivery_saved(session.client_id, out, self._batch_seq)
         self._changed()
         if out.qos == 2 and out.packet_id:
             # A QoS 2 packet id the client sees (PUBLISH, then PUBREL) must survive a restart,
@@ -302,7 +306,10 @@ class SqliteStore(Store):
             if not writing.live and writing.only_deliveries:
                 writing.release()
                 self._release_open()
-        elif not self._changes.upserts:
+            return
+        if self._lingering:
+            self._release_lingering()
+        if not self._changes.upserts:
             self._release_open()
 
     def release_awaited(self, session: SessionState, packet_id: int, awaited: bool) -> None:
@@ -324,28 +331,78 @@ class SqliteStore(Store):
         if self._answering and not (force or self._closing or self._waiters):
             return  # _answered hands it over (a flush, or closing, waits for nobody)
         changes = self._changes
-        if self._lingered:
-            self._lingered = False
-            if (changes.cancelled - self._cancelled_before) * 2 < self._lingering_rows:
-                # Most of them were still unacknowledged: the clients are slow to answer, and
-                # waiting for them only delays their publishers. Write at once for a while.
-                self._linger_off = LINGER_OFF_BATCHES
+        if (force or self._closing or self._waiters or self._loop is None
+                or not changes.only_in_flight()):
+            self._write()
         elif self._linger_off:
             self._linger_off -= 1
-        elif not force and self._loop is not None and changes.only_in_flight():
+            self._write()
+        else:
             # Every row to write is a QoS 1 message already sent to a connected client, which
             # usually acknowledges it within a round trip: waiting that long may save writing
             # it at all (and deleting it after). Its publisher waits no longer than it would
             # have if the acknowledgement comes: that makes the write moot and releases it.
-            self._lingered = True
-            self._lingering_rows = changes.upserts
-            self._cancelled_before = changes.cancelled
-            self._scheduled = True
-            self._loop.call_later(LINGER, self._hand_off)
-            return
+            self._linger()
+
+    def _linger(self) -> None:
+        """Let the batch gathering changes wait for its acknowledgements instead of a commit;
+        the next one gathers what comes meanwhile (and may linger in turn)."""
+        loop = self._loop
+        assert loop is not None
+        if self._touched or self._changes.unsettled(self._batch_seq):
+            batch = _Batch(self._batch_seq, self._touched, self._answers)
+            self._batch_seq += 1
+            self._touched, self._answers = set(), set()
+            batch.sealed_at = loop.time()
+            batch.live = self._changes.unsettled(batch.seq)
+            self._lingering.append(batch)
+            self._release_lingering()
+        if self._linger_timer is None:
+            self._linger_timer = loop.call_later(LINGER, self._lingered)
+
+    def _release_lingering(self) -> None:
+        """Let go of the lingering batches whose rows have all been acknowledged, oldest first
+        (a connection's writes go out in order)."""
+        lingering = self._lingering
+        while lingering and not self._changes.unsettled(lingering[0].seq):
+            lingering.pop(0).release()
+
+    def _lingered(self) -> None:
+        self._linger_timer = None
+        if self._writing is not None:
+            return  # its commit hands over what is left
+        lingering = self._lingering
+        loop = self._loop
+        assert loop is not None
+        if lingering:
+            due = lingering[0].sealed_at + LINGER - loop.time()
+            if due > 0:  # the first one to linger was let go: this one is younger
+                self._linger_timer = loop.call_later(due, self._lingered)
+                return
+            changes = self._changes
+            if sum(changes.unsettled(batch.seq) for batch in lingering) * 2 > \
+                    sum(batch.live for batch in lingering):
+                # Most rows were still unacknowledged: the clients are slow to answer, and
+                # waiting for them only delays their publishers. Write at once for a while.
+                self._linger_off = LINGER_OFF_BATCHES
+            self._write()
+        elif self._changes.deletions():
+            self._write()  # what acknowledged rows written before must not stay on disk
+
+    def _write(self) -> None:
+        """Hand everything gathered (lingering batches included) to the writer as one batch."""
+        changes = self._changes
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         if self.file.db is None and changes.pending() and not self._create():
             return
-        batch = _Batch(self._batch_seq, self._touched, self._answers)
+        touched, answers = self._touched, self._answers
+        for lingered in self._lingering:
+            touched |= lingered.touched
+            answers |= lingered.answering
+        self._lingering = []
+        batch = _Batch(self._batch_seq, touched, answers)
         self._batch_seq += 1
         self._touched, self._answers = set(), set()
         if not changes.pending():
