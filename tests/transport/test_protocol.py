@@ -106,3 +106,39 @@ def test_an_internal_error_costs_one_connection_only() -> None:
         assert b"delivered" in healthy.written and b"lost" not in healthy.written
 
     asyncio.run(scenario())
+
+
+def test_what_a_read_brings_goes_out_when_it_is_handled_before_its_acknowledgements() -> None:
+    """The messages of one read reach each subscriber in one write when the read has been
+    handled (not one loop iteration later), before the publisher's acknowledgements."""
+
+    async def scenario() -> None:
+        config = Config()
+        config.validate()
+        broker = Broker(config, asyncio.get_running_loop())
+        log: list[tuple[str, bytes]] = []
+
+        class LoggedTransport(FakeTransport):
+            def __init__(self, name: str) -> None:
+                super().__init__()
+                self.name = name
+
+            def write(self, data: bytes) -> None:
+                super().write(data)
+                log.append((self.name, bytes(data)))
+
+        protocols = {}
+        for name in ("sub", "pub"):
+            protocol = MQTTProtocol(broker, FakeServer(), None,  # type: ignore[arg-type]
+                                    asyncio.get_running_loop())
+            protocol.connection_made(LoggedTransport(name))  # type: ignore[arg-type]
+            protocol.data_received(Connect(name).encode(4))
+            protocols[name] = protocol
+        protocols["sub"].data_received(Subscribe(1, [SubscriptionRequest("t", 1)]).encode(4))
+        log.clear()
+        burst = [Publish("t", f"m{i}".encode(), qos=1, packet_id=i + 1) for i in range(3)]
+        protocols["pub"].data_received(b"".join(p.encode(4) for p in burst))
+        assert [name for name, _ in log] == ["sub", "pub"]  # one write each, in that order
+        assert all(f"m{i}".encode() in log[0][1] for i in range(3))
+
+    asyncio.run(scenario())

@@ -1,8 +1,10 @@
 """The thin asyncio layer: one asyncio protocol per TCP connection.
 
 ``data_received`` feeds the connection inline, so packets are handled in the order they came, with
-no task per packet. Writes are coalesced: everything a connection is given during one loop
-iteration is handed to the transport in one ``writelines`` call.
+no task per packet. Writes are coalesced: everything a connection is given while one client's
+input is handled (the messages a read brought, for each subscriber) goes to its transport in
+one call when that read has been handled; what is written at other times, at the end of the
+loop iteration.
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ DRAIN_TIME = 0.5
 READ_SLICE = 1 << 18
 # Up to this many bytes written in one loop iteration are joined into one buffer.
 JOIN_LIMIT = 1 << 18
+
+
+class _Reading:
+    """The read being handled, if any (the loop handles one at a time), and the connections
+    given something to write meanwhile: they write when it has been handled."""
+
+    __slots__ = ("active", "written")
+
+    def __init__(self) -> None:
+        self.active = False
+        self.written: list[MQTTProtocol] = []
+
+
+# Of the process: the listeners of a process run on one event loop (culex starts no other).
+_READING = _Reading()
 
 
 class MQTTProtocol:
@@ -92,6 +109,8 @@ class MQTTProtocol:
             self._transport_reading()
             self._loop.call_soon(self._next_turn)
         self._reading = True
+        reading = _READING
+        reading.active = True
         try:
             conn.data_received(data)
         except Exception:
@@ -102,6 +121,14 @@ class MQTTProtocol:
             return
         finally:
             self._reading = False
+            reading.active = False
+            # What the read gave the others (the messages it brought, to their subscribers)
+            # goes out now, each in one write, first: a message waits for no acknowledgement.
+            written = reading.written
+            if written:
+                reading.written = []
+                for other in written:
+                    other._flush()
         if self._out:
             # Replies to what was just read (CONNACK, PUBACK, PINGRESP ...) go out now, in one
             # write, rather than one loop iteration later.
@@ -158,7 +185,11 @@ class MQTTProtocol:
             # (pause_writing) and the rest waits in the session, not here.
             self._flush()
         elif self._flush_handle is None and not self._reading:
-            self._flush_handle = self._loop.call_soon(self._flush)
+            reading = _READING
+            if not reading.active:
+                self._flush_handle = self._loop.call_soon(self._flush)
+            elif out is None:  # the first write since the last flush
+                reading.written.append(self)
 
     def flush(self) -> None:
         self._flush()
