@@ -129,7 +129,7 @@ class Changes:
         self.next_seq = max(self.next_seq, stored.seq + 1)
         self.next_message_id = max(self.next_message_id, stored.message_id + 1)
 
-    def delivery_saved(self, client_id: str, out: DeliveryState, batch: int = 0) -> None:
+    def delivery_saved(self, client_id: str, out: DeliveryState, batch: int) -> None:
         """``out`` was given to the session, or changed, while ``batch`` gathers changes."""
         row = self._rows.get(out)
         if row is None:
