@@ -26,16 +26,24 @@ def nats_server_binary() -> str:
     return found
 
 
+class PortTaken(RuntimeError):
+    """A port chosen for a NATS server was taken by another process before it started."""
+
+
 class NatsServers:
     """``count`` NATS servers (3: one JetStream cluster), each its own process and directory."""
 
     def __init__(self, directory: Path, count: int = 1) -> None:
         self.directory = directory
         self.count = count
+        self._choose_ports()
+        self.processes: list[subprocess.Popen[bytes] | None] = [None] * count
+
+    def _choose_ports(self) -> None:
+        count = self.count
         self.ports = [free_port() for _ in range(count)]
         self.routes = [free_port() for _ in range(count)]
         self.monitors = [free_port() for _ in range(count)]
-        self.processes: list[subprocess.Popen[bytes] | None] = [None] * count
 
     @property
     def urls(self) -> list[str]:
@@ -58,11 +66,22 @@ class NatsServers:
         return path
 
     def start(self) -> NatsServers:
-        for index in range(self.count):
-            self.start_one(index, wait=False)
-        for index in range(self.count):
-            self.wait_healthy(index)
-        return self
+        # The ports are chosen before the servers start (each names the others' routes), so
+        # another process may take one meanwhile: the cluster then starts again on new ones.
+        for _ in range(3):
+            for index in range(self.count):
+                self.start_one(index, wait=False)
+            try:
+                for index in range(self.count):
+                    self.wait_healthy(index)
+                return self
+            except PortTaken:
+                self.stop()
+                for index in range(self.count):  # a new cluster: nothing of the last try
+                    shutil.rmtree(self.directory / f"n{index}", ignore_errors=True)
+                    (self.directory / f"n{index}.log").unlink(missing_ok=True)
+                self._choose_ports()
+        raise RuntimeError("nats-server: no free ports after 3 attempts")
 
     def start_one(self, index: int, wait: bool = True) -> None:
         log = (self.directory / f"n{index}.log").open("ab")
@@ -78,8 +97,10 @@ class NatsServers:
         while True:
             process = self.processes[index]
             if process is not None and process.poll() is not None:
-                raise RuntimeError(f"nats-server n{index} exited: "
-                                   + (self.directory / f"n{index}.log").read_text()[-2000:])
+                log = (self.directory / f"n{index}.log").read_text()
+                if "address already in use" in log[-2000:]:
+                    raise PortTaken(log[-2000:])
+                raise RuntimeError(f"nats-server n{index} exited: " + log[-2000:])
             try:
                 with urllib.request.urlopen(url, timeout=1) as answer:
                     if answer.status == 200:
