@@ -1,15 +1,22 @@
 """The cluster loses nothing it acknowledged when a machine goes: three NATS servers with
 JetStream (streams replicated 3 times) and two culex nodes. A culex node killed with SIGKILL
 in the middle of a QoS 1 or QoS 2 stream, or a NATS server killed and restarted: every message
-whose PUBACK (PUBREC) the publisher received reaches the subscriber on the other node."""
+whose PUBACK (PUBREC) the publisher received reaches the subscriber on the other node. And
+JetStream's consumers changing leaders mid-stream deliver no QoS 2 message twice."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
+import hashlib
+import queue
 import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats as nats_client
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -153,3 +160,69 @@ def test_a_culex_node_killed_mid_stream_loses_nothing_acknowledged(
 def test_a_nats_server_killed_and_restarted_mid_stream(nats: NatsServers,
                                                        tmp_path: Path) -> None:
     run_stream(nats, tmp_path, 1, "nats")
+
+
+class Stepdowns:
+    """Asks NATS, again and again until stopped, for new leaders of the given consumers of
+    the message stream (``$JS.API.CONSUMER.LEADER.STEPDOWN``): acknowledgements on their way
+    to a leader that steps down are lost, and JetStream sends those messages again."""
+
+    def __init__(self, url: str, consumers: list[str]) -> None:
+        self.url, self.consumers = url, consumers
+        self.done = threading.Event()
+        self.count = 0
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        nc = await nats_client.connect(self.url)
+        try:
+            while not self.done.is_set():
+                for consumer in self.consumers:
+                    subject = f"$JS.API.CONSUMER.LEADER.STEPDOWN.CULEX_MSG.{consumer}"
+                    with contextlib.suppress(Exception):  # no leader yet: asked next time
+                        await nc.request(subject, b"", timeout=WAIT)
+                        self.count += 1
+                    await asyncio.sleep(0.1)
+        finally:
+            await nc.close()
+
+
+def test_consumer_leaders_changing_mid_stream_deliver_each_qos2_message_once(
+        nats: NatsServers, tmp_path: Path) -> None:
+    """A message whose acknowledgement a consumer's leader lost comes again: the node knows
+    it handled it and does not deliver it twice, to a clean session (the node's consumer) or
+    a persistent one (its own consumer)."""
+    config = "redeliver_after = 1"
+    a = culex_node(tmp_path, "a-leaders", nats.urls[:1], replicas=3, cluster=config)
+    b = culex_node(tmp_path, "b-leaders", nats.urls[1:2], replicas=3, cluster=config)
+    try:
+        topic = "flux/leaders"
+        clean = Paho(b.port, mqtt.MQTTv5, "leaders-clean").connect()
+        clean.subscribe(topic, 2)
+        kept = Paho(b.port, mqtt.MQTTv5, "leaders-kept", clean=False).connect(session_expiry=600)
+        kept.subscribe(topic, 2)
+        digest = hashlib.sha256(b"leaders-kept").hexdigest()[:32]
+        stepdowns = Stepdowns(nats.urls[2], ["node-b-leaders", f"s-{digest}"])
+        stepdowns.thread.start()
+        publisher = Publisher([a.port], topic, 2)
+        publisher.thread.start()
+        publisher.thread.join(6 * WAIT)
+        stepdowns.done.set()
+        stepdowns.thread.join(WAIT)
+        assert not publisher.thread.is_alive()
+        assert len(publisher.acknowledged) == COUNT
+        assert stepdowns.count >= 4
+        for name, subscriber in (("clean", clean), ("persistent", kept)):
+            received: list[int] = []
+            while len(set(received)) < COUNT:
+                received.append(int(subscriber.messages.get(timeout=WAIT).payload))
+            # A copy sent again comes redeliver_after (1 s) after the first: waited for.
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    received.append(int(subscriber.messages.get(timeout=3.0).payload))
+            twice = sorted(n for n, times in collections.Counter(received).items() if times > 1)
+            assert not twice, f"{name} session: received twice: {twice}"
+            subscriber.stop()
+    finally:
+        for node in (a, b):
+            node.stop()

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._handled import Handled
 from ._records import consumer_name
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ log = logging.getLogger("culex")
 
 FEED_BATCH = 64
 PULL_EXPIRES = 0.5  # seconds a pull request waits at the server for messages
+# Seconds between two looks at a session's acknowledgement floor (see _handled): one request
+# per session with messages flowing, so less often than for the node's own consumer.
+FEED_PRUNE_EVERY = 5.0
 
 
 class Held:
@@ -47,10 +51,12 @@ class Held:
 class Feed:
     """A connected session's consumer being pulled."""
 
-    __slots__ = ("asked", "asked_at", "give_back", "room", "session", "stopping", "task")
+    __slots__ = ("asked", "asked_at", "give_back", "handled", "room", "session", "stopping",
+                 "task")
 
-    def __init__(self, session: SessionState) -> None:
+    def __init__(self, session: SessionState, handled: Handled) -> None:
         self.session = session
+        self.handled = handled  # what it delivered, until JetStream counts it acknowledged
         self.stopping = False
         self.room = asyncio.Event()  # something changed: the feed looks whether to ask more
         self.asked = 0  # messages the pending request may still bring
@@ -85,7 +91,9 @@ class Feeding:
         feed = self._feeds.get(client_id)
         if session.connection is not None and feed is None and not self._leaving \
                 and self._js is not None and self._loop is not None:
-            feed = self._feeds[client_id] = Feed(session)
+            feed = self._feeds[client_id] = Feed(
+                session, Handled(self._js, self._stream, consumer_name(client_id),
+                                 FEED_PRUNE_EVERY))
             feed.task = self._loop.create_task(self._feed(feed))
         elif session.connection is None and feed is not None:
             self._stop_feed(client_id)  # what it holds is resent on its return
@@ -157,6 +165,7 @@ class Feeding:
                 feed.room.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(feed.room.wait(), PULL_EXPIRES + 1.0)
+                await feed.handled.prune()
             # The last request may bring messages until it ends (all it asked for, or its
             # expiry). Only then does nothing more come: had the inbox gone first, JetStream
             # would give the next message to the request left behind, find nobody there, and
@@ -212,6 +221,10 @@ class Feeding:
             self._completed.discard(key)
             self._spawn(msg.ack())
             return
+        if feed.handled.again(msg):  # completed here; its acknowledgement was lost
+            self._spawn(msg.ack())
+            return
+        feed.handled.add(msg)
         message = self._to_message(msg.subject, msg.data)
         if message is None or broker is None:
             self._spawn(msg.ack())

@@ -26,6 +26,7 @@ from ..broker import Message
 from ..protocol import ReasonCode
 from ._envelope import Envelope, EnvelopeError, decode, encode
 from ._fetch import batches
+from ._handled import Handled
 from ._liveness import Liveness, will_record
 from ._owners import Owners
 from ._patience import patiently
@@ -396,10 +397,14 @@ class ClusterNode(Storing):
 
     async def _consume(self, pull: Any) -> None:
         store = self._broker.store
+        handled = Handled(self._js, self._stream, self._consumer, 1.0)
         async for messages in batches(pull, FETCH_BATCH, lambda: self._stopping,
                                       "from JetStream"):
             changes = store.changes
             for msg in messages:
+                if handled.again(msg):
+                    continue  # delivered already; its lost acknowledgement is sent again
+                handled.add(msg)
                 try:
                     envelope = decode(msg.data)
                 except EnvelopeError as exc:
@@ -412,6 +417,7 @@ class ClusterNode(Storing):
                 await store.flush()  # acknowledged to JetStream once safe here too
             for msg in messages:
                 await msg.ack()
+            await handled.prune()
 
     async def _follow_retained(self) -> None:
         """Every retained message, the last of each topic first, then each as it comes, in

@@ -20,6 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from ._envelope import Envelope, decode
 from ._fetch import batches
+from ._handled import Handled
 from ._subjects import encode_level, filter_subjects, subject_topic
 
 if TYPE_CHECKING:
@@ -80,15 +81,21 @@ class SharedGroups:
                 ack_wait=self._redeliver_after, inactive_threshold=IDLE,
                 filter_subjects=filter_subjects(self._m, topic_filter)))
             pull = await self._js.pull_subscribe_bind("share-" + digest, self._stream)
-            self.tasks[key] = asyncio.get_running_loop().create_task(self._pull(pull, key))
+            handled = Handled(self._js, self._stream, "share-" + digest, 1.0)
+            self.tasks[key] = asyncio.get_running_loop().create_task(
+                self._pull(pull, key, handled))
 
-    async def _pull(self, pull: Any, key: Group) -> None:
+    async def _pull(self, pull: Any, key: Group, handled: Handled) -> None:
         async for messages in batches(pull, BATCH, self._stopping, "for a shared group"):
             for msg in messages:
-                if self._take(msg, key, self._m):
+                if handled.again(msg):
+                    await msg.ack()  # taken here already; its acknowledgement was lost
+                elif self._take(msg, key, self._m):
+                    handled.add(msg)
                     await msg.ack()
                 else:
                     await msg.nak()  # no member here any more: another node's turn
+            await handled.prune()
 
     def _take(self, msg: Msg, key: Group, prefix: str) -> bool:
         try:
