@@ -1,32 +1,87 @@
 """Pulling from a JetStream consumer until told to stop: the loop every consumer of a node
-runs (its own, and the shared groups')."""
+runs (its own, and the shared groups').
+
+Messages are handled as they come. The NATS client's ``fetch`` waits, once a first message has
+come, for the rest of its batch until its time-out: a message published after a quiet while
+could wait there up to that time-out (a second) before reaching its subscribers. Here one pull
+request at a time asks for up to ``size`` messages, for ``EXPIRES`` seconds, through an inbox of
+the loop's own, and each message is handed on as soon as it arrives; the next request goes
+when this one has brought all it asked for or has ended."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nats.errors
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
 
 log = logging.getLogger("culex")
 
+EXPIRES = 1.0  # seconds a pull request waits at the server for messages
 
-async def batches(pull: Any, size: int, stopping: Callable[[], bool], what: str
-                  ) -> AsyncIterator[list[Any]]:
-    """Each batch of up to ``size`` messages as it comes. A quiet second is no error; a
-    failure (NATS away) is logged and retried half a second later. The NATS client may take a
-    cancellation for a time-out: ``stopping`` ends the loop all the same."""
-    while not stopping():
-        try:
-            messages = await pull.fetch(size, timeout=1.0)
-        except (TimeoutError, nats.errors.TimeoutError):
-            continue
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("cluster: fetching %s: %s", what, exc)
-            await asyncio.sleep(0.5)
-            continue
-        yield messages
+
+class _Request:
+    """The pending pull request and what it brought."""
+
+    __slots__ = ("arrived", "asked", "asked_at", "wake")
+
+    def __init__(self) -> None:
+        self.arrived: list[Msg] = []
+        self.asked = 0  # messages the pending request may still bring (0: none pending)
+        self.asked_at = 0.0
+        self.wake = asyncio.Event()
+
+    async def on_message(self, msg: Msg) -> None:
+        status = msg.headers.get("Status") if msg.headers else None
+        if status is None:
+            self.asked = max(0, self.asked - 1)
+            self.arrived.append(msg)
+        elif status == "100":
+            return  # a heartbeat
+        elif status in ("404", "408"):  # the request ended (expired): another, now
+            self.asked = 0
+        else:  # 409: the consumer went, or changed leader: asked again in a second
+            log.debug("cluster: pulling: %s %s", status,
+                      msg.headers.get("Description") if msg.headers else "")
+            self.asked_at = time.monotonic() - EXPIRES
+            return
+        self.wake.set()
+
+
+async def batches(nc: Any, stream: str, consumer: str, size: int,
+                  stopping: Callable[[], bool], what: str) -> AsyncIterator[list[Msg]]:
+    """What has come since the last batch, each time something comes. A failure to ask (NATS
+    away) is logged and tried again half a second later."""
+    subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+    request = _Request()
+    sub = await nc.subscribe(nc.new_inbox(), cb=request.on_message)
+    try:
+        while not stopping():
+            now = time.monotonic()
+            if request.asked and now - request.asked_at > EXPIRES + 1.0:
+                request.asked = 0  # its end never came (NATS reconnected): ask again
+            if not request.asked:
+                try:
+                    await nc.publish(subject, json.dumps(
+                        {"batch": size, "expires": int(EXPIRES * 1e9)}).encode(), sub.subject)
+                except Exception as exc:
+                    log.warning("cluster: pulling %s: %s", what, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                request.asked, request.asked_at = size, now
+            if not request.arrived:
+                request.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(request.wake.wait(), EXPIRES + 1.0)
+            if request.arrived:
+                batch, request.arrived = request.arrived, []
+                yield batch
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()

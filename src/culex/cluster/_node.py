@@ -154,9 +154,8 @@ class ClusterNode(Storing):
                 self._shared.wanted.add((topic_filter, group))
         self._wanted += 1
         await patiently(self._apply)
-        pull = await self._js.pull_subscribe_bind(self._consumer, self._stream)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._consume(pull)), loop.create_task(self._watch())]
+        self._tasks = [loop.create_task(self._consume()), loop.create_task(self._watch())]
         assert self._caught_up is not None
         await asyncio.wait_for(self._caught_up.wait(), 60)  # every retained message is here
         log.info("cluster: node %s joined through %s (%d replicas)", config.node,
@@ -395,11 +394,11 @@ class ClusterNode(Storing):
         self._last_seen[key] = envelope.seq
         self._deliver(self._q0, msg.subject, envelope)
 
-    async def _consume(self, pull: Any) -> None:
+    async def _consume(self) -> None:
         store = self._broker.store
         handled = Handled(self._js, self._stream, self._consumer, 1.0)
-        async for messages in batches(pull, FETCH_BATCH, lambda: self._stopping,
-                                      "from JetStream"):
+        async for messages in batches(self._nc, self._stream, self._consumer, FETCH_BATCH,
+                                      lambda: self._stopping, "from JetStream"):
             changes = store.changes
             for msg in messages:
                 if handled.again(msg):

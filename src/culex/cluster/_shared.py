@@ -80,13 +80,13 @@ class SharedGroups:
                 deliver_policy=DeliverPolicy.NEW, max_ack_pending=10_000,
                 ack_wait=self._redeliver_after, inactive_threshold=IDLE,
                 filter_subjects=filter_subjects(self._m, topic_filter)))
-            pull = await self._js.pull_subscribe_bind("share-" + digest, self._stream)
-            handled = Handled(self._js, self._stream, "share-" + digest, 1.0)
             self.tasks[key] = asyncio.get_running_loop().create_task(
-                self._pull(pull, key, handled))
+                self._pull("share-" + digest, key))
 
-    async def _pull(self, pull: Any, key: Group, handled: Handled) -> None:
-        async for messages in batches(pull, BATCH, self._stopping, "for a shared group"):
+    async def _pull(self, consumer: str, key: Group) -> None:
+        handled = Handled(self._js, self._stream, consumer, 1.0)
+        async for messages in batches(self._nc, self._stream, consumer, BATCH, self._stopping,
+                                      "for a shared group"):
             for msg in messages:
                 if handled.again(msg):
                     await msg.ack()  # taken here already; its acknowledgement was lost
