@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._fetch import ENDED, MESSAGE, REFUSED, answer
 from ._handled import Handled
 from ._records import consumer_name
 
@@ -182,19 +183,17 @@ class Feeding:
                 await sub.drain()
 
     def _delivered(self, feed: Feed, msg: Msg) -> None:
-        status = msg.headers.get("Status") if msg.headers else None
-        if status is None:
+        what = answer(msg)
+        if what == MESSAGE:
             feed.asked = max(0, feed.asked - 1)
             self._arrived(feed, msg)
-        elif status == "100":
-            return  # a heartbeat
-        elif status in ("404", "408"):  # the request ended (expired): another, now
+        elif what == ENDED:
             feed.asked = 0
-        else:  # 409: the consumer went, or changed leader: asked again in a while
-            log.debug("cluster: pulling the queue of %r: %s %s", feed.session.client_id,
-                      status, msg.headers.get("Description") if msg.headers else "")
+        elif what == REFUSED:  # asked again in a while
             feed.asked_at = time.monotonic() - PULL_EXPIRES
             return
+        else:
+            return  # a heartbeat
         if not feed.asked:
             feed.room.set()
 

@@ -25,6 +25,25 @@ log = logging.getLogger("culex")
 
 EXPIRES = 1.0  # seconds a pull request waits at the server for messages
 
+# What comes to a pull request's inbox (see ``answer``).
+MESSAGE, HEARTBEAT, ENDED, REFUSED = range(4)
+
+
+def answer(msg: Msg) -> int:
+    """What ``msg``, come to a pull request's inbox, is: a message, a heartbeat, the request's
+    end (404, 408: expired, or all it asked for came; the next one goes now) or a refusal
+    (409: the consumer went, or changed leader; asked again in a while)."""
+    headers = msg.headers or {}
+    status = headers.get("Status")
+    if status is None:
+        return MESSAGE
+    if status == "100":
+        return HEARTBEAT
+    if status in ("404", "408"):
+        return ENDED
+    log.debug("cluster: pulling: %s %s", status, headers.get("Description", ""))
+    return REFUSED
+
 
 class _Request:
     """The pending pull request and what it brought."""
@@ -38,19 +57,17 @@ class _Request:
         self.wake = asyncio.Event()
 
     async def on_message(self, msg: Msg) -> None:
-        status = msg.headers.get("Status") if msg.headers else None
-        if status is None:
+        what = answer(msg)
+        if what == MESSAGE:
             self.asked = max(0, self.asked - 1)
             self.arrived.append(msg)
-        elif status == "100":
-            return  # a heartbeat
-        elif status in ("404", "408"):  # the request ended (expired): another, now
+        elif what == ENDED:
             self.asked = 0
-        else:  # 409: the consumer went, or changed leader: asked again in a second
-            log.debug("cluster: pulling: %s %s", status,
-                      msg.headers.get("Description") if msg.headers else "")
+        elif what == REFUSED:  # asked again in a second
             self.asked_at = time.monotonic() - EXPIRES
             return
+        else:
+            return  # a heartbeat
         self.wake.set()
 
 
