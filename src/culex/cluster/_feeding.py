@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._fetch import ENDED, MESSAGE, REFUSED, answer
+from ._fetch import ENDED, MESSAGE, Pulling
 from ._handled import Handled
 from ._records import consumer_name
 
@@ -49,19 +49,17 @@ class Held:
         self.taken = False  # the session keeps it (queued or in flight)
 
 
-class Feed:
+class Feed(Pulling):
     """A connected session's consumer being pulled."""
 
-    __slots__ = ("asked", "asked_at", "give_back", "handled", "room", "session", "stopping",
-                 "task")
+    __slots__ = ("give_back", "handled", "room", "session", "stopping", "task")
 
     def __init__(self, session: SessionState, handled: Handled) -> None:
+        super().__init__()
         self.session = session
         self.handled = handled  # what it delivered, until JetStream counts it acknowledged
         self.stopping = False
         self.room = asyncio.Event()  # something changed: the feed looks whether to ask more
-        self.asked = 0  # messages the pending request may still bring
-        self.asked_at = 0.0
         self.give_back: list[Msg] = []  # to hand back to JetStream once nothing more comes
         self.task: asyncio.Task[None] | None = None
 
@@ -183,18 +181,10 @@ class Feeding:
                 await sub.drain()
 
     def _delivered(self, feed: Feed, msg: Msg) -> None:
-        what = answer(msg)
+        what = feed.answered(msg, PULL_EXPIRES)
         if what == MESSAGE:
-            feed.asked = max(0, feed.asked - 1)
             self._arrived(feed, msg)
-        elif what == ENDED:
-            feed.asked = 0
-        elif what == REFUSED:  # asked again in a while
-            feed.asked_at = time.monotonic() - PULL_EXPIRES
-            return
-        else:
-            return  # a heartbeat
-        if not feed.asked:
+        if what in (MESSAGE, ENDED) and not feed.asked:
             feed.room.set()
 
     def _window(self) -> int:

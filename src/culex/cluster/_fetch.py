@@ -45,30 +45,44 @@ def answer(msg: Msg) -> int:
     return REFUSED
 
 
-class _Request:
-    """The pending pull request and what it brought."""
+class Pulling:
+    """A consumer pulled one request at a time: what the pending request may still bring."""
 
-    __slots__ = ("arrived", "asked", "asked_at", "wake")
+    __slots__ = ("asked", "asked_at")
 
     def __init__(self) -> None:
-        self.arrived: list[Msg] = []
         self.asked = 0  # messages the pending request may still bring (0: none pending)
         self.asked_at = 0.0
-        self.wake = asyncio.Event()
 
-    async def on_message(self, msg: Msg) -> None:
+    def answered(self, msg: Msg, expires: float) -> int:
+        """Count ``msg``, come to the request's inbox; what it is (see ``answer``). After a
+        refusal, the next request goes once ``asked_at`` is ``expires`` + 1 s old: in a second."""
         what = answer(msg)
         if what == MESSAGE:
             self.asked = max(0, self.asked - 1)
-            self.arrived.append(msg)
         elif what == ENDED:
             self.asked = 0
-        elif what == REFUSED:  # asked again in a second
-            self.asked_at = time.monotonic() - EXPIRES
-            return
-        else:
-            return  # a heartbeat
-        self.wake.set()
+        elif what == REFUSED:
+            self.asked_at = time.monotonic() - expires
+        return what
+
+
+class _Request(Pulling):
+    """The pending pull request and what it brought."""
+
+    __slots__ = ("arrived", "wake")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived: list[Msg] = []
+        self.wake = asyncio.Event()
+
+    async def on_message(self, msg: Msg) -> None:
+        what = self.answered(msg, EXPIRES)
+        if what == MESSAGE:
+            self.arrived.append(msg)
+        if what in (MESSAGE, ENDED):
+            self.wake.set()
 
 
 async def batches(nc: Any, stream: str, consumer: str, size: int,
