@@ -164,7 +164,7 @@ class Feeding:
                 feed.room.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(feed.room.wait(), PULL_EXPIRES + 1.0)
-                await feed.handled.prune()
+                feed.handled.prune_soon()
             # The last request may bring messages until it ends (all it asked for, or its
             # expiry). Only then does nothing more come: had the inbox gone first, JetStream
             # would give the next message to the request left behind, find nobody there, and

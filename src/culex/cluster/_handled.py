@@ -8,13 +8,15 @@ or handed back by another node) is delivered as usual."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from typing import Any
 
 
 class Handled:
-    __slots__ = ("_consumer", "_every", "_js", "_order", "_pruned_at", "_seqs", "_stream")
+    __slots__ = ("_consumer", "_every", "_js", "_order", "_pruned_at", "_seqs", "_stream",
+                 "_task")
 
     def __init__(self, js: Any, stream: str, consumer: str, every: float) -> None:
         """``every``: seconds between two looks at the consumer's acknowledgement floor (a
@@ -24,6 +26,7 @@ class Handled:
         self._seqs: set[int] = set()
         self._order: deque[int] = deque()  # the same, oldest first: what is pruned first
         self._pruned_at = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         """How many messages it remembers."""
@@ -41,13 +44,21 @@ class Handled:
             self._seqs.add(seq)
             self._order.append(seq)
 
+    def prune_soon(self) -> None:
+        """``prune`` in the background: the loop that pulls does not wait for JetStream's
+        answer (slow while it elects a leader)."""
+        if self._order and time.monotonic() - self._pruned_at >= self._every:
+            self._pruned_at = time.monotonic()
+            self._task = asyncio.get_running_loop().create_task(self._prune())
+
     async def prune(self) -> None:
         """Forget what JetStream counts acknowledged (at or below the consumer's floor, where
         nothing is sent again): looked up at most once in ``every`` seconds, if needed."""
-        now = time.monotonic()
-        if not self._order or now - self._pruned_at < self._every:
-            return
-        self._pruned_at = now
+        if self._order and time.monotonic() - self._pruned_at >= self._every:
+            self._pruned_at = time.monotonic()
+            await self._prune()
+
+    async def _prune(self) -> None:
         try:
             info = await self._js.consumer_info(self._stream, self._consumer)
         except Exception:  # NATS away, or the consumer gone: next time

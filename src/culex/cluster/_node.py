@@ -416,7 +416,7 @@ class ClusterNode(Storing):
                 await store.flush()  # acknowledged to JetStream once safe here too
             for msg in messages:
                 await msg.ack()
-            await handled.prune()
+            handled.prune_soon()
 
     async def _follow_retained(self) -> None:
         """Every retained message, the last of each topic first, then each as it comes, in

@@ -95,7 +95,7 @@ class SharedGroups:
                     await msg.ack()
                 else:
                     await msg.nak()  # no member here any more: another node's turn
-            await handled.prune()
+            handled.prune_soon()
 
     def _take(self, msg: Msg, key: Group, prefix: str) -> bool:
         try:
