@@ -75,6 +75,7 @@ class Feeding:
         _filters: dict[str, list[str]]
         _feeds: dict[str, Feed]
         _draining: dict[str, Feed]
+        _ending: dict[str, asyncio.Task[None]]
         _held: dict[tuple[str, int], Held]
         _keys: dict[object, tuple[str, int]]
         _counts: dict[str, int]
@@ -104,18 +105,23 @@ class Feeding:
             feed.room.set()
             if feed.task is not None and not feed.task.done():
                 self._draining[client_id] = feed  # until nothing more comes to it
+                self._ending[client_id] = feed.task  # until what it held is handed back
 
     async def _feed(self, feed: Feed) -> None:
+        client_id = feed.session.client_id
         try:
             await self._pull(feed)
         finally:
             # No longer draining before its hand-back starts: what is let go of from now on
             # is handed back on its own (_drop_held), not added to a list already read.
-            client_id = feed.session.client_id
             if self._draining.get(client_id) is feed:
                 del self._draining[client_id]
-            if feed.give_back:
-                await self._hand_back(client_id, feed.give_back)
+            try:
+                if feed.give_back:
+                    await self._hand_back(client_id, feed.give_back)
+            finally:
+                if self._ending.get(client_id) is feed.task:
+                    del self._ending[client_id]
 
     async def _hand_back(self, client_id: str, msgs: list[Msg]) -> None:
         """Hand ``msgs`` back to JetStream (NAK), in the queue's order: it redelivers them in
@@ -265,13 +271,18 @@ class Feeding:
         if not task.cancelled() and task.exception() is not None:
             log.debug("cluster: acknowledgement to JetStream failed: %s", task.exception())
 
-    async def _handed_back(self, feeds: list[Feed], timeout: float) -> None:
-        """Until the stopped ``feeds`` have nothing more coming from JetStream and what they
-        held is handed back to it: then another node pulls their queues in order."""
-        tasks = [feed.task for feed in feeds if feed.task is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
-        if self._acks:
-            await asyncio.wait(list(self._acks), timeout=timeout)
-        with contextlib.suppress(Exception):
-            await self._nc.flush(timeout)  # the server has them before the other node asks
+    async def _handed_back(self, feeds: list[asyncio.Task[None]], timeout: float) -> bool:
+        """Until the stopped feeds (their tasks) have nothing more coming from JetStream and
+        what they held is handed back to it: then another node pulls their queues in order.
+        Whether that was done within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        done = True
+        for waiting in (feeds, list(self._acks)):
+            if waiting:
+                left = max(0.0, deadline - time.monotonic())
+                done = not (await asyncio.wait(waiting, timeout=left))[1] and done
+        try:
+            await self._nc.flush(max(0.01, deadline - time.monotonic()))
+        except Exception:  # the server may not have them before the other node asks
+            done = False
+        return done

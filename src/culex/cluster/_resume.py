@@ -25,11 +25,14 @@ if TYPE_CHECKING:
 
     from ..broker import Broker, Message
     from ..clusterconfig import ClusterConfig
-    from ._feeding import Feed
 
 log = logging.getLogger("culex")
 
 RELEASE_WAIT = 2.0  # seconds a node has to let go of a session another one resumes
+# Seconds the holder waits for the hand-back before it leaves a request unanswered: within
+# RELEASE_WAIT. A stopped feed's last pull request may take up to a second to end (see
+# _feeding); more than that means a node under load, and the next request finds it further on.
+HAND_BACK_WAIT = RELEASE_WAIT - 0.25
 RELEASE_ATTEMPTS = 3
 
 
@@ -49,7 +52,7 @@ class Resuming:
         _revisions: dict[str, int]
         _inbound: dict[str, list[Any]]
         _tasks: set[asyncio.Task[Any]]
-        _draining: dict[str, Feed]
+        _ending: dict[str, asyncio.Task[None]]
         _to_message: Callable[[str, bytes], Message | None]
         _alive: Callable[[], list[str]]
 
@@ -58,7 +61,8 @@ class Resuming:
 
         async def _written_through(self, batch: int) -> None: ...
 
-        async def _handed_back(self, feeds: list[Feed], timeout: float) -> None: ...
+        async def _handed_back(self, feeds: list[asyncio.Task[None]],
+                               timeout: float) -> bool: ...
 
     def admit_then(self, client_id: str, clean_start: bool,
                    then: Callable[[tuple[int, str] | None], None]) -> None:
@@ -82,7 +86,10 @@ class Resuming:
 
         async def on_request(msg: Msg) -> None:
             try:
-                await self.release(msg.data.decode())
+                if not await self.release(msg.data.decode()):
+                    # Not answered: the other node asks again (and this one goes on waiting
+                    # for the hand-back), or in the end takes the session anyway.
+                    return
             except Exception as exc:
                 log.warning("cluster: letting go of a session: %s", exc)
             with contextlib.suppress(Exception):
@@ -189,15 +196,21 @@ class Resuming:
                     holder, client_id)
         return False
 
-    async def release(self, client_id: str) -> None:
+    async def release(self, client_id: str) -> bool:
         """Another node resumes ``client_id``'s session: let go of it here (its connection
-        closed, its record written for the other node), then answer."""
+        closed, its record written for the other node, what its feed held handed back to
+        JetStream); whether that was done within HAND_BACK_WAIT, for the answer."""
         broker = self._broker
         assert broker is not None
+        start = time.monotonic()
         broker.let_go(client_id)
-        feed = self._draining.get(client_id)  # its feed, stopped (now, or when it went away)
+        # Its feed, stopped now or before (a retried request finds it too, until its
+        # hand-back is over): the other node must not pull the session's queue before what
+        # this one held is back in it, or newer messages would overtake them.
+        ending = self._ending.get(client_id)
         await self._written_through(self._batch)  # the batch gathering now has its record
-        await self._handed_back([feed] if feed is not None else [], RELEASE_WAIT / 2)
+        return await self._handed_back([ending] if ending is not None else [],
+                                       HAND_BACK_WAIT - (time.monotonic() - start))
 
     async def _forget(self, client_id: str, revision: int | None) -> None:
         """End the session in the cluster: its consumer, and its record if ``revision`` is

@@ -97,6 +97,8 @@ class SessionStore(Resuming, Feeding, Store):
         self._limits: dict[str, int] = {}  # each consumer's inactivity threshold (seconds)
         self._feeds: dict[str, Feed] = {}
         self._draining: dict[str, Feed] = {}  # stopped feeds, until nothing more comes to them
+        # Their tasks, until what they held is handed back too (after they left _draining).
+        self._ending: dict[str, asyncio.Task[None]] = {}
         self._held: dict[tuple[str, int], Held] = {}  # (client id, stream sequence)
         self._keys: dict[object, tuple[str, int]] = {}  # the held messages (Message objects)
         self._counts: dict[str, int] = {}  # held messages per session
@@ -381,7 +383,7 @@ class SessionStore(Resuming, Feeding, Store):
         broker = self._broker
         for client_id in list(self._feeds):
             self._stop_feed(client_id)
-        feeds = list(self._draining.values())
+        ending = list(self._ending.values())
         for client_id in list(self._revisions):
             session = broker.sessions.get(client_id) if broker is not None else None
             if session is not None:  # (before what is held of it is dropped: see above)
@@ -390,7 +392,7 @@ class SessionStore(Resuming, Feeding, Store):
         self._changed()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.flush(), LEAVE_TIMEOUT)
-        await self._handed_back(feeds, 1.0)
+        await self._handed_back(ending, 1.0)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
 
