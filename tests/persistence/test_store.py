@@ -213,6 +213,34 @@ def test_restart_restores_sessions_queues_and_retained(tmp_path: Path) -> None:
         h.close()
 
 
+def test_queued_messages_keep_their_subscription_identifiers_and_retain_flag(
+        tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    expiry = Properties(session_expiry_interval=3600)
+    sub = h.client("sub", 5, clean=False, properties=expiry)
+    sub.send(Subscribe(1, [SubscriptionRequest("q/#", 1, retain_as_published=True)],
+                       Properties(subscription_identifiers=[7])),
+             Subscribe(2, [SubscriptionRequest("o/plain", 1)]))
+    h.commit()
+    sub.send(Disconnect())
+    h.commit()
+    pub = h.client("pub")
+    pub.send(Publish("q/kept", b"r", qos=1, retain=True, packet_id=1),
+             Publish("o/plain", b"p", qos=1, packet_id=2))
+    h.commit()
+    h.close()
+
+    h = Harness(tmp_path)
+    try:
+        sub = h.client("sub", 5, clean=False, properties=expiry)
+        got = sorted(((p.topic, p.retain, sorted(p.properties.subscription_identifiers))
+                      for p in sub.received() if isinstance(p, Publish)), key=str)
+        # MQTT-3.3.4-3: the matching subscription's identifier; the plain one has none.
+        assert got == [("o/plain", False, []), ("q/kept", True, [7])]
+    finally:
+        h.close()
+
+
 def test_in_flight_messages_are_resent_with_their_packet_ids(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     sub = h.client("sub", clean=False)
