@@ -28,6 +28,9 @@ _DELETE_SUB = "DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = 
 _INSERT_AWAITING = "INSERT OR IGNORE INTO awaiting_release VALUES (?,?)"
 _DELETE_AWAITING = "DELETE FROM awaiting_release WHERE client_id = ? AND packet_id = ?"
 _UPSERT_RETAINED = "INSERT OR REPLACE INTO retained VALUES (?,?,?,?,?)"
+# A message without properties or expiry leaves those columns out (NULL): binding a None
+# costs sqlite3 an adapter lookup (see the deliveries' rows in Changes.build).
+_PLAIN_MESSAGES = "messages (id, topic, payload, qos, retain)"
 _DELETE_RETAINED = "DELETE FROM retained WHERE topic = ?"
 
 Rows = list[tuple[Any, ...]]
@@ -194,15 +197,21 @@ class Changes:
         _add(ops, _UPSERT_SUB, up, _DELETE_SUB, down)
         rows = self._message_rows
         messages: Rows = []
+        plain: Rows = []  # those without properties or expiry (most)
         gone: Rows = []
         for message_id, message in self._messages.items():
             if message is None:
                 gone.append((message_id,))
             else:
                 rows[message].stored = True
-                messages.append((message_id, *_message_row(message, wall)))
+                row = _message_row(message, wall)
+                if row[4] is None and row[5] is None:
+                    plain.append((message_id, *row[:4]))
+                else:
+                    messages.append((message_id, *row))
         _multi_delete(ops, "messages", "id", gone)
         _multi_row(ops, "messages", 7, messages)
+        _multi_row(ops, _PLAIN_MESSAGES, 5, plain)
         deliveries: Rows = []
         gone = []
         for seq, entry in self._deliveries.items():
