@@ -157,11 +157,9 @@ class Feeding:
         try:
             while not feed.stopping:
                 now = time.monotonic()
-                if feed.asked and now - feed.asked_at > PULL_EXPIRES + 1.0:
-                    feed.asked = 0  # its end never came (NATS reconnected): ask again
                 want = min(FEED_BATCH, limit - self._counts.get(client_id, 0))
-                if not feed.asked and want > 0:
-                    feed.asked, feed.asked_at = want, now
+                if not feed.pending(now, PULL_EXPIRES) and want > 0:
+                    feed.ask(want, now)
                     request = {"batch": want, "expires": int(PULL_EXPIRES * 1e9)}
                     try:
                         await self._nc.publish(subject, json.dumps(request).encode(), inbox)

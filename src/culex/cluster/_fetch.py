@@ -54,6 +54,17 @@ class Pulling:
         self.asked = 0  # messages the pending request may still bring (0: none pending)
         self.asked_at = 0.0
 
+    def pending(self, now: float, expires: float) -> bool:
+        """Whether a request is pending. One whose end has not come a second after its expiry
+        never will (NATS reconnected meanwhile): it is forgotten, and the next one may go."""
+        if self.asked and now - self.asked_at > expires + 1.0:
+            self.asked = 0
+        return bool(self.asked)
+
+    def ask(self, count: int, now: float) -> None:
+        """A request for ``count`` messages went (or is going) at ``now``."""
+        self.asked, self.asked_at = count, now
+
     def answered(self, msg: Msg, expires: float) -> int:
         """Count ``msg``, come to the request's inbox; what it is (see ``answer``). After a
         refusal, the next request goes once ``asked_at`` is ``expires`` + 1 s old: in a second."""
@@ -95,9 +106,7 @@ async def batches(nc: Any, stream: str, consumer: str, size: int,
     try:
         while not stopping():
             now = time.monotonic()
-            if request.asked and now - request.asked_at > EXPIRES + 1.0:
-                request.asked = 0  # its end never came (NATS reconnected): ask again
-            if not request.asked:
+            if not request.pending(now, EXPIRES):
                 try:
                     await nc.publish(subject, json.dumps(
                         {"batch": size, "expires": int(EXPIRES * 1e9)}).encode(), sub.subject)
@@ -105,7 +114,7 @@ async def batches(nc: Any, stream: str, consumer: str, size: int,
                     log.warning("cluster: pulling %s: %s", what, exc)
                     await asyncio.sleep(0.5)
                     continue
-                request.asked, request.asked_at = size, now
+                request.ask(size, now)
             if not request.arrived:
                 request.wake.clear()
                 with contextlib.suppress(TimeoutError):
