@@ -278,7 +278,8 @@ class Feeding:
         for waiting in (feeds, list(self._acks)):
             if waiting:
                 left = max(0.0, deadline - time.monotonic())
-                done = not (await asyncio.wait(waiting, timeout=left))[1] and done
+                _, pending = await asyncio.wait(waiting, timeout=left)
+                done = done and not pending
         try:
             await self._nc.flush(max(0.01, deadline - time.monotonic()))
         except Exception:  # the server may not have them before the other node asks

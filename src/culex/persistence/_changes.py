@@ -28,10 +28,10 @@ _DELETE_SUB = "DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = 
 _INSERT_AWAITING = "INSERT OR IGNORE INTO awaiting_release VALUES (?,?)"
 _DELETE_AWAITING = "DELETE FROM awaiting_release WHERE client_id = ? AND packet_id = ?"
 _UPSERT_RETAINED = "INSERT OR REPLACE INTO retained VALUES (?,?,?,?,?)"
+_DELETE_RETAINED = "DELETE FROM retained WHERE topic = ?"
 # A message without properties or expiry leaves those columns out (NULL): binding a None
 # costs sqlite3 an adapter lookup (see the deliveries' rows in Changes.build).
 _PLAIN_MESSAGES = "messages (id, topic, payload, qos, retain)"
-_DELETE_RETAINED = "DELETE FROM retained WHERE topic = ?"
 
 Rows = list[tuple[Any, ...]]
 # (statement, parameters, whether the parameters are many rows for executemany)
