@@ -6,6 +6,7 @@ killed, with no acknowledged message lost and no QoS 2 message twice."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import queue
@@ -168,6 +169,28 @@ def test_a_session_taken_over_while_messages_stream_gets_them_in_order(
     finally:
         publisher.stop()
         for client in clients:
+            client.stop()
+
+
+def test_sessions_taken_over_together_are_let_go_together(nodes: list[BrokerProcess]) -> None:
+    a, b = nodes
+    count = 24  # each release waits for its session's last pull request (up to 0.5 s)
+    holders: list[Paho] = []
+    takers = [Paho(b.port, mqtt.MQTTv5, f"volet-{index}", clean=False) for index in range(count)]
+    try:
+        for index in range(count):
+            holders.append(persistent(a.port, mqtt.MQTTv5, f"volet-{index}"))
+            holders[-1].subscribe(f"maison/volet{index}/position", 1)
+        # All move to the other node at once (a balancer restarted): node a is asked to let
+        # go of the 24 sessions together, and must not answer one request after the other,
+        # else the last ones wait longer than the asking node waits for an answer.
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            list(pool.map(lambda taker: taker.connect(session_expiry=600), takers))
+        assert all(taker.session_present for taker in takers)
+        assert all(holder.disconnected.wait(WAIT) for holder in holders)
+        assert not [line for line in b.lines if "does not let go" in line]
+    finally:
+        for client in holders + takers:
             client.stop()
 
 

@@ -84,7 +84,7 @@ class Resuming:
     async def serve_releases(self) -> None:
         """Answer the other nodes' requests to let go of a session (``_ask_release``)."""
 
-        async def on_request(msg: Msg) -> None:
+        async def answer(msg: Msg) -> None:
             try:
                 if not await self.release(msg.data.decode()):
                     # Not answered: the other node asks again (and this one goes on waiting
@@ -94,6 +94,15 @@ class Resuming:
                 log.warning("cluster: letting go of a session: %s", exc)
             with contextlib.suppress(Exception):
                 await msg.respond(b"ok")
+
+        async def on_request(msg: Msg) -> None:
+            # Each request in a task of its own: NATS hands a subscription its messages one
+            # at a time, and a release waits for its session's hand-back (up to a second):
+            # clients moving to another node together must not wait for one another.
+            assert self._loop is not None
+            task = self._loop.create_task(answer(msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
         await self._nc.subscribe(f"{self._config.prefix}.release.{encode_level(self._node)}",
                                  cb=on_request)
