@@ -46,17 +46,23 @@ class Handled:
 
     def prune_soon(self) -> None:
         """``prune`` in the background: the loop that pulls does not wait for JetStream's
-        answer (slow while it elects a leader)."""
-        if self._order and time.monotonic() - self._pruned_at >= self._every:
-            self._pruned_at = time.monotonic()
+        answer (slow while it elects a leader). The task is kept: the loop holds it weakly."""
+        if self._due():
             self._task = asyncio.get_running_loop().create_task(self._prune())
 
     async def prune(self) -> None:
         """Forget what JetStream counts acknowledged (at or below the consumer's floor, where
         nothing is sent again): looked up at most once in ``every`` seconds, if needed."""
-        if self._order and time.monotonic() - self._pruned_at >= self._every:
-            self._pruned_at = time.monotonic()
+        if self._due():
             await self._prune()
+
+    def _due(self) -> bool:
+        """Whether to look up the floor now (then not again for ``every`` seconds)."""
+        now = time.monotonic()
+        if not self._order or now - self._pruned_at < self._every:
+            return False
+        self._pruned_at = now
+        return True
 
     async def _prune(self) -> None:
         try:

@@ -11,7 +11,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import nats.js.errors
@@ -76,8 +76,12 @@ class Resuming:
                 refusal = ReasonCode.SERVER_UNAVAILABLE, "the cluster cannot be asked"
             then(refusal)
 
+        self._background(bring())
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in a task of its own, kept until done (a stop waits for it)."""
         assert self._loop is not None
-        task = self._loop.create_task(bring())
+        task = self._loop.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -99,10 +103,7 @@ class Resuming:
             # Each request in a task of its own: NATS hands a subscription its messages one
             # at a time, and a release waits for its session's hand-back (up to a second):
             # clients moving to another node together must not wait for one another.
-            assert self._loop is not None
-            task = self._loop.create_task(answer(msg))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._background(answer(msg))
 
         await self._nc.subscribe(f"{self._config.prefix}.release.{encode_level(self._node)}",
                                  cb=on_request)
